@@ -1,0 +1,29 @@
+"""The `curate` command line. Each command group lives in `curate.commands.<name>` and imports its heavy
+dependencies (torch, presidio, argilla, vllm) inside the command body, so `curate --help` starts fast."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="curate",
+    help="Build, curate, review and publish clinical chain-of-thought reasoning datasets.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+#: Modules under curate.commands, each with `register(app)`. Order is the order shown in --help.
+COMMAND_MODULES = ("sources", "inspect")
+
+
+def build_app() -> typer.Typer:
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"curate.commands.{name}").register(app)
+    return app
+
+
+def main() -> None:
+    build_app()()
