@@ -116,7 +116,7 @@ def read_table_rows(path: Path) -> Any:
 def load(path: str | Path | None = None, *, split: str | None = None, limit: int | None = None,
          config: str | None = None, hub_format: bool = False, skip_invalid: bool = False,
          mapping: list[str] | dict[str, str] | None = None, answer_format: str = "letter",
-         name: str = NAME) -> SourceResult:
+         source_name: str = NAME) -> SourceResult:
     if path is None:
         raise InputError("--path", "the custom source needs --path FILE (JSONL, CSV or Parquet)")
     path = Path(path)
@@ -132,6 +132,6 @@ def load(path: str | Path | None = None, *, split: str | None = None, limit: int
         raise InputError("--answer-format", f"expected one of {', '.join(ANSWER_FORMATS)}, got {answer_format!r}")
     loc_kind = "line" if path.suffix.lower() in (".jsonl", ".json", ".csv") else "row"
     return convert_rows(read_table_rows(path),
-                        lambda r, i: to_question(r, i, mapping=mapping, split=split or "train", name=name,
+                        lambda r, i: to_question(r, i, mapping=mapping, split=split or "train", name=source_name,
                                                  answer_format=answer_format),
                         path=path, limit=limit, skip_invalid=skip_invalid, loc_kind=loc_kind)

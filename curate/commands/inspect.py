@@ -17,6 +17,7 @@ def inspect(
     from collections import Counter
 
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from curate.io import read_rows
@@ -37,14 +38,12 @@ def inspect(
         nulls = sum(1 for row in data if row.get(key) is None)
         schema.add_row(key, " | ".join(sorted(types)), str(nulls))
     out.print(schema)
-    if rows and data:
-        sample = Table(title=f"first {min(rows, len(data))} rows", show_lines=True)
-        shown = list(columns)[:8]
-        for key in shown:
-            sample.add_column(key, overflow="fold", max_width=40)
-        for row in data[:rows]:
-            sample.add_row(*[_short(row.get(key)) for key in shown])
-        out.print(sample)
+    for index, row in enumerate(data[:rows]):
+        # One row per panel, a field per line: stage rows are wide (question, options, reasoning...).
+        from rich.panel import Panel
+
+        body = "\n".join(f"[bold]{key}[/]: {escape(_short(value))}" for key, value in row.items())
+        out.print(Panel(body, title=f"row {index}", title_align="left"))
     if data and "source" in columns:
         counts = Counter((row.get("source"), row.get("split")) for row in data)
         by = Table(title="per source / split")

@@ -55,7 +55,7 @@ def pull(
         module = get_source(name)
         options = dict(split=split, limit=limit, config=config, hub_format=hub_format, skip_invalid=skip_invalid)
         if name == "custom":
-            options.update(mapping=mapping, answer_format=answer_format, name=source_name or "custom")
+            options.update(mapping=mapping, answer_format=answer_format, source_name=source_name or "custom")
         result = module.load(str(path) if path else None, **options)
         counter = StageCounter("sources")
         for q in result.questions:
