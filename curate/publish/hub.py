@@ -1,0 +1,17 @@
+"""The one place curate talks to the Hugging Face Hub for publishing. The token comes from the environment
+(`HF_TOKEN`, or the login `huggingface_hub` keeps): curate never reads it into a file, a log or the card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def push_folder(folder: Path, *, repo_id: str, private: bool = False, commit_message: str | None = None) -> str:
+    """Create the dataset repo if needed and upload `folder` (README card + data/). Returns the dataset URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=str(folder),
+                      commit_message=commit_message or "curate publish")
+    return f"https://huggingface.co/datasets/{repo_id}"
