@@ -31,7 +31,7 @@ from curate.pipeline.stages import STAGES, Stage, StageContext, stage_named
 from curate.records import stable_hash
 
 #: Distributions whose versions the manifest records (looked up in metadata: nothing is imported).
-VERSIONED = ("curate", "pydantic", "polars", "pyarrow", "datasets", "huggingface_hub", "openai", "transformers", "torch",
+VERSIONED = ("pydantic", "polars", "pyarrow", "datasets", "huggingface_hub", "openai", "transformers", "torch",
              "vllm", "datasketch", "rapidfuzz", "presidio-analyzer", "spacy", "argilla", "trl", "peft")
 
 MANIFEST_FORMAT = 1
@@ -50,7 +50,9 @@ def now() -> str:
 
 
 def package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
+    import curate
+
+    versions = {"python": platform.python_version(), "curate": getattr(curate, "__version__", "unknown")}
     for name in VERSIONED:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[name] = importlib.metadata.version(name)

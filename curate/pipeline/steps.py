@@ -77,8 +77,8 @@ def publish_step(input: Path, output: Path, *, repo_id: str, private: bool = Fal
                  push: bool = False, split_by: str | None = None, run_dir: Path | None = None,
                  report: Path | None = None) -> StageReport:
     """Write the Hub layout and card to `output` (no network), then upload that folder when `push` is set."""
-    from curate.publish import publish, push_folder
     from curate.pipeline.rundir import count_rows
+    from curate.publish import publish, push_folder
 
     counter = StageCounter("publish")
     folder = publish(input, repo_id=repo_id, local_dir=output, private=private, force=force, run_dir=run_dir,
