@@ -75,7 +75,7 @@ def fake_generate(input: Path, output: Path, *, teacher: str, backend: str = "op
             letter = q["answer"] if b < 70 else letters[(letters.index(q["answer"]) + 1) % len(letters)]
             n_words = 20 + _bucket(q["id"], i, "len", n=120) + (60 if q["source"] == "pubmedqa" else 0)
             reasoning = " ".join(WORDS[(k * 7 + b) % len(WORDS)] for k in range(n_words))
-            if b % 9 == 0:
+            if b % 4 == 0:
                 reasoning = f"Dr. Smith saw the patient on 03/14/2021. {reasoning}"
             truncated = 90 <= b < 96
             completion = f"<think>\n{reasoning}" if truncated else f"<think>\n{reasoning}\n</think>\n<answer>{letter}</answer>"
