@@ -341,3 +341,15 @@ cost_per_1k_input = 0.5
 cost_per_1k_output = 1.5
 {extra}
 """
+
+
+def build_run(folder: Path, *, until: str | None = None, **config_options: Any) -> Path:
+    """A finished (or, with `until`, partial) run directory made by the real runner over these stand-ins."""
+    from curate.pipeline import parse_config, run_pipeline
+    from curate.pipeline.config import tomllib
+
+    files = write_source_files(folder / "src")
+    run_dir = folder / "run"
+    config = parse_config(tomllib.loads(config_text(files, run_dir, **config_options)))
+    run_pipeline(config, stages=fake_stages(), until=until, echo=lambda _: None)
+    return run_dir

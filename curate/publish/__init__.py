@@ -16,7 +16,7 @@ from typing import Any
 from curate.io import read_rows
 from curate.publish.card import render_card
 from curate.publish.hub import push_folder
-from curate.publish.layout import hub_row, split_file, split_rows, write_split
+from curate.publish.layout import hub_row, split_rows, write_splits
 
 #: (stage, column it adds to every row, what it protects against)
 SAFETY_STEPS = (("decontaminate", "contaminated_by", "benchmark decontamination"),
@@ -27,10 +27,23 @@ class PublishRefused(ValueError):
     """The data skipped a safety step and `force` was not given."""
 
 
-def skipped_safety_steps(rows: list[dict[str, Any]], run: Any | None) -> list[str]:
+def producing_stage(input: Path, run: Any) -> str | None:
+    """The run stage whose recorded output is this very file (by sha256), if any."""
+    from curate.pipeline.rundir import sha256_path
+
+    digest = sha256_path(input)
+    return next((name for name in run.order if (run.stage(name).get("output") or {}).get("sha256") == digest), None)
+
+
+def skipped_safety_steps(rows: list[dict[str, Any]], run: Any | None, input: Path | None = None) -> list[str]:
+    """Safety steps the data did not go through. The manifest vouches only for a file the run itself wrote at or
+    after that step (publishing `deduped.parquet` of a finished run is still refused); otherwise the rows' columns
+    decide."""
+    made_by = producing_stage(input, run) if run is not None and input is not None else None
     skipped = []
     for stage, column, label in SAFETY_STEPS:
-        by_manifest = run is not None and run.done(stage)
+        by_manifest = (made_by is not None and run.done(stage)
+                       and run.order.index(made_by) >= run.order.index(stage))
         by_columns = bool(rows) and all(column in row for row in rows)
         if not (by_manifest or by_columns):
             skipped.append(label)
@@ -51,7 +64,7 @@ def publish(input: Path, *, repo_id: str, local_dir: Path | None = None, private
     rows = read_rows(input)
     if not rows:
         raise ValueError(f"{input}: no rows to publish")
-    skipped = skipped_safety_steps(rows, run)
+    skipped = skipped_safety_steps(rows, run, input)
     if skipped and not force:
         raise PublishRefused(f"refusing to publish {input}: {' and '.join(skipped)} did not run on it "
                              "(no record in the run manifest, and the rows lack its column). Run the missing stage, "
@@ -70,8 +83,7 @@ def publish(input: Path, *, repo_id: str, local_dir: Path | None = None, private
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".publish-", dir=parent))
     try:
-        for split, split_rows_ in splits.items():
-            write_split(split_rows_, staging / split_file(split))
+        write_splits(splits, staging)
         card = render_card(repo_id=repo_id, splits=splits, run=run, skipped=skipped if force else [], input=input)
         (staging / "README.md").write_text(card, encoding="utf-8")
         if target is None:

@@ -71,20 +71,29 @@ def split_file(split: str) -> str:
     return f"data/{split}-00000-of-00001.parquet"
 
 
-def write_split(rows: list[dict[str, Any]], path: Path) -> None:
+def write_splits(splits: dict[str, list[dict[str, Any]]], folder: Path) -> None:
+    """One Parquet file per split, all with one schema (built from every row at once: a column that is null in
+    one split must still have the other splits' type, or `load_dataset` cannot cast the splits alike)."""
     import polars as pl
 
     columns: dict[str, None] = {}
-    for row in rows:
-        columns.update(dict.fromkeys(row))
+    for rows in splits.values():
+        for row in rows:
+            columns.update(dict.fromkeys(row))
     encoded = []
-    for row in rows:
-        out = {}
-        for key in columns:
-            value = row.get(key)
-            if key in JSON_COLUMNS and key != "messages" and value is not None and not isinstance(value, str):
-                value = json.dumps(value, ensure_ascii=False, default=str)
-            out[key] = value
-        encoded.append(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pl.DataFrame(encoded, infer_schema_length=None).write_parquet(path)
+    for rows in splits.values():
+        for row in rows:
+            out = {}
+            for key in columns:
+                value = row.get(key)
+                if key in JSON_COLUMNS and key != "messages" and value is not None and not isinstance(value, str):
+                    value = json.dumps(value, ensure_ascii=False, default=str)
+                out[key] = value
+            encoded.append(out)
+    frame = pl.DataFrame(encoded, infer_schema_length=None)
+    start = 0
+    for split, rows in splits.items():
+        path = folder / split_file(split)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.slice(start, len(rows)).write_parquet(path)
+        start += len(rows)
