@@ -329,3 +329,32 @@ teacher = "t"
     assert manifest["stages"]["sources"]["counts"]["rows_out"] == 60
     ids = {q["id"].split(":")[0] for q in RunDir.open(tmp_path / "run").rows("sources")}
     assert ids == {"medqa", "medmcqa", "pubmedqa"}
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+def test_cli_run_until_sources_and_summary(cli, tmp_path, files):
+    (tmp_path / "c.toml").write_text(config_text(files, tmp_path / "run"))
+    proc = cli("run", tmp_path / "c.toml", "--until", "sources", check=True)
+    assert "✓ sources: 27 rows" in proc.stderr and "not run" in proc.stderr
+    proc = cli("run", tmp_path / "c.toml", "--until", "sources", "--run-dir", tmp_path / "other", check=True)
+    assert (tmp_path / "other" / "questions.parquet").exists()
+    proc = cli("run", tmp_path / "c.toml", "--until", "sources", check=True)
+    assert "sources: finished earlier, reused" in proc.stderr
+
+
+def test_cli_bad_config_and_failing_stage(cli, tmp_path, files):
+    (tmp_path / "bad.toml").write_text(config_text(files, tmp_path / "run").replace("[filter]", "[filter]\n[filtre]"))
+    proc = cli("run", tmp_path / "bad.toml")
+    assert proc.returncode == 2 and "unknown section [filtre]" in proc.stderr and "Traceback" not in proc.stderr
+    with open(files["medqa"], "a") as fh:
+        fh.write("{not json\n")
+    (tmp_path / "c.toml").write_text(config_text(files, tmp_path / "run"))
+    proc = cli("run", tmp_path / "c.toml", "--until", "sources")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "stage sources failed" in proc.stderr and "test.jsonl:13: invalid JSON" in proc.stderr
+    assert "run the same command again" in proc.stderr
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["stages"]["sources"]["status"] == "failed"
+    assert not (tmp_path / "run" / "questions.parquet").exists()

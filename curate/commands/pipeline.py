@@ -20,6 +20,8 @@ def run(
 
     Stages: sources, generate, filter, dedupe, decontaminate, scrub, review (optional), publish.
     Example: curate run examples/pipeline.toml --until filter"""
+    from rich.markup import escape
+
     from curate.pipeline import PipelineError, load_config, run_pipeline
     from curate.pipeline.steps import StagePending
 
@@ -27,13 +29,13 @@ def run(
         cfg = load_config(config)
         try:
             manifest = run_pipeline(cfg, run_dir=run_dir, until=until, start=start,
-                                    echo=lambda line: console.print(line, highlight=False))
+                                    echo=lambda line: console.print(escape(line), highlight=False))
         except PipelineError as exc:
-            console.print(f"[bold red]error:[/] {exc}\nFinished stages are kept: fix the cause and run the same "
+            console.print(f"[bold red]error:[/] {escape(str(exc))}\nFinished stages are kept: fix the cause and run the same "
                           "command again to resume.", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except StagePending as exc:
-            console.print(f"[yellow]waiting:[/] {exc}", highlight=False, soft_wrap=True)
+            console.print(f"[yellow]waiting:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(3) from None
     _summary(manifest, run_dir or cfg.run.dir)
 
