@@ -190,9 +190,28 @@ def render(run: RunDir, page: Page) -> str:
     header = (f"<h1>curate run report</h1><p class=\"sub\">{html.escape(str(run.path))} · teacher "
               f"<code>{html.escape(str(teacher))}</code> · updated {html.escape(str(m.get('updated', '–')))}</p>"
               f"<p>{statuses}</p>")
+    header += _headline(run)
     return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>curate report: "
             f"{html.escape(run.path.name)}</title><style>{CSS}</style></head><body>{header}{''.join(page.parts)}"
             "</body></html>\n")
+
+
+def _headline(run: RunDir) -> str:
+    """One line with the run's totals: what went in, what came out, what it cost."""
+    bits = []
+    for stage, label in (("sources", "questions"), ("generate", "traces"), ("filter", "kept by the filter")):
+        rows = (run.stage(stage).get("output") or {}).get("rows") if run.done(stage) else None
+        if rows is not None:
+            bits.append(f"<b>{rows:,}</b> {label}")
+    corpus = summary.corpus_stage(run)
+    if corpus and corpus != "filter":
+        bits.append(f"<b>{run.stage(corpus)['output']['rows']:,}</b> in the curated corpus (after {corpus})")
+    if run.done("publish"):
+        bits.append(f"published to <code>{html.escape(run.stage('publish')['output']['path'])}</code>")
+    tokens = summary.token_use(run)
+    if tokens and tokens["priced"]:
+        bits.append(f"teacher cost <b>{sum(t['cost'] for t in tokens['teachers'].values()):,.2f}</b>")
+    return f"<p>{' · '.join(bits)}</p>" if bits else ""
 
 
 def write_report(run_dir: str | os.PathLike[str], output: str | os.PathLike[str] | None = None) -> Path:

@@ -358,3 +358,39 @@ def test_cli_bad_config_and_failing_stage(cli, tmp_path, files):
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["stages"]["sources"]["status"] == "failed"
     assert not (tmp_path / "run" / "questions.parquet").exists()
+
+
+def test_review_waiting_for_clinicians_stops_then_resumes(tmp_path, files):
+    from curate.pipeline.steps import StagePending
+
+    def pending_review(input, output, **kw):
+        CALLS.append("review-pending")
+        raise StagePending("pushed the sample; no verdicts yet")
+
+    config = make_config(files, tmp_path / "run")
+    with pytest.raises(StagePending):
+        run(config, stages=fake_stages(review=pending_review))
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["stages"]["review"]["status"] == "waiting" and manifest["stages"]["scrub"]["status"] == "done"
+    assert "publish" not in manifest["stages"]
+    manifest = run(config)
+    assert CALLS == ["review"] and manifest["stages"]["publish"]["status"] == "done"
+
+
+def test_entry_point_that_only_writes_its_report(tmp_path, files):
+    """Counts come from the report file when an entry point returns nothing."""
+    def quiet_dedupe(input, output, *, rejected=None, report=None, **kw):
+        pipeline_fakes.fake_dedupe(input, output, rejected=rejected, report=report, **kw)
+
+    manifest = run(make_config(files, tmp_path / "run"), stages=fake_stages(dedupe=quiet_dedupe), until="dedupe")
+    counts = manifest["stages"]["dedupe"]["counts"]
+    assert counts["rows_out"] == manifest["stages"]["dedupe"]["output"]["rows"] and counts["rows_in"] > 0
+
+
+def test_example_config_sources_on_shared_data(cli, tmp_path, shared_data):
+    """The shipped example config, sources stage only, on the real benchmark files (CURATE_DATA points at them)."""
+    proc = cli("run", "examples/pipeline.toml", "--until", "sources", "--run-dir", tmp_path / "run",
+               env={"CURATE_DATA": str(shared_data)}, check=True)
+    assert "✓ sources: 30 rows" in proc.stderr
+    questions = RunDir.open(tmp_path / "run").rows("sources")
+    assert {q["id"].rsplit(":", 1)[0] for q in questions} == {"medqa:test", "medmcqa:dev", "pubmedqa:train"}

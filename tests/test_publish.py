@@ -236,3 +236,13 @@ def test_no_secret_lands_in_any_file(cli, tmp_path):
     assert checked > 20
     manifest = (tmp_path / "run2" / "manifest.json").read_text()
     assert "http://***@127.0.0.1:9/v1" in manifest
+
+
+def test_licences_come_from_the_sources():
+    from curate.publish.card import licenses, size_category
+
+    assert licenses(["medqa", "pubmedqa"]) == ["mit"]
+    assert licenses(["medmcqa", "medqa"]) == ["apache-2.0", "mit"]
+    assert licenses(["custom"]) == ["other"] and licenses(["my-notes"]) == ["other"]
+    assert [size_category(n) for n in (999, 1000, 99_999, 100_000, 2_000_000)] == \
+        ["n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M"]

@@ -136,3 +136,12 @@ def test_chromium_renders_the_report(html_path, tmp_path):
     assert white < 0.9 * 1280 * 2400
     blue = sum(count for count, (r, g, b) in colours if b > 140 and r < 90 and 90 < g < 130)  # the funnel's bars
     assert blue > 5000
+
+
+def test_headline_totals(run_dir, html_path):
+    html = html_path.read_text().split('<section id="funnel">')[0]
+    run = RunDir.open(run_dir)
+    assert f"<b>{run.stage('sources')['output']['rows']:,}</b> questions" in html
+    assert f"<b>{run.stage('review')['output']['rows']:,}</b> in the curated corpus (after review)" in html
+    cost = summary.token_use(run)["teachers"]["replay-teacher"]["cost"]
+    assert f"teacher cost <b>{cost:,.2f}</b>" in html

@@ -242,6 +242,8 @@ class Runner:
         report = result.as_dict() if hasattr(result, "as_dict") else None
         if report is not None and not ctx.report.exists():
             write_json(report, ctx.report)  # entry points write it when asked; make sure the run dir has it
+        elif report is None and ctx.report.exists():  # an entry point that only writes its report
+            report = json.loads(ctx.report.read_text(encoding="utf-8"))
         counts = {k: report[k] for k in ("rows_in", "rows_out", "rejected", "reasons")} if report else {}
         entry.update(status="done", finished=now(), wall_s=wall, counts=counts,
                      output={"path": self.rel(ctx.output), "sha256": sha256_path(ctx.output), "rows": count_rows(ctx.output)},
