@@ -246,3 +246,13 @@ def test_licences_come_from_the_sources():
     assert licenses(["custom"]) == ["other"] and licenses(["my-notes"]) == ["other"]
     assert [size_category(n) for n in (999, 1000, 99_999, 100_000, 2_000_000)] == \
         ["n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M"]
+
+
+def test_push_failure_is_one_clear_line(cli, run_dir, tmp_path):
+    """Offline (HF_HUB_OFFLINE=1, as in every test): the push fails with one line naming the repo and the way out."""
+    proc = cli("publish", "-i", run_dir / "reviewed.parquet", "--repo-id", "acme/x", "--run-dir", run_dir,
+               env={"HF_HUB_OFFLINE": "1", "HF_TOKEN": "hf_FAKEtokenDoNotLeak123", "TMPDIR": str(tmp_path)})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "push to https://huggingface.co/datasets/acme/x failed" in proc.stderr and "--local-dir" in proc.stderr
+    assert "hf_FAKEtokenDoNotLeak123" not in proc.stderr + proc.stdout
+    assert not list(tmp_path.glob(".publish-*"))  # the staging folder is gone
