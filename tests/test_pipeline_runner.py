@@ -394,3 +394,15 @@ def test_example_config_sources_on_shared_data(cli, tmp_path, shared_data):
     assert "✓ sources: 30 rows" in proc.stderr
     questions = RunDir.open(tmp_path / "run").rows("sources")
     assert {q["id"].rsplit(":", 1)[0] for q in questions} == {"medqa:test", "medmcqa:dev", "pubmedqa:train"}
+
+
+def test_external_files_recorded_apart_and_later_stages_marked_stale(tmp_path, files):
+    config = make_config(files, tmp_path / "run")
+    run(config)
+    manifest = run(config, start="filter", until="filter", stages=fake_stages(
+        filter=lambda *a, **kw: pipeline_fakes.fake_filter(*a, **{**kw, "min_words": 60})))
+    entry = manifest["stages"]["sources"]
+    assert set(entry["external"]) == {str(p) for p in files.values()} and set(entry["inputs"]) == set()
+    assert manifest["stages"]["sources"]["status"] == "done"  # its external files are not run-dir inputs
+    assert manifest["stages"]["dedupe"]["status"] == "stale"  # filter's output changed under it
+    assert "filtered.parquet changed" in manifest["stages"]["dedupe"]["error"]

@@ -147,17 +147,18 @@ class Runner:
     def rel(self, path: Path) -> str:
         return os.path.relpath(path, self.run_dir) if str(path).startswith(str(self.run_dir)) else str(path)
 
-    def fingerprint(self, stage: Stage, ctx: StageContext, call_kwargs: dict[str, Any]) -> tuple[str, dict[str, str]]:
-        """What the output depends on: its arguments (volatile ones left out) and the hashes of every file it reads."""
+    def fingerprint(self, stage: Stage, ctx: StageContext,
+                    call_kwargs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, str]]:
+        """What the output depends on: its arguments (volatile ones left out), the hashes of its run-dir inputs and
+        of the files outside the run dir it reads (source and benchmark files)."""
         for path in ctx.inputs:
             if not path.exists():
                 raise ConfigError(f"stage {stage.name} needs {path}, which an earlier stage writes: run without --from")
-        files = {self.rel(p): sha256_path(p) for p in ctx.inputs}
-        for path in stage.external(self.config):
-            if path.exists():  # a missing external file is the stage's own error to report, with its location
-                files[str(path)] = sha256_path(path)
+        inputs = {self.rel(p): sha256_path(p) for p in ctx.inputs}
+        external = {str(p): sha256_path(p) for p in stage.external(self.config)
+                    if p.exists()}  # a missing external file is the stage's own error to report, with its location
         arguments = {k: v for k, v in call_kwargs.items() if k not in stage.volatile}
-        return stable_hash(stage.name, _relative(arguments, self.run_dir), files, length=32), files
+        return stable_hash(stage.name, _relative(arguments, self.run_dir), inputs, external, length=32), inputs, external
 
     def finished(self, stage: Stage, fingerprint: str) -> bool:
         entry = self.manifest["stages"].get(stage.name) or {}
@@ -195,11 +196,11 @@ class Runner:
                     self._require_output(stage, ctx)
                     self.echo(f"- {stage.name}: kept (before --from {start})")
                     continue
-                fingerprint, files = self.fingerprint(stage, ctx, call.kwargs)
+                fingerprint, inputs, external = self.fingerprint(stage, ctx, call.kwargs)
                 if (forced_from is None or index < forced_from) and self.finished(stage, fingerprint):
                     self.echo(f"- {stage.name}: finished earlier, reused")
                     continue
-                self._run_stage(stage, ctx, fn, call, fingerprint, files)
+                self._run_stage(stage, ctx, fn, call, fingerprint, inputs, external)
             self._mark_stale(selected)
             self.save()
         return self.manifest
@@ -210,10 +211,11 @@ class Runner:
             raise ConfigError(f"--from: stage {stage.name} has not finished in {self.run_dir}; run without --from first")
 
     def _run_stage(self, stage: Stage, ctx: StageContext, fn: Callable[..., Any], call: Any, fingerprint: str,
-                   files: dict[str, str]) -> None:
+                   inputs: dict[str, str], external: dict[str, str]) -> None:
         from curate.pipeline.steps import StagePending
 
-        entry: dict[str, Any] = {"status": "running", "fingerprint": fingerprint, "inputs": files, "started": now(),
+        entry: dict[str, Any] = {"status": "running", "fingerprint": fingerprint, "inputs": inputs, "external": external,
+                                 "started": now(),
                                  "arguments": redact(_relative(call.kwargs, self.run_dir))}
         self.manifest["stages"][stage.name] = entry
         self.save()
