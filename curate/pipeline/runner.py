@@ -197,7 +197,7 @@ class Runner:
                     self.echo(f"- {stage.name}: kept (before --from {start})")
                     continue
                 fingerprint, inputs, external = self.fingerprint(stage, ctx, call.kwargs)
-                if (forced_from is None or index < forced_from) and self.finished(stage, fingerprint):
+                if forced_from is None and self.finished(stage, fingerprint):
                     self.echo(f"- {stage.name}: finished earlier, reused")
                     continue
                 self._run_stage(stage, ctx, fn, call, fingerprint, inputs, external)
