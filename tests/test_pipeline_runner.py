@@ -406,3 +406,14 @@ def test_external_files_recorded_apart_and_later_stages_marked_stale(tmp_path, f
     assert manifest["stages"]["sources"]["status"] == "done"  # its external files are not run-dir inputs
     assert manifest["stages"]["dedupe"]["status"] == "stale"  # filter's output changed under it
     assert "filtered.parquet changed" in manifest["stages"]["dedupe"]["error"]
+
+
+def test_overlapping_source_entries_keep_ids_unique(tmp_path, files):
+    text = config_text(files, tmp_path / "run").replace(
+        '[[sources]]\nname = "medmcqa"', f'[[sources]]\nname = "medqa"\npath = "{files["medqa"]}"\nlimit = 5\n\n'
+        '[[sources]]\nname = "medmcqa"')
+    manifest = run(parse_config(tomllib.loads(text)), until="sources")
+    counts = manifest["stages"]["sources"]["counts"]
+    assert counts["rows_out"] == 27 and counts["reasons"] == {"duplicate_id": 5}
+    rejected = RunDir.open(tmp_path / "run").rows("sources", "rejected")
+    assert [r["reasons"] for r in rejected] == [["duplicate_id"]] * 5
