@@ -409,11 +409,20 @@ def test_external_files_recorded_apart_and_later_stages_marked_stale(tmp_path, f
 
 
 def test_overlapping_source_entries_keep_ids_unique(tmp_path, files):
+    """The same file listed twice is refused by the config; a copy of it under another name yields the same ids,
+    which the sources stage rejects as `duplicate_id` instead of letting them through twice."""
+    import shutil
+
+    copy = tmp_path / "copy" / "test.jsonl"
+    copy.parent.mkdir()
+    shutil.copy(files["medqa"], copy)
     text = config_text(files, tmp_path / "run").replace(
-        '[[sources]]\nname = "medmcqa"', f'[[sources]]\nname = "medqa"\npath = "{files["medqa"]}"\nlimit = 5\n\n'
+        '[[sources]]\nname = "medmcqa"', f'[[sources]]\nname = "medqa"\npath = "{copy}"\nlimit = 5\n\n'
         '[[sources]]\nname = "medmcqa"')
     manifest = run(parse_config(tomllib.loads(text)), until="sources")
     counts = manifest["stages"]["sources"]["counts"]
     assert counts["rows_out"] == 27 and counts["reasons"] == {"duplicate_id": 5}
     rejected = RunDir.open(tmp_path / "run").rows("sources", "rejected")
     assert [r["reasons"] for r in rejected] == [["duplicate_id"]] * 5
+    with pytest.raises(ConfigError, match="source 'medqa' .* is listed twice"):
+        parse_config(tomllib.loads(text.replace(str(copy), str(files["medqa"]))))
