@@ -18,16 +18,18 @@ console = Console(stderr=True)
 def user_errors() -> Iterator[None]:
     """Turn input problems into one clear red line and exit code 2 (no traceback, nothing partial on disk:
     writers are atomic, so an error before the final rename leaves no output)."""
+    from rich.markup import escape
+
     from curate.io import InputError
 
     try:
         yield
     except InputError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     except (FileNotFoundError, KeyError, ValueError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 

@@ -1,0 +1,98 @@
+"""`curate run CONFIG`, `curate report RUNDIR`, `curate publish -i FILE --repo-id ORG/NAME`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from curate.commands.common import console, user_errors
+
+
+def run(
+    config: Path = typer.Argument(..., help="run config (TOML); see examples/pipeline.toml"),
+    until: str | None = typer.Option(None, "--until", help="stop after this stage"),
+    start: str | None = typer.Option(None, "--from", help="run this stage and every later one again (earlier ones "
+                                                          "must have finished)"),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="run directory (default: [run] dir of the config)"),
+) -> None:
+    """Run the whole pipeline in a run directory, resuming from the last finished stage.
+
+    Stages: sources, generate, filter, dedupe, decontaminate, scrub, review (optional), publish.
+    Example: curate run examples/pipeline.toml --until filter"""
+    from rich.markup import escape
+
+    from curate.pipeline import PipelineError, load_config, run_pipeline
+    from curate.pipeline.steps import StagePending
+
+    with user_errors():
+        cfg = load_config(config)
+        try:
+            manifest = run_pipeline(cfg, run_dir=run_dir, until=until, start=start,
+                                    echo=lambda line: console.print(escape(line), highlight=False))
+        except PipelineError as exc:
+            console.print(f"[bold red]error:[/] {escape(str(exc))}\nFinished stages are kept: fix the cause and run the same "
+                          "command again to resume.", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except StagePending as exc:
+            console.print(f"[yellow]waiting:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(3) from None
+    _summary(manifest, run_dir or cfg.run.dir)
+
+
+def _summary(manifest: dict, run_dir: Path | None) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"run {run_dir}")
+    for column in ("stage", "status", "rows in", "rows out", "rejected", "wall s"):
+        table.add_column(column, justify="left" if column in ("stage", "status") else "right")
+    for name in manifest["order"]:
+        entry = manifest["stages"].get(name) or {}
+        counts = entry.get("counts") or {}
+        table.add_row(name, entry.get("status", "not run"), *[str(counts.get(k, "–")) for k in ("rows_in", "rows_out",
+                      "rejected")], f"{entry['wall_s']:.1f}" if entry.get("wall_s") is not None else "–")
+    console.print(table)
+
+
+def report(
+    run_dir: Path = typer.Argument(..., help="a `curate run` directory"),
+    output: Path | None = typer.Option(None, "-o", "--output", help="HTML file (default RUNDIR/report.html)"),
+) -> None:
+    """Write a self-contained HTML report of a run (figures also written beside it).
+
+    Example: curate report runs/example"""
+    with user_errors():
+        from curate.report import write_report
+
+        path = write_report(run_dir, output)
+    console.print(f"[green]wrote[/] {path} (figures in {path.with_name(path.stem + '-figures')})")
+
+
+def publish(
+    input: Path = typer.Option(..., "-i", "--input", help="curated traces (.parquet or .jsonl)"),
+    repo_id: str = typer.Option(..., "--repo-id", help="ORG/NAME of the dataset on the Hub"),
+    local_dir: Path | None = typer.Option(None, "--local-dir", help="write the files here instead of pushing (no network)"),
+    private: bool = typer.Option(False, "--private", help="create the Hub repo private"),
+    force: bool = typer.Option(False, "--force", help="publish even if decontamination or PHI scrubbing was skipped "
+                                                      "(the card says so)"),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="the run directory the file came from (counts, reports)"),
+    split_by: str | None = typer.Option(None, "--split-by", help="a column whose values become splits (default: train)"),
+    questions: Path | None = typer.Option(None, "--questions", help="Question file, when rows lack the question text"),
+) -> None:
+    """Publish curated traces as a Hugging Face dataset with a dataset card (to the Hub, or --local-dir).
+
+    Parquet per split, a README.md card with metadata and provenance, TRL-ready columns. Token from HF_TOKEN.
+    Example: curate publish -i runs/example/scrubbed.parquet --repo-id me/medical-cot --run-dir runs/example
+    --local-dir out"""
+    with user_errors():
+        from curate.publish import publish as publish_dataset
+
+        where = publish_dataset(input, repo_id=repo_id, local_dir=local_dir, private=private, force=force,
+                                run_dir=run_dir, split_by=split_by, questions=questions)
+    console.print(f"[green]published[/] {input} -> {where}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("report")(report)
+    app.command("publish")(publish)

@@ -1,0 +1,283 @@
+"""`curate run`: chain the stages in a run directory, one file per stage plus `manifest.json`, resuming from the
+last finished stage.
+
+A stage counts as finished when the manifest says `done`, its output is there with the recorded sha256, and the
+fingerprint it was produced from (its arguments minus volatile ones, the hashes of its input files and of any
+external files it reads) equals the one computed now. So a changed config section or a changed input re-runs that
+stage, and every later stage whose input then changes. The manifest is rewritten atomically before and after each
+stage: a crash (even SIGKILL) mid-stage leaves the earlier stages finished, and stage outputs are themselves
+written atomically by the stages. A partly done `generate` resumes cheaply from its own request cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from curate.io import write_json
+from curate.pipeline.config import ConfigError, PipelineConfig
+from curate.pipeline.rundir import MANIFEST, count_rows, read_manifest, sha256_path
+from curate.pipeline.stages import STAGES, Stage, StageContext, stage_named
+from curate.records import stable_hash
+
+#: Distributions whose versions the manifest records (looked up in metadata: nothing is imported).
+VERSIONED = ("pydantic", "polars", "pyarrow", "datasets", "huggingface_hub", "openai", "transformers", "torch",
+             "vllm", "datasketch", "rapidfuzz", "presidio-analyzer", "spacy", "argilla", "trl", "peft")
+
+MANIFEST_FORMAT = 1
+
+
+class PipelineError(RuntimeError):
+    """A stage failed; the message names it. Earlier stages stay finished."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(f"stage {stage} failed: {message}")
+        self.stage = stage
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def package_versions() -> dict[str, str]:
+    import curate
+
+    versions = {"python": platform.python_version(), "curate": getattr(curate, "__version__", "unknown")}
+    for name in VERSIONED:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[name] = importlib.metadata.version(name)
+    return versions
+
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact(value: Any) -> Any:
+    """Config values as they may be written to files: no user:password in URLs (keys belong in the environment)."""
+    if isinstance(value, str):
+        return _USERINFO.sub("***@", value)
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def _relative(value: Any, run_dir: Path) -> Any:
+    """Paths inside the run dir written relative to it, so a moved run dir keeps its fingerprints."""
+    if isinstance(value, Path | str) and str(value).startswith(str(run_dir)):
+        return "RUNDIR" + str(value)[len(str(run_dir)):]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _relative(v, run_dir) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_relative(v, run_dir) for v in value]
+    return value
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """One `curate run` per run dir at a time (the lock dies with the process, even on SIGKILL)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{run_dir}: another `curate run` is using this run directory") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class Runner:
+    def __init__(self, config: PipelineConfig, run_dir: Path, stages: tuple[Stage, ...] = STAGES,
+                 echo: Callable[[str], None] = print) -> None:
+        self.config, self.run_dir, self.stages, self.echo = config, Path(run_dir), stages, echo
+        self.enabled = [s for s in stages if s.enabled(config)]
+        self.manifest = self._load_manifest()
+
+    # -------------------------------------------------------------- manifest
+
+    def _load_manifest(self) -> dict[str, Any]:
+        old = read_manifest(self.run_dir) or {}
+        manifest = {"format": MANIFEST_FORMAT, "created": old.get("created", now()), "updated": now(),
+                    "config": redact(self.config.as_dict()), "versions": package_versions(),
+                    "order": [s.name for s in self.stages], "stages": old.get("stages", {})}
+        return manifest
+
+    def save(self) -> None:
+        self.manifest["updated"] = now()
+        write_json(self.manifest, self.run_dir / MANIFEST)
+
+    # -------------------------------------------------------------- stage plumbing
+
+    def _by_name(self, name: str) -> Stage:
+        return stage_named(name, self.stages)
+
+    def source_of(self, name: str) -> Stage:
+        """The stage whose output stands for `name`'s output: itself, or (when disabled) what it would have read."""
+        stage = self._by_name(name)
+        while not stage.enabled(self.config):
+            if not stage.inputs:
+                raise ConfigError(f"stage {stage.name} is disabled and nothing stands in for it")
+            stage = self._by_name(stage.inputs[0])
+        return stage
+
+    def context(self, stage: Stage) -> StageContext:
+        inputs = tuple(self.output_of(self.source_of(name)) for name in stage.inputs)
+        return StageContext(run_dir=self.run_dir, config=self.config, inputs=inputs,
+                            output=self.output_of(stage), rejected=self.run_dir / f"{stage.name}.rejected.parquet",
+                            report=self.run_dir / f"{stage.name}.report.json")
+
+    def output_of(self, stage: Stage) -> Path:
+        return stage.resolve_output(self.config, self.run_dir)
+
+    def rel(self, path: Path) -> str:
+        return os.path.relpath(path, self.run_dir) if str(path).startswith(str(self.run_dir)) else str(path)
+
+    def fingerprint(self, stage: Stage, ctx: StageContext,
+                    call_kwargs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, str]]:
+        """What the output depends on: its arguments (volatile ones left out), the hashes of its run-dir inputs and
+        of the files outside the run dir it reads (source and benchmark files)."""
+        for path in ctx.inputs:
+            if not path.exists():
+                raise ConfigError(f"stage {stage.name} needs {path}, which an earlier stage writes: run without --from")
+        inputs = {self.rel(p): sha256_path(p) for p in ctx.inputs}
+        external = {str(p): sha256_path(p) for p in stage.external(self.config)
+                    if p.exists()}  # a missing external file is the stage's own error to report, with its location
+        arguments = {k: v for k, v in call_kwargs.items() if k not in stage.volatile}
+        return stable_hash(stage.name, _relative(arguments, self.run_dir), inputs, external, length=32), inputs, external
+
+    def finished(self, stage: Stage, fingerprint: str) -> bool:
+        entry = self.manifest["stages"].get(stage.name) or {}
+        output = self.output_of(stage)
+        return (entry.get("status") == "done" and entry.get("fingerprint") == fingerprint and output.exists()
+                and entry.get("output", {}).get("sha256") == sha256_path(output))
+
+    # -------------------------------------------------------------- the run
+
+    def select(self, until: str | None, start: str | None) -> list[Stage]:
+        names = [s.name for s in self.enabled]
+        for flag, name in (("--until", until), ("--from", start)):
+            if name is not None and name not in names:
+                state = "disabled in the config" if name in [s.name for s in self.stages] else "not a stage"
+                raise ConfigError(f"{flag} {name}: {state}; stages of this run: {', '.join(names)}")
+        last = names.index(until) if until else len(names) - 1
+        if start and names.index(start) > last:
+            raise ConfigError(f"--from {start} comes after --until {until}")
+        return self.enabled[: last + 1]
+
+    def run(self, *, until: str | None = None, start: str | None = None) -> dict[str, Any]:
+        selected = self.select(until, start)
+        forced_from = [s.name for s in self.enabled].index(start) if start else None
+        with run_lock(self.run_dir):
+            for stage in self.stages:
+                if not stage.enabled(self.config):
+                    self.manifest["stages"][stage.name] = {"status": "skipped", "reason": "disabled in the config"}
+            # Check every selected stage's entry point and options before running anything.
+            plans = {s.name: s.check(self.context(s)) for s in selected}
+            self.save()
+            for index, stage in enumerate(selected):
+                fn, call = plans[stage.name]
+                ctx = self.context(stage)
+                if forced_from is not None and index < forced_from:
+                    self._require_output(stage, ctx)
+                    self.echo(f"- {stage.name}: kept (before --from {start})")
+                    continue
+                fingerprint, inputs, external = self.fingerprint(stage, ctx, call.kwargs)
+                if forced_from is None and self.finished(stage, fingerprint):
+                    self.echo(f"- {stage.name}: finished earlier, reused")
+                    continue
+                self._run_stage(stage, ctx, fn, call, fingerprint, inputs, external)
+            self._mark_stale(selected)
+            self.save()
+        return self.manifest
+
+    def _require_output(self, stage: Stage, ctx: StageContext) -> None:
+        entry = self.manifest["stages"].get(stage.name) or {}
+        if entry.get("status") != "done" or not ctx.output.exists():
+            raise ConfigError(f"--from: stage {stage.name} has not finished in {self.run_dir}; run without --from first")
+
+    def _run_stage(self, stage: Stage, ctx: StageContext, fn: Callable[..., Any], call: Any, fingerprint: str,
+                   inputs: dict[str, str], external: dict[str, str]) -> None:
+        from curate.pipeline.steps import StagePending
+
+        entry: dict[str, Any] = {"status": "running", "fingerprint": fingerprint, "inputs": inputs, "external": external,
+                                 "started": now(),
+                                 "arguments": redact(_relative(call.kwargs, self.run_dir))}
+        self.manifest["stages"][stage.name] = entry
+        self.save()
+        self.echo(f"> {stage.name}: running")
+        for stale in (ctx.report, ctx.rejected):  # side files of an earlier attempt must not pass for this one's
+            stale.unlink(missing_ok=True)
+        started = time.perf_counter()
+        try:
+            result = fn(*call.args, **call.kwargs)
+        except StagePending as exc:
+            entry.update(status="waiting", error=str(exc), wall_s=round(time.perf_counter() - started, 3))
+            self.save()
+            raise
+        except BaseException as exc:  # KeyboardInterrupt too: the manifest says how the stage ended
+            entry.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:2000], finished=now(),
+                         wall_s=round(time.perf_counter() - started, 3))
+            self.save()
+            if isinstance(exc, Exception):
+                raise PipelineError(stage.name, f"{type(exc).__name__}: {exc}") from exc
+            raise
+        wall = round(time.perf_counter() - started, 3)
+        if not ctx.output.exists():
+            entry.update(status="failed", error="the stage wrote no output", finished=now(), wall_s=wall)
+            self.save()
+            raise PipelineError(stage.name, f"it returned but wrote no {ctx.output}")
+        report = result.as_dict() if hasattr(result, "as_dict") else None
+        if report is not None and not ctx.report.exists():
+            write_json(report, ctx.report)  # entry points write it when asked; make sure the run dir has it
+        elif report is None and ctx.report.exists():  # an entry point that only writes its report
+            report = json.loads(ctx.report.read_text(encoding="utf-8"))
+        counts = {k: report[k] for k in ("rows_in", "rows_out", "rejected", "reasons")} if report else {}
+        entry.update(status="done", finished=now(), wall_s=wall, counts=counts,
+                     output={"path": self.rel(ctx.output), "sha256": sha256_path(ctx.output), "rows": count_rows(ctx.output)},
+                     report=self.rel(ctx.report) if ctx.report.exists() else None,
+                     rejected=self.rel(ctx.rejected) if ctx.rejected.exists() else None, error=None)
+        self.save()
+        self.echo(f"✓ {stage.name}: {entry['output']['rows']} rows in {wall:.1f}s")
+
+    def _mark_stale(self, selected: list[Stage]) -> None:
+        """Later stages not run this time whose recorded inputs no longer match: the report must not show them as
+        current."""
+        names = {s.name for s in selected}
+        for stage in self.enabled:
+            entry = self.manifest["stages"].get(stage.name) or {}
+            if stage.name in names or entry.get("status") != "done":
+                continue
+            for rel, digest in (entry.get("inputs") or {}).items():
+                path = Path(rel) if Path(rel).is_absolute() else self.run_dir / rel
+                if not path.exists() or sha256_path(path) != digest:
+                    entry["status"] = "stale"
+                    entry["error"] = f"its input {rel} changed since it ran"
+                    break
+
+
+def run_pipeline(config: PipelineConfig, *, run_dir: Path | None = None, until: str | None = None,
+                 start: str | None = None, stages: tuple[Stage, ...] = STAGES,
+                 echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run (or resume) the pipeline; returns the manifest. `start` is `--from`: that stage and every later one run
+    again even if finished, earlier ones must have finished."""
+    run_dir = Path(run_dir or config.run.dir or "runs/run").absolute()
+    return Runner(config, run_dir, stages, echo).run(until=until, start=start)
+
+
+def load_manifest_json(run_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(run_dir) / MANIFEST).read_text(encoding="utf-8"))

@@ -1,0 +1,258 @@
+"""`curate publish`: the Hub layout, the dataset card, the refusal to publish unsafe data, and no secrets on disk.
+
+The run directory comes from the real runner with the stand-in stages of `tests/pipeline_fakes.py` (generate,
+filter, dedupe, decontaminate, scrub and review land on other branches). The Hub cannot be reached here: the
+local-dir export writes the same files, and one test replaces `HfApi`'s two calls (the narrowest boundary) to check
+what the push sends.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from curate.io import InputError, read_rows
+from curate.pipeline.rundir import RunDir
+from curate.publish import PublishRefused, publish
+from tests.pipeline_fakes import build_run
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return build_run(tmp_path_factory.mktemp("publish"))
+
+
+def front_matter(card: str) -> dict:
+    match = re.match(r"^---\n(.*?)\n---\n", card, re.S)
+    assert match, card[:300]
+    return yaml.safe_load(match.group(1))
+
+
+def card_table(card: str, heading: str) -> list[list[str]]:
+    section = card.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")][2:]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+def test_local_dir_loads_with_datasets_and_has_trl_columns(run_dir):
+    import datasets
+
+    folder = run_dir / "publish"
+    assert (folder / "data" / "train-00000-of-00001.parquet").exists()
+    ds = datasets.load_dataset(str(folder))
+    manifest = RunDir.open(run_dir).manifest
+    assert list(ds) == ["train"]
+    assert ds["train"].num_rows == manifest["stages"]["publish"]["output"]["rows"] == \
+        manifest["stages"]["review"]["counts"]["rows_out"]
+    row = ds["train"][0]
+    assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
+    assert row["messages"][0]["content"] == row["prompt"] and row["messages"][1]["content"] == row["completion"]
+    assert re.fullmatch(r"<think>\n.+\n</think>\n<answer>[A-E]</answer>", row["completion"], re.S)
+    assert row["question"] in row["prompt"] and "A. " in row["prompt"] and "<answer>" in row["prompt"]
+    assert row["teacher_completion"].startswith("<think>")
+    reviewed = {r["trace_id"]: r for r in read_rows(run_dir / "reviewed.parquet")}
+    assert set(ds["train"]["trace_id"]) == set(reviewed)
+    assert all("Dr. Smith" not in c for c in ds["train"]["completion"])  # the training text is the scrubbed one
+
+
+def test_card_metadata(run_dir):
+    meta = front_matter((run_dir / "publish" / "README.md").read_text())
+    assert sorted(meta["license"]) == ["apache-2.0", "mit"]  # medmcqa apache-2.0, medqa and pubmedqa mit
+    assert meta["language"] == ["en"]
+    assert "question-answering" in meta["task_categories"]
+    assert meta["size_categories"] == ["n<1K"]
+    assert set(meta["source_datasets"]) == {"GBaker/MedQA-USMLE-4-options", "openlifescienceai/medmcqa", "qiaojin/PubMedQA"}
+    assert meta["configs"] == [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}]
+    assert "expert-generated" in meta["annotations_creators"]  # reviewed by clinicians
+
+
+def test_card_counts_match_the_manifest(run_dir):
+    card = (run_dir / "publish" / "README.md").read_text()
+    manifest = RunDir.open(run_dir).manifest
+    table = card_table(card, "Counts per stage")
+    assert [r[0] for r in table] == ["sources", "generate", "filter", "dedupe", "decontaminate", "scrub", "review"]
+    for stage, status, rows_in, rows_out, rejected, _ in table:
+        counts = manifest["stages"][stage]["counts"]
+        assert status == "done"
+        assert (int(rows_in), int(rows_out), int(rejected)) == (counts["rows_in"], counts["rows_out"], counts["rejected"])
+    published = int(re.search(r"Rows published: \*\*(\d+)\*\*", card).group(1))
+    assert published == manifest["stages"]["publish"]["output"]["rows"]
+
+
+def test_card_body_sections(run_dir):
+    card = (run_dir / "publish" / "README.md").read_text()
+    rows = read_rows(run_dir / "reviewed.parquet")
+    sources = {r[0]: r for r in card_table(card, "Sources")}
+    assert set(sources) == {"medqa", "medmcqa", "pubmedqa"}
+    assert sources["medmcqa"][3] == "apache-2.0" and sources["medqa"][5] == "test.jsonl"
+    assert sum(int(r[1]) for r in sources.values()) == len(rows)
+    teachers = card_table(card, "Teacher and prompts")
+    assert teachers[0][0] == "replay-teacher" and teachers[0][2] == f"`{rows[0]['prompt_hash']}`"
+    decon = {r[0]: int(r[1]) for r in card_table(card, "Benchmark decontamination")}
+    rejected = read_rows(run_dir / "decontaminate.rejected.parquet")
+    assert sum(decon.values()) == len(rejected) > 0
+    phi = {r[0]: int(r[1]) for r in card_table(card, "PHI")}
+    assert phi and set(phi) <= {"PERSON", "DATE_TIME"}
+    assert "Dr. Smith" not in card and "03/14/2021" not in card  # counts only, never the values
+    review = RunDir.open(run_dir).report("review")["extra"]["error_rate"]
+    assert f"{100 * review['low']:.1f}%–{100 * review['high']:.1f}%" in card
+    assert "## Known limitations" in card and "--force" not in card
+
+
+def test_refuses_data_that_skipped_decontamination_and_scrubbing(run_dir, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(PublishRefused, match="benchmark decontamination and PHI scrubbing did not run.*--force"):
+        publish(run_dir / "deduped.parquet", repo_id="acme/x", local_dir=out)
+    assert not out.exists()
+    with pytest.raises(PublishRefused, match="PHI scrubbing did not run"):
+        publish(run_dir / "decontaminated.parquet", repo_id="acme/x", local_dir=out)
+    # with the run dir: the manifest says decontaminate and scrub ran, but on later files than this one
+    with pytest.raises(PublishRefused, match="benchmark decontamination and PHI scrubbing did not run"):
+        publish(run_dir / "deduped.parquet", repo_id="acme/x", local_dir=out, run_dir=run_dir)
+    assert not out.exists()
+    folder = publish(run_dir / "deduped.parquet", repo_id="acme/x", local_dir=out, force=True)
+    card = (folder / "README.md").read_text()
+    assert "Warning: published with `--force`" in card
+    assert "**Not done.**" in card and "**Not scrubbed.**" in card
+    assert "Published with `--force`: PHI scrubbing was skipped" in card
+
+
+def test_rows_with_safety_columns_publish_without_run_dir(run_dir, tmp_path):
+    folder = publish(run_dir / "scrubbed.parquet", repo_id="acme/x", local_dir=tmp_path / "out")
+    card = (folder / "README.md").read_text()
+    assert "per-stage counts are not available" in card and "--force" not in card
+
+
+def test_cli_refusal_and_force(cli, run_dir, tmp_path):
+    proc = cli("publish", "-i", run_dir / "filtered.parquet", "--repo-id", "acme/x", "--local-dir", tmp_path / "o")
+    assert proc.returncode == 2
+    assert "refusing to publish" in proc.stderr and "--force" in proc.stderr
+    assert not (tmp_path / "o").exists()
+    proc = cli("publish", "-i", run_dir / "filtered.parquet", "--repo-id", "acme/x", "--local-dir", tmp_path / "o",
+               "--force", check=True)
+    assert (tmp_path / "o" / "README.md").exists()
+
+
+def test_split_by_column(run_dir, tmp_path):
+    import datasets
+
+    folder = publish(run_dir / "reviewed.parquet", repo_id="acme/x", local_dir=tmp_path / "o", run_dir=run_dir,
+                     split_by="source")
+    ds = datasets.load_dataset(str(folder))
+    assert set(ds) == {"medqa", "medmcqa", "pubmedqa"}
+    assert all(set(ds[s]["source"]) == {s} for s in ds)
+    meta = front_matter((folder / "README.md").read_text())
+    assert {d["split"] for d in meta["configs"][0]["data_files"]} == {"medqa", "medmcqa", "pubmedqa"}
+
+
+def test_republish_replaces_and_foreign_dir_is_refused(run_dir, tmp_path):
+    out = tmp_path / "o"
+    publish(run_dir / "reviewed.parquet", repo_id="acme/x", local_dir=out, run_dir=run_dir, split_by="source")
+    publish(run_dir / "reviewed.parquet", repo_id="acme/x", local_dir=out, run_dir=run_dir)
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["train-00000-of-00001.parquet"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".publish")]
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="not an earlier publish folder"):
+        publish(run_dir / "reviewed.parquet", repo_id="acme/x", local_dir=foreign, run_dir=run_dir)
+    assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_bad_rows_and_repo_id(run_dir, tmp_path):
+    from curate.io import write_rows
+
+    rows = read_rows(run_dir / "scrubbed.parquet")
+    rows[3] = {**rows[3], "text": None, "reasoning": None}
+    write_rows(rows, tmp_path / "bad.parquet")
+    with pytest.raises(InputError, match=r"bad.parquet row 3 \(id=.*\) field 'text': no canonical training text"):
+        publish(tmp_path / "bad.parquet", repo_id="acme/x", local_dir=tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(ValueError, match="expected ORG/NAME"):
+        publish(run_dir / "scrubbed.parquet", repo_id="no-slash", local_dir=tmp_path / "o")
+
+
+def test_push_goes_through_hfapi(run_dir, monkeypatch):
+    """No Hub here: HfApi's create_repo and upload_folder are replaced to record what the push sends."""
+    import huggingface_hub
+
+    calls = []
+
+    def create_repo(self, repo_id, **kw):
+        calls.append(("create_repo", repo_id, kw))
+
+    def upload_folder(self, *, repo_id, folder_path, **kw):
+        from pathlib import Path
+
+        files = sorted(p.relative_to(folder_path).as_posix() for p in Path(folder_path).rglob("*") if p.is_file())
+        calls.append(("upload_folder", repo_id, {**kw, "files": files}))
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
+    where = publish(run_dir / "reviewed.parquet", repo_id="acme/medical-cot", private=True, run_dir=run_dir)
+    assert str(where) == "hf:/datasets/acme/medical-cot"
+    assert calls[0] == ("create_repo", "acme/medical-cot", {"repo_type": "dataset", "private": True, "exist_ok": True})
+    assert calls[1][1] == "acme/medical-cot" and calls[1][2]["repo_type"] == "dataset"
+    assert calls[1][2]["files"] == ["README.md", "data/train-00000-of-00001.parquet"]
+
+
+def test_no_secret_lands_in_any_file(cli, tmp_path):
+    """Keys live in the environment: a fake HF_TOKEN / OPENAI_API_KEY and a password in a base URL appear in no
+    file of the run directory or the published folder."""
+    import os
+
+    secrets = {"HF_TOKEN": "hf_FAKEtokenDoNotLeak123", "OPENAI_API_KEY": "sk-FAKEkeyDoNotLeak456"}
+    old = {k: os.environ.get(k) for k in secrets}
+    os.environ.update(secrets)
+    try:
+        run_dir = build_run(tmp_path / "r")
+        from curate.pipeline import parse_config, run_pipeline
+        from curate.pipeline.config import tomllib
+        from tests.pipeline_fakes import config_text, fake_stages, write_source_files
+
+        files = write_source_files(tmp_path / "src2")
+        raw = config_text(files, tmp_path / "run2").replace("http://127.0.0.1:9/v1", "http://bob:pa55wordXYZ@127.0.0.1:9/v1")
+        run_pipeline(parse_config(tomllib.loads(raw)), stages=fake_stages(), echo=lambda _: None)
+        cli("publish", "-i", tmp_path / "run2" / "reviewed.parquet", "--repo-id", "acme/x", "--run-dir", tmp_path / "run2",
+            "--local-dir", tmp_path / "cli-out", check=True)
+        cli("report", tmp_path / "run2", check=True)
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    needles = [*secrets.values(), "pa55wordXYZ"]
+    checked = 0
+    for root in (tmp_path / "run2", tmp_path / "cli-out", run_dir):
+        for path in root.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                checked += 1
+                for needle in needles:
+                    assert needle.encode() not in data, f"{needle} found in {path}"
+    assert checked > 20
+    manifest = (tmp_path / "run2" / "manifest.json").read_text()
+    assert "http://***@127.0.0.1:9/v1" in manifest
+
+
+def test_licences_come_from_the_sources():
+    from curate.publish.card import licenses, size_category
+
+    assert licenses(["medqa", "pubmedqa"]) == ["mit"]
+    assert licenses(["medmcqa", "medqa"]) == ["apache-2.0", "mit"]
+    assert licenses(["custom"]) == ["other"] and licenses(["my-notes"]) == ["other"]
+    assert [size_category(n) for n in (999, 1000, 99_999, 100_000, 2_000_000)] == \
+        ["n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M"]
+
+
+def test_push_failure_is_one_clear_line(cli, run_dir, tmp_path):
+    """Offline (HF_HUB_OFFLINE=1, as in every test): the push fails with one line naming the repo and the way out."""
+    proc = cli("publish", "-i", run_dir / "reviewed.parquet", "--repo-id", "acme/x", "--run-dir", run_dir,
+               env={"HF_HUB_OFFLINE": "1", "HF_TOKEN": "hf_FAKEtokenDoNotLeak123", "TMPDIR": str(tmp_path)})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "push to https://huggingface.co/datasets/acme/x failed" in proc.stderr and "--local-dir" in proc.stderr
+    assert "hf_FAKEtokenDoNotLeak123" not in proc.stderr + proc.stdout
+    assert not list(tmp_path.glob(".publish-*"))  # the staging folder is gone
