@@ -1,0 +1,364 @@
+"""Answer extraction: the one place that parses a teacher's final answer.
+
+It returns the option letter the response commits to, or None with a reason code. It never guesses: a response
+whose final statement names two different options, an answer that appears only inside the reasoning, or a final
+answer that contradicts the reasoning's last conclusion are all unparsable, on purpose (the published pipelines
+take the better of first and last letter match, which lets wrong examples in).
+
+A response splits into *reasoning* and a *final part*:
+- a separate `reasoning_content` (servers that return it) is the reasoning and the whole completion is the final part;
+- `<think>…</think>` (DeepSeek-R1, QwQ): the block is the reasoning, what follows it is the final part;
+- anything else (gpt-4o, ThoughtSource CoT): the whole text is both; its final statement is found by explicit cues.
+
+In the final part an answer is stated by: `<answer>X</answer>`, `\\boxed{X}`, a cue ("the answer is (C)", "Answer: C",
+"correct option is C", "(C) is the correct answer"), or a line that is only an option ("C", "**C.**", "C) text",
+"(C) text", the option's text itself, PubMedQA's yes/no/maybe). Answer lines count only at the start and end of the
+final part, so option lists in an explanation do not; a trailing re-listing of the options is ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+# ---------------------------------------------------------------- reason codes (one home)
+NO_ANSWER = "no_answer"
+MULTIPLE_ANSWERS = "multiple_answers"
+ANSWER_ONLY_IN_REASONING = "answer_only_in_reasoning"
+CONTRADICTS_REASONING = "contradicts_reasoning"
+INVALID_OPTION = "invalid_option"
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One place where the text commits to an option."""
+
+    pos: int
+    letter: str
+    style: str
+    tentative: bool = False
+
+
+@dataclass
+class Extraction:
+    """What `extract_answer` found: a letter, or None and the reason it refused to pick one."""
+
+    letter: str | None
+    reason: str | None = None
+    style: str | None = None  # how the final answer was stated: tag, boxed, cue, cue_text, line, line_text
+    reasoning: str = ""  # the reasoning text, answer-only lines removed
+    think: str = "none"  # none | closed | unclosed | separate
+    reasoning_letter: str | None = None  # the reasoning's last conclusion, when it has one
+    mentions: list[Mention] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- patterns
+
+_MARK = r"[\s*_`'\"]*"  # markdown and quotes that may sit around a letter
+# The cue words before a letter: "the (final|correct|best...) answer|option|choice is", "Answer:" ...
+_QUAL = r"(?:final|correct|best|right|most\s+(?:likely|appropriate|accurate|correct|suitable))"
+_CUE = re.compile(
+    # "answer" alone is a cue; "option"/"choice" only with a qualifier ("each option:" introduces a list).
+    r"(?i:\b(?:(?:the|my|our)\s+)?(?:(?:" + _QUAL + r"\s+)?answer(?:\s+choice)?|" + _QUAL + r"\s+(?:option|choice|response))"
+    r"(?!\s*(?:choices|options|s\b))"
+    r"(?:\s+(?:to\s+(?:this|the)\s+question|here|therefore|then|thus|overall))?"
+    r"(?:\s*(?:is|would\s+be|should\s+be|will\s+be|must\s+be|seems\s+to\s+be|appears\s+to\s+be|remains|=)\b"
+    r"(?:\s+(?:therefore|thus|then|likely|probably|most\s+likely|clearly|definitely))?\s*:?|\s*[:=\-–]))"
+    + _MARK
+    + r"(?:(?i:option|choice)\s*)?[\(\[]?"
+    + _MARK
+    + r"([A-Z])(?![A-Za-z0-9\-])"
+)
+# "(C) is the correct answer", "option C is correct", "choice C is the best fit".
+_CUE_AFTER = re.compile(
+    r"(?:(?i:option|choice)\s+[\(\[]?([A-Z])[\)\]]?|\(([A-Z])\))\**\s+(?i:is\s+(?:the\s+)?(?:most\s+)?"
+    r"(?:correct|right|best|appropriate|likely|answer)(?:\s+(?:answer|option|choice|fit))?\b)"
+)
+# Conclusions as reasoning models write them: "I'll go with B", "So answer D.", "I think B is the answer", "C is correct".
+_CONCLUDE = re.compile(
+    r"(?i:\b(?:go(?:ing)?\s+with|choose|chose|select|pick|opt\s+for)\s+(?:option\s+|choice\s+|answer\s+)?)"
+    r"[\(\[]?\**([A-Z])(?![A-Za-z0-9\-])"
+    r"|(?i:\b(?:so|thus|therefore|hence)[,\s]+(?:the\s+)?(?:answer|option)\s+)[\(\[]?([A-Z])[\)\]]?(?=\s*[.!\n]|\s*$)"
+    r"|(?:^|[.!?:]\s+|\n|(?i:\b(?:so|thus|therefore|think|hence|then)),?\s+)[\(\[]?([A-Z])[\)\]]?\**\s+"
+    r"(?i:is\s+(?:the\s+)?(?:correct|right|best|answer|most\s+likely|most\s+appropriate)\b)"
+)
+# A statement that only entertains an option: "maybe the answer is C", "if ..., the answer would be B".
+_TENTATIVE = re.compile(
+    r"(?i:\b(?:maybe|perhaps|alternatively|possibly|if|whether|unless|could|might|or|not\s+sure|unsure|wonder)\b)"
+)
+# "...the most likely diagnosis is:\n\n(D) Text": an answer line introduced by a colon.
+_COLON_LINE = re.compile(r":[ \t*_]*\n[ \t]*(?:\n[ \t]*)?([^\n]{1,300})(?=\n[ \t]*(?:\n[ \t]*)?([^\n]{0,300}))?")
+_CUE_TEXT = re.compile(
+    r"(?i:\b(?:the\s+)?(?:(?:final|correct|best|right)\s+)?answer\s*(?:is|would\s+be|should\s+be|:)\s*:?)" + _MARK
+)
+_BOXED = re.compile(r"\\boxed\s*\{((?:[^{}]|\{[^{}]*\})*)\}")
+_TAG = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.S | re.I)
+# After a letter: "A or C", "A, C", "A and C", "A/C" make the statement ambiguous.
+_ALSO = re.compile(r"[\)\]\*]*\s*(?:,|/|\bor\b|\band\b|&)\s*(?i:option\s*)?[\(\[]?\**([A-Z])(?![A-Za-z0-9\-])")
+# A line that is only an option: "C", "(C)", "C.", "C) text", "**C. text**", "- C: text".
+_LINE = re.compile(r"^[\(\[]?([A-Z])(?:\s*[\)\]\.:\-–]|\s*$)\s*(.*)$")
+_OPTION_START = re.compile(r"^[\(\[]?[A-Z](?:\s*[\)\]\.:\-–])")
+_OPTION_LINES = re.compile(r"^[ \t*_\-]*[\(\[]?([A-Z])\s*[\)\]\.:]", re.M)
+_LINE_PREFIX = re.compile(r"^(?:[-•>#]+\s*|\d+\.\s+)")
+_MARKUP = re.compile(r"[*_`]+")
+_WORD_AFTER = re.compile(r"[ \t]+([A-Za-z]+)")
+_CONNECTIVES = frozenset({"because", "since", "as", "which", "given", "here", "for", "with", "in", "is", "this", "that"})
+_NON_WORD = re.compile(r"[^a-z0-9%+]+")
+
+
+def _norm(text: str) -> str:
+    """Lowercase, punctuation to single spaces: how option texts are compared."""
+    return _NON_WORD.sub(" ", text.lower()).strip()
+
+
+class Options:
+    """A question's options, prepared once for matching."""
+
+    __slots__ = ("letters", "norm", "by_norm")
+
+    def __init__(self, options: dict[str, str]) -> None:
+        self.letters = frozenset(options)
+        self.norm = {k: _norm(v) for k, v in options.items()}
+        by_norm: dict[str, str | None] = {}
+        for letter, text in self.norm.items():
+            # A one-letter option text ("B") cannot be told from a letter: such options match by letter only.
+            if text and not (len(text) == 1 and text.isalpha()):
+                # Two options with the same text cannot be told apart by text.
+                by_norm[text] = None if text in by_norm else letter
+        self.by_norm = by_norm
+
+    def by_text(self, text: str, *, fuzzy: bool = True) -> str | None:
+        """The letter whose option text is `text` (normalised; with `fuzzy`, near-identical: MedMCQA's texts carry
+        typos such as "inseion" for "insertion"), else None. Never a guess: a near match must be clearly the best."""
+        norm = _norm(text)
+        exact = self.by_norm.get(norm)
+        if exact or not fuzzy or len(norm) < 6:
+            return exact
+        from rapidfuzz import fuzz, process
+
+        found = process.extract(norm, list(self.by_norm), scorer=fuzz.ratio, limit=2, score_cutoff=80)
+        if not found or found[0][1] < 90 or (len(found) > 1 and found[1][1] > found[0][1] - 8):
+            return None
+        return self.by_norm[found[0][0]]
+
+    def matches(self, letter: str, text: str) -> bool:
+        """Whether `text` is (nearly) option `letter`'s text."""
+        from rapidfuzz import fuzz
+
+        own = self.norm.get(letter, "")
+        norm = _norm(text)
+        return norm == own or (len(own) >= 6 and fuzz.ratio(norm, own) >= 90)
+
+    def prefix_letter(self, text: str) -> str | None:
+        """The letter whose option text `text` starts with (the longest such option; None when tied or none)."""
+        norm = _norm(text[:300])
+        best, best_len, tie = None, 0, False
+        for text_norm, letter in self.by_norm.items():
+            if letter is None or not (norm == text_norm or norm.startswith(text_norm + " ")):
+                continue
+            if len(text_norm) > best_len:
+                best, best_len, tie = letter, len(text_norm), False
+            elif len(text_norm) == best_len:
+                tie = True
+        return None if tie else best
+
+
+def _letter_after_cue(text: str, start: int, letter: str, opts: Options) -> list[str]:
+    """Validate a letter found after a cue; returns the letters the statement commits to (empty: not an answer)."""
+    rest = text[start : start + 200]
+    also = _ALSO.match(rest)
+    if also and also.group(1) in opts.letters:
+        return [letter, also.group(1)]
+    word = _WORD_AFTER.match(rest)
+    if word is None:
+        return [letter]
+    # "the answer is B cell lymphoma": the letter starts an option's text, not a choice; "A lower dose" must be A's text.
+    named = opts.prefix_letter(letter + rest)
+    if named is not None:
+        return [named]
+    if opts.prefix_letter(rest):
+        return [letter] if opts.prefix_letter(rest) == letter else [letter, opts.prefix_letter(rest)]
+    return [letter] if word.group(1).lower() in _CONNECTIVES else []
+
+
+def _boxed_letter(content: str, opts: Options) -> str | None:
+    inner = re.sub(r"\\text(?:bf)?\s*\{([^{}]*)\}", r"\1", content)
+    inner = _MARKUP.sub("", inner).strip().strip("$ ")
+    m = _LINE.match(inner)
+    if m and (not m.group(2) or opts.by_text(m.group(2)) == m.group(1)):
+        return m.group(1)
+    return opts.by_text(inner)
+
+
+def _line_letters(line: str, opts: Options, *, prefix: bool = False) -> list[str]:
+    """Letters an answer-only line names (empty when the line is not an answer line). With `prefix`, a lettered
+    option followed by a sentence ("C) Cervical lymph nodes. Metastasis is ...") counts too."""
+    line = _LINE_PREFIX.sub("", _MARKUP.sub("", line).strip()).strip()
+    line = re.sub(r"(?i)^(?:final\s+)?answer\s*[:\-]\s*", "", line).strip()
+    if not line or len(line) > 300:
+        return []
+    m = _LINE.match(line)
+    if m:
+        letter, rest = m.group(1), m.group(2).strip().strip(".()[]'\" ")
+        if not rest or opts.matches(letter, rest):
+            return [letter]
+        named = opts.by_text(rest)
+        if named is not None:
+            return [letter, named]  # "B) <text of C>": the line names two options
+        own = opts.norm.get(letter)
+        if prefix and own and rest.lower().startswith(own) and rest[len(own) : len(own) + 2] in (". ", ".", ""):
+            return [letter]
+    named = opts.by_text(line.strip(".()[]'\" "))
+    return [named] if named else []
+
+
+def _answer_lines(text: str, opts: Options, *, first: bool | None) -> tuple[list[Mention], int]:
+    """Mentions from answer-only lines at the end (and, with `first`, the start) of `text`.
+
+    Returns them with the offset where the trailing answer-only lines begin (len(text) when there are none), so the
+    caller can cut them from the reasoning. A trailing run of lines naming different options is a re-listing of the
+    options, not an answer: it yields nothing.
+    """
+    mentions: list[Mention] = []
+    end = len(text.rstrip())
+    cut = len(text)
+    tail: list[list[str]] = []
+    # Walk back over answer-only lines (ThoughtSource appends "\nB) text" after its CoT; flan-T5 repeats "E\nE").
+    while end > 0 and len(tail) < 8:
+        start = text.rfind("\n", 0, end) + 1
+        line = text[start:end]
+        if not line.strip():
+            end = start - 1
+            continue
+        letters = _line_letters(line, opts, prefix=not tail)
+        if not letters:
+            break
+        tail.append(letters)
+        cut = start
+        end = start - 1
+    relisting = len(tail) >= 2 and all(len(t) == 1 for t in tail) and len({t[0] for t in tail}) > 1
+    if relisting:
+        cut = len(text)  # the options listed again at the end: not an answer, and part of the text
+    else:
+        for letter in dict.fromkeys(x for t in tail for x in t):
+            mentions.append(Mention(cut, letter, "line"))
+    if first is None:  # no <think>: the first line counts unless the text walks through the options line by line
+        first = len(set(_OPTION_LINES.findall(text))) < 2
+    if first:
+        stripped = text.lstrip()
+        offset = len(text) - len(stripped)
+        head = stripped.split("\n", 1)[0]
+        if offset + len(head) < cut:
+            for letter in _line_letters(head, opts):
+                mentions.append(Mention(offset, letter, "line"))
+    return mentions, cut
+
+
+def _tentative(text: str, pos: int) -> bool:
+    """Whether the sentence up to `pos` only entertains an option ("maybe the answer is C")."""
+    window = text[max(0, pos - 120) : pos]
+    cut = max(window.rfind(". "), window.rfind("\n"), window.rfind("? "), window.rfind("! "))
+    return _TENTATIVE.search(window[cut + 1 :]) is not None
+
+
+def _cue_mentions(text: str, opts: Options) -> list[Mention]:
+    """Explicit statements anywhere in `text`: tags, boxed, cues with a letter, cues naming an option's text,
+    conclusions ("I'll go with B"), and answer lines introduced by a colon."""
+    mentions: list[Mention] = []
+    for m in _TAG.finditer(text):
+        letter = _boxed_letter(m.group(1), opts)
+        mentions.append(Mention(m.start(), letter or "?", "tag"))
+    for m in _BOXED.finditer(text):
+        letter = _boxed_letter(m.group(1), opts)
+        if letter:
+            mentions.append(Mention(m.start(), letter, "boxed"))
+    for m in _CUE.finditer(text):
+        tentative = _tentative(text, m.start())
+        for letter in _letter_after_cue(text, m.end(), m.group(1), opts):
+            mentions.append(Mention(m.start(), letter, "cue", tentative))
+    for m in _CUE_AFTER.finditer(text):
+        mentions.append(Mention(m.start(), m.group(1) or m.group(2), "cue", _tentative(text, m.start())))
+    for m in _CONCLUDE.finditer(text):
+        group = m.lastindex or 1
+        tentative = _tentative(text, m.start())
+        for letter in _letter_after_cue(text, m.end(group), m.group(group), opts)[:2]:
+            mentions.append(Mention(m.start(), letter, "cue", tentative))
+    for m in _CUE_TEXT.finditer(text):
+        named = opts.prefix_letter(text[m.end() : m.end() + 300])
+        if named:
+            mentions.append(Mention(m.start(), named, "cue_text", _tentative(text, m.start())))
+    for m in _COLON_LINE.finditer(text):
+        line = _MARKUP.sub("", m.group(1)).strip()
+        if not _LINE.match(line) or (m.group(2) and _OPTION_START.match(_MARKUP.sub("", m.group(2)).strip())):
+            continue  # only "(D) text" lines count, and not the first line of a list ("options are:\n(A) x\n(B) y")
+        letters = _line_letters(line, opts)
+        if letters:
+            for letter in letters:
+                mentions.append(Mention(m.start(1), letter, "line", _tentative(text, m.start())))
+    return mentions
+
+
+def _last_conclusion(mentions: list[Mention]) -> str | None:
+    """The letter of the last firm statement (None when there is none or it names two options)."""
+    firm = [m for m in mentions if not m.tentative]
+    if not firm:
+        return None
+    last = max(m.pos for m in firm)
+    letters = {m.letter for m in firm if m.pos == last}
+    return letters.pop() if len(letters) == 1 else None
+
+
+def _split(completion: str, reasoning_content: str | None) -> tuple[str, str, str]:
+    """(reasoning, final part, think state). The last `</think>` ends the reasoning."""
+    opened = completion.find("<think>")
+    closed = completion.rfind("</think>")
+    start = opened + len("<think>") if 0 <= opened < max(closed, 0) or (opened >= 0 and closed < 0) else 0
+    if reasoning_content and reasoning_content.strip():
+        if closed >= 0:
+            body = completion[start:closed].strip()
+            return (reasoning_content.strip() + "\n" + body).strip(), completion[closed + 8 :], "separate"
+        return reasoning_content.strip(), completion, "separate"
+    if closed >= 0:
+        return completion[start:closed].strip(), completion[closed + 8 :], "closed"
+    if opened >= 0:
+        return completion[start:].strip(), "", "unclosed"
+    return "", completion, "none"
+
+
+def extract_answer(completion: str | None, options: dict[str, str] | Options, reasoning_content: str | None = None) -> Extraction:
+    """The option letter a response commits to, or None with a reason code (never a guess)."""
+    opts = options if isinstance(options, Options) else Options(options)
+    completion = completion or ""
+    reasoning, final, think = _split(completion, reasoning_content)
+
+    mentions = _cue_mentions(final, opts)
+    line_mentions, cut = _answer_lines(final, opts, first=True if think != "none" else None)
+    mentions += line_mentions
+    if think == "none":
+        reasoning = _TAG.sub("", final[:cut]).strip()
+
+    # The reasoning's last conclusion: the check against a final answer that says something else.
+    reasoning_letter = None
+    if think != "none" and reasoning:
+        reasoning_letter = _last_conclusion(_cue_mentions(reasoning[-4000:], opts))
+    if any(not m.tentative for m in mentions):
+        mentions = [m for m in mentions if not m.tentative]
+
+    result = Extraction(None, None, None, reasoning, think, reasoning_letter, mentions)
+    letters = {m.letter for m in mentions}
+    if not mentions:
+        result.reason = ANSWER_ONLY_IN_REASONING if reasoning_letter else NO_ANSWER
+        return result
+    if "?" in letters or not letters <= opts.letters:
+        result.reason = INVALID_OPTION if len(letters) == 1 else MULTIPLE_ANSWERS
+        return result
+    if len(letters) > 1:
+        result.reason = MULTIPLE_ANSWERS
+        return result
+    (letter,) = letters
+    if reasoning_letter is not None and reasoning_letter != letter and reasoning_letter in opts.letters:
+        result.reason = CONTRADICTS_REASONING
+        return result
+    last = max(mentions, key=lambda m: m.pos)
+    result.letter, result.style = letter, last.style
+    return result
