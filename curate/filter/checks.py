@@ -82,7 +82,8 @@ class CheckConfig:
 
 def estimate_tokens(text: str) -> int:
     """A cheap token count: whitespace-separated words (counted as spaces and newlines) x 4/3 (subword tokenizers
-    average ~1.3 tokens per English word; no tokenizer download). Within ~15% of real counts on English prose, which is all a length cap needs."""
+    average ~1.3 tokens per English word; no tokenizer download). Within ~15% of real counts on English prose, which
+    is all a length cap needs."""
     return ((text.count(" ") + text.count("\n") + 1) * 4 + 2) // 3
 
 

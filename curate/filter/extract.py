@@ -98,8 +98,16 @@ _BOXED = re.compile(r"\\boxed\s*\{((?:[^{}]|\{[^{}]*\})*)\}")
 _TAG = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.S | re.I)
 # After a letter: "A or C", "A, C", "A and C", "A/C" make the statement ambiguous.
 _ALSO = re.compile(r"[\)\]\*]*\s*(?:,|/|\bor\b|\band\b|&)\s*(?i:option\s*)?[\(\[]?\**([A-Z])(?![A-Za-z0-9\-])")
+# "A) Catalase, B) Oxidase and C) Lysozyme": a second lettered option further on in the same sentence.
+_ALSO_LATER = re.compile(r"[^.\n]{0,160}?(?:,|/|\bor\b|\band\b|&)\s*(?i:option\s*)?[\(\[]?\**([A-Z])[\)\]]")
 # A line that is only an option: "C", "(C)", "C.", "C) text", "**C. text**", "- C: text".
-_LINE = re.compile(r"^[\(\[]?([A-Z])(?:\s*[\)\]\.:\-–]|\s*$)\s*(.*)$")
+_LINE = re.compile(r"^[\(\[]?([A-Z])(?:\s*[\)\]\.:,\-–]|\s*$|\s+(?=\())\s*(.*)$")
+# The words before a colon that introduce an answer: "the most likely diagnosis is:", "I will choose:", "answer:".
+_CONCLUDING_INTRO = re.compile(r"(?i)(?:\bis|\bbe|\bchoose|\bselect|\banswer|\bpick)[\s*_]*$")
+_NON_ANSWER_LINE = re.compile(
+    r"(?i)^\W*(?:(?:none|all|neither)\s+of\s+(?:the\s+)?(?:above|options|choices|these|them)"
+    r"|not\s+(?:listed|definitive|applicable|among|present)|either\s+\(?[A-Z]\)?\s+or\b)"
+)
 _OPTION_START = re.compile(r"^[\(\[]?[A-Z](?:\s*[\)\]\.:\-–])")
 _OPTION_LINES = re.compile(r"^[ \t*_\-]*[\(\[]?([A-Z])\s*[\)\]\.:]", re.M)
 _LINE_PREFIX = re.compile(r"^(?:[-•>#]+\s*|\d+\.\s+)")
@@ -150,7 +158,9 @@ class Options:
 
         own = self.norm.get(letter, "")
         norm = _norm(text)
-        return norm == own or (len(own) >= 6 and fuzz.ratio(norm, own) >= 90)
+        if norm == own or norm.replace("rt", "") == own:  # MedMCQA's texts lost every "rt": "Ahritis", "hea rate"
+            return True
+        return len(own) >= 6 and 0.8 <= len(norm) / len(own) <= 1.25 and fuzz.ratio(norm, own) >= 88
 
     def prefix_letter(self, text: str) -> str | None:
         """The letter whose option text `text` starts with (the longest such option; None when tied or none)."""
@@ -169,8 +179,8 @@ class Options:
 def _letter_after_cue(text: str, start: int, letter: str, opts: Options) -> list[str]:
     """Validate a letter found after a cue; returns the letters the statement commits to (empty: not an answer)."""
     rest = text[start : start + 200]
-    also = _ALSO.match(rest)
-    if also and also.group(1) in opts.letters:
+    also = _ALSO.match(rest) or _ALSO_LATER.match(rest)
+    if also and also.group(1) in opts.letters and also.group(1) != letter:
         return [letter, also.group(1)]
     word = _WORD_AFTER.match(rest)
     if word is None:
@@ -193,39 +203,49 @@ def _boxed_letter(content: str, opts: Options) -> str | None:
     return opts.by_text(inner)
 
 
-def _line_letters(line: str, opts: Options, *, prefix: bool = False) -> list[str]:
-    """Letters an answer-only line names (empty when the line is not an answer line). With `prefix`, a lettered
-    option followed by a sentence ("C) Cervical lymph nodes. Metastasis is ...") counts too."""
+_DISOWNED = re.compile(r"(?i)\b(?:incorrect|wrong|false|not\s+(?:the\s+)?(?:correct|right|answer|best))\b")
+_CLAUSE_END = re.compile(r"\.\s|,\s|\s\(|\s-\s|\.$")
+
+
+def _line_letters(line: str, opts: Options, *, prefix: bool = False) -> tuple[list[str], bool]:
+    """(letters an answer-only line names, whether it is a bare letter); no letters when it is not an answer line.
+    With `prefix`, a lettered option followed by more words ("C) Cervical lymph nodes. Metastasis is ...",
+    "(A) yes (for lay people ...)") counts too."""
     line = _LINE_PREFIX.sub("", _MARKUP.sub("", line).strip()).strip()
     line = re.sub(r"(?i)^(?:final\s+)?answer\s*[:\-]\s*", "", line).strip()
     if not line or len(line) > 300:
-        return []
+        return [], False
     m = _LINE.match(line)
     if m:
         letter, rest = m.group(1), m.group(2).strip().strip(".()[]'\" ")
-        if not rest or opts.matches(letter, rest):
-            return [letter]
+        if not rest:
+            return [letter], True
+        if opts.matches(letter, rest):
+            return [letter], False
         named = opts.by_text(rest)
         if named is not None:
-            return [letter, named]  # "B) <text of C>": the line names two options
-        own = opts.norm.get(letter)
-        if prefix and own and rest.lower().startswith(own) and rest[len(own) : len(own) + 2] in (". ", ".", ""):
-            return [letter]
+            return [letter, named], False  # "B) <text of C>": the line names two options
+        if prefix and not _DISOWNED.search(rest):
+            for n, cut in enumerate(_CLAUSE_END.finditer(rest)):
+                if n == 4:
+                    break
+                if opts.matches(letter, rest[: cut.start()].strip("()[]'\" ")):
+                    return [letter], False
     named = opts.by_text(line.strip(".()[]'\" "))
-    return [named] if named else []
+    return ([named], False) if named else ([], False)
 
 
 def _answer_lines(text: str, opts: Options, *, first: bool | None) -> tuple[list[Mention], int]:
     """Mentions from answer-only lines at the end (and, with `first`, the start) of `text`.
 
     Returns them with the offset where the trailing answer-only lines begin (len(text) when there are none), so the
-    caller can cut them from the reasoning. A trailing run of lines naming different options is a re-listing of the
-    options, not an answer: it yields nothing.
+    caller can cut them from the reasoning. A trailing run of lines naming different options with their texts is a
+    re-listing of the options, not an answer (but a bare letter after such a list is: command-xlarge does that).
     """
     mentions: list[Mention] = []
     end = len(text.rstrip())
     cut = len(text)
-    tail: list[list[str]] = []
+    tail: list[tuple[list[str], bool, int]] = []
     # Walk back over answer-only lines (ThoughtSource appends "\nB) text" after its CoT; flan-T5 repeats "E\nE").
     while end > 0 and len(tail) < 8:
         start = text.rfind("\n", 0, end) + 1
@@ -233,26 +253,30 @@ def _answer_lines(text: str, opts: Options, *, first: bool | None) -> tuple[list
         if not line.strip():
             end = start - 1
             continue
-        letters = _line_letters(line, opts, prefix=not tail)
+        letters, bare = _line_letters(line, opts, prefix=not tail)
         if not letters:
             break
-        tail.append(letters)
-        cut = start
+        tail.append((letters, bare, start))
         end = start - 1
-    relisting = len(tail) >= 2 and all(len(t) == 1 for t in tail) and len({t[0] for t in tail}) > 1
-    if relisting:
-        cut = len(text)  # the options listed again at the end: not an answer, and part of the text
+    tail_start = tail[-1][2] if tail else len(text)
+    listed = [t for t in tail if not t[1]]
+    if len(listed) >= 2 and all(len(t[0]) == 1 for t in listed) and len({t[0][0] for t in listed}) > 1:
+        # The options listed again at the end: not an answer. Only a bare letter after the list counts.
+        if tail[0][1] and all(not t[1] for t in tail[1:]):
+            mentions.append(Mention(tail[0][2], tail[0][0][0], "line"))
+            cut = tail[0][2]
     else:
-        for letter in dict.fromkeys(x for t in tail for x in t):
-            mentions.append(Mention(cut, letter, "line"))
+        for letter in dict.fromkeys(x for t in tail for x in t[0]):
+            mentions.append(Mention(tail_start, letter, "line"))
+        cut = tail_start
     if first is None:  # no <think>: the first line counts unless the text walks through the options line by line
         first = len(set(_OPTION_LINES.findall(text))) < 2
     if first:
         stripped = text.lstrip()
         offset = len(text) - len(stripped)
         head = stripped.split("\n", 1)[0]
-        if offset + len(head) < cut:
-            for letter in _line_letters(head, opts):
+        if offset + len(head) < tail_start:
+            for letter in _line_letters(head, opts)[0]:
                 mentions.append(Mention(offset, letter, "line"))
     return mentions, cut
 
@@ -428,7 +452,9 @@ def _cue_mentions(text: str, opts: Options) -> list[Mention]:
             line = _MARKUP.sub("", m.group(1)).strip()
             if not _LINE.match(line) or (m.group(2) and _OPTION_START.match(_MARKUP.sub("", m.group(2)).strip())):
                 continue  # only "(D) text" lines count, and not the first line of a list ("options are:\n(A) x\n(B) y")
-            for letter in _line_letters(line, opts):
+            if not _CONCLUDING_INTRO.search(text, max(0, m.start() - 40), m.start()):
+                continue  # "Let's look at each option:" introduces a walk through the options, not an answer
+            for letter in _line_letters(line, opts, prefix=True)[0]:
                 mentions.append(Mention(m.start(1), letter, "line", _tentative(text, m.start())))
     return mentions
 
@@ -481,6 +507,9 @@ def extract_answer(completion: str | None, options: dict[str, str] | Options, re
 
     result = Extraction(None, None, None, reasoning, think, reasoning_letter, mentions)
     letters = {m.letter for m in mentions}
+    if _NON_ANSWER_LINE.match(final.rstrip().rsplit("\n", 1)[-1]):
+        result.reason = NO_ANSWER  # the last word is "none of the above": whatever came before, no option is chosen
+        return result
     if not mentions:
         result.reason = ANSWER_ONLY_IN_REASONING if reasoning_letter else NO_ANSWER
         return result
