@@ -108,6 +108,8 @@ _NON_ANSWER_LINE = re.compile(
     r"(?i)^\W*(?:(?:none|all|neither)\s+of\s+(?:the\s+)?(?:above|options|choices|these|them)"
     r"|not\s+(?:listed|definitive|applicable|among|present)|either\s+\(?[A-Z]\)?\s+or\b)"
 )
+# "...is associated with all of the following: A) .., B) .., E) ..": every option at once is no choice.
+_ALL_OF = re.compile(r"(?i)\b(?:with|is|are|be)\s+all\s+(?:of\s+)?the\s+(?:following|above|options|choices)\b")
 _OPTION_START = re.compile(r"^[\(\[]?[A-Z](?:\s*[\)\]\.:\-–])")
 _OPTION_LINES = re.compile(r"^[ \t*_\-]*[\(\[]?([A-Z])\s*[\)\]\.:]", re.M)
 _LINE_PREFIX = re.compile(r"^(?:[-•>#]+\s*|\d+\.\s+)")
@@ -507,7 +509,7 @@ def extract_answer(completion: str | None, options: dict[str, str] | Options, re
 
     result = Extraction(None, None, None, reasoning, think, reasoning_letter, mentions)
     letters = {m.letter for m in mentions}
-    if _NON_ANSWER_LINE.match(final.rstrip().rsplit("\n", 1)[-1]):
+    if _NON_ANSWER_LINE.match(final.rstrip().rsplit("\n", 1)[-1]) or _ALL_OF.search(final[-600:]):
         result.reason = NO_ANSWER  # the last word is "none of the above": whatever came before, no option is chosen
         return result
     if not mentions:
