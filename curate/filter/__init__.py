@@ -24,7 +24,7 @@ from curate.filter.checks import (
     estimate_tokens,
 )
 from curate.filter.extract import Extraction, Options, extract_answer
-from curate.filter.select import Candidate, pass_rates, select
+from curate.filter.select import Candidate, check_selection, pass_rates, select
 from curate.io import InputError, Rejected
 from curate.records import FilteredTrace, Question, Trace, canonical_text
 from curate.stage_report import StageCounter, StageReport
@@ -75,6 +75,7 @@ def filter_traces(
     policy (`select_policy` "all", or "k" with `k` per question chosen by `select_by` "shortest" or "diverse").
     Rejected rows carry their Verdict too, with the reason codes of `checks.REASONS`.
     """
+    check_selection(select_policy, k, select_by)
     if config is None:
         config = CheckConfig(max_tokens=max_tokens, min_reasoning_words=min_reasoning_words)
     qmap = questions if isinstance(questions, Mapping) else {q.id: q for q in questions}

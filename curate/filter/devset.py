@@ -36,3 +36,23 @@ def dev_records(rows: list[dict[str, Any]]) -> tuple[dict[str, Question], list[T
                             prompt_name=variant, prompt_hash=stable_hash(row["source"], variant, length=12),
                             completion=row["response"], reasoning_content=row.get("reasoning")))
     return questions, traces
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m curate.filter.devset DEV_TRACES.jsonl.gz QUESTIONS TRACES`: write the shared real traces as a
+    Question file and a Trace file, the two inputs of `curate filter` (for trying the stage on real output)."""
+    import sys
+
+    from curate.io import write_rows
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 3:
+        raise SystemExit("usage: python -m curate.filter.devset DEV_TRACES.jsonl.gz QUESTIONS TRACES")
+    questions, traces = dev_records(read_dev_rows(args[0]))
+    write_rows(list(questions.values()), args[1])
+    write_rows(traces, args[2])
+    print(f"wrote {len(questions)} questions to {args[1]} and {len(traces)} traces to {args[2]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -61,10 +61,10 @@ _QUAL = r"(?:final|correct|best|right|most\s+(?:likely|appropriate|accurate|corr
 # regex scan over every character is ~50x slower, and this is what keeps 100k traces well under a minute.
 _CUE = re.compile(
     # "answer" alone is a cue; "option"/"choice" only with a qualifier ("each option:" introduces a list).
-    r"(?i:\b(?:(?:" + _QUAL + r"\s+)?answer(?:\s+choice)?|" + _QUAL + r"\s+(?:option|choice|response))"
-    r"(?!\s*(?:choices|options|s\b))"
+    r"(?i:\b(?:(?:" + _QUAL + r"\s+)?answers?(?:\s+choice)?|" + _QUAL + r"\s+(?:option|choice|response))"
+    r"(?!\s*(?:choices|options)\b)"
     r"(?:\s+(?:to\s+(?:this|the)\s+question|here|therefore|then|thus|overall))?"
-    r"(?:\s*(?:is|would\s+be|should\s+be|will\s+be|must\s+be|seems\s+to\s+be|appears\s+to\s+be|remains|=)\b"
+    r"(?:\s*(?:is|are|would\s+be|should\s+be|will\s+be|must\s+be|seems\s+to\s+be|appears\s+to\s+be|remains|=)\b"
     r"(?:\s+(?:therefore|thus|then|likely|probably|most\s+likely|clearly|definitely))?\s*:?|\s*[:=\-–]))"
     + _MARK
     + r"(?:(?i:option|choice)\s*)?[\(\[]?"

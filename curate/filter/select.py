@@ -60,16 +60,22 @@ def _diverse(cands: list[Candidate], k: int) -> list[Candidate]:
     return chosen
 
 
-def select(candidates: Sequence[Candidate], *, policy: str = "all", k: int | None = None, by: str = "shortest") -> set[int]:
-    """Indices of the candidates to keep."""
+def check_selection(policy: str, k: int | None, by: str) -> None:
+    """A clear error for a bad policy, before any work is done."""
     if policy not in SELECT_POLICIES:
         raise ValueError(f"select policy must be one of {', '.join(SELECT_POLICIES)}, got {policy!r}")
     if by not in SELECT_BY:
         raise ValueError(f"select-by must be one of {', '.join(SELECT_BY)}, got {by!r}")
+    if policy == "k" and (k is None or k < 1):
+        raise ValueError(f"select policy 'k' needs k >= 1, got {k!r}")
+
+
+def select(candidates: Sequence[Candidate], *, policy: str = "all", k: int | None = None, by: str = "shortest") -> set[int]:
+    """Indices of the candidates to keep."""
+    check_selection(policy, k, by)
     if policy == "all":
         return {c.index for c in candidates}
-    if k is None or k < 1:
-        raise ValueError(f"select policy 'k' needs k >= 1, got {k!r}")
+    assert k is not None
     groups: dict[str, list[Candidate]] = defaultdict(list)
     for cand in candidates:
         groups[cand.question_id].append(cand)
