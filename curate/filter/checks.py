@@ -72,7 +72,7 @@ class CheckConfig:
     min_reasoning_words: int = 15
     repeat_sentence_times: int = 4  # a sentence of >= repeat_min_chars characters seen this often is a loop
     repeat_min_chars: int = 40
-    repeat_compress_ratio: float = 0.2  # the last 3000 characters compressing below this is a loop
+    repeat_compress_ratio: float = 0.2  # the last 2000 characters compressing below this is a loop
     non_ascii_letter_share: float = 0.08  # of all characters
     rationalisation_marker: str = "rational"  # prompt_name containing this shows the gold answer to the teacher
 
@@ -104,13 +104,13 @@ def has_repetition(text: str, config: CheckConfig = CheckConfig()) -> bool:
     counts = Counter(s for s in sentences if len(s) >= config.repeat_min_chars)
     if counts and counts.most_common(1)[0][1] >= config.repeat_sentence_times:
         return True
-    tail = text[-3000:].encode("utf-8", "replace")
-    return len(tail) >= 1500 and len(zlib.compress(tail, 1)) / len(tail) < config.repeat_compress_ratio
+    tail = text[-2000:].encode("utf-8", "replace")
+    return len(tail) >= 1000 and len(zlib.compress(tail, 1)) / len(tail) < config.repeat_compress_ratio
 
 
-_ENGLISH_WORDS = frozenset(
-    "the of and to in is a that for it as with was on be by this are or not which from at an have so but if".split()
-)
+#: The commonest English words: together ~15% of the words of English prose (medical prose included), ~0% of other
+#: languages' prose. Counting five of them is enough and keeps the check cheap.
+_ENGLISH_WORDS = (" the ", " of ", " and ", " to ", " is ")
 
 
 def is_non_english(text: str, config: CheckConfig = CheckConfig()) -> bool:
@@ -120,12 +120,12 @@ def is_non_english(text: str, config: CheckConfig = CheckConfig()) -> bool:
         foreign = sum(1 for c in _NON_ASCII.findall(text) if c.isalpha())
         if foreign > config.non_ascii_letter_share * len(text):
             return True
-    head = " " + text[:4000].lower().replace("\n", " ") + " "
+    head = " " + text[:3000].lower().replace("\n", " ") + " "
     words = head.count(" ") - 1
     if words < 40:
         return False
-    english = sum(head.count(f" {w} ") for w in _ENGLISH_WORDS)
-    return english / words < 0.04
+    english = sum(head.count(w) for w in _ENGLISH_WORDS)
+    return english / words < 0.03
 
 
 _REFUSAL = re.compile(

@@ -71,19 +71,10 @@ _CUE = re.compile(
     + _MARK
     + r"([A-Z])(?![A-Za-z0-9\-])"
 )
-# "(C) is the correct answer", "option C is correct", "choice C is the best fit".
-_CUE_AFTER = re.compile(
-    r"(?:(?i:option|choice)\s+[\(\[]?([A-Z])[\)\]]?|\(([A-Z])\))\**\s+(?i:is\s+(?:the\s+)?(?:most\s+)?"
-    r"(?:correct|right|best|appropriate|likely|answer)(?:\s+(?:answer|option|choice|fit))?\b)"
-)
 # Conclusions as reasoning models write them: "I'll go with B", "So answer D.", "I think B is the answer", "C is correct".
 _GO_WITH = re.compile(
     r"(?i:\b(?:go(?:ing)?\s+with|choose|chose|select|pick|opt\s+for)\s+(?:option\s+|choice\s+|answer\s+)?)"
     r"[\(\[]?\**([A-Z])(?![A-Za-z0-9\-])"
-)
-_IS_CORRECT = re.compile(r"(?i:\s+is\s+(?:the\s+)?(?:correct|right|best|answer|most\s+likely|most\s+appropriate)\b)")
-_LETTER_BEFORE = re.compile(
-    r"(?:^|[.!?:]\s+|\n\s*|\b(?:[Ss]o|[Tt]hus|[Tt]herefore|think|[Hh]ence|[Tt]hen),?\s+)[\(\[]?\**([A-Z])[\)\]]?\**$"
 )
 # A statement that only entertains an option: "maybe the answer is C", "if ..., the answer would be B".
 _TENTATIVE = re.compile(
@@ -291,11 +282,17 @@ def _tentative(text: str, pos: int) -> bool:
 
 
 #: One scan of the lowered text finds every place a cue pattern can start; each pattern is then tried only there.
-_ANCHOR_SCAN = re.compile(r"\b(?:answer|final|correct|best|right|most|option|choice|go|cho|select|pick|opt)|\(| is ")
-_CUE_AT = {"answer": (_CUE,), "final": (_CUE,), "correct": (_CUE,), "best": (_CUE,), "right": (_CUE,), "most": (_CUE,),
-           "option": (_CUE_AFTER,), "choice": (_CUE_AFTER,), "(": (_CUE_AFTER,)}
+_ANCHOR_SCAN = re.compile(r"\b(?:answer|option|choice|response|go|cho|select|pick|opt)")
+_QUAL_BEFORE = re.compile(r"(?i:\b" + _QUAL + r"\s+)$")
 _SO_BEFORE = re.compile(r"(?i:\b(?:so|thus|therefore|hence)[,\s]+(?:the\s+)?)$")
 _SO_AFTER = re.compile(r"(?i:answer|option)\s+[\(\[]?([A-Z])[\)\]]?(?=\s*[.!\n]|\s*$)")
+# "(C) is the correct answer", "option C is the best fit", "I think B is the answer", "C is correct": found by the
+# literal " is ..." phrase in the lowered text, then the letter just before it.
+_IS_PHRASE = re.compile(r" is (?:the )?(?:most )?(?:correct|right|best|answer|appropriate|likely)\b")
+_BEFORE_IS = re.compile(
+    r"(?:(?i:option|choice)\s+[\(\[]?([A-Z])[\)\]]?|\(([A-Z])\)"
+    r"|(?:^|[.!?:]\s+|\n\s*|\b(?:[Ss]o|[Tt]hus|[Tt]herefore|think|[Hh]ence|[Tt]hen),?\s+)[\(\[]?\**([A-Z])[\)\]]?)\**$"
+)
 
 
 def _scan(text: str, low: str, opts: Options) -> list[Mention]:
@@ -311,125 +308,43 @@ def _scan(text: str, low: str, opts: Options) -> list[Mention]:
 
     for anchor in _ANCHOR_SCAN.finditer(low):
         i, word = anchor.start(), anchor.group()
-        if word == " is ":
-            if _IS_CORRECT.match(text, i):
-                back = _LETTER_BEFORE.search(text[max(0, i - 40) : i])
-                if back:
-                    add(i - (len(back.string) - back.start(1)), [back.group(1)])
-            continue
-        for pattern in _CUE_AT.get(word, ()):
-            m = pattern.match(text, i)
-            if m is None or m.end() in seen_ends:  # "correct answer is C" also matches at "answer"
-                continue
-            seen_ends.add(m.end())
-            if pattern is _CUE:
-                add(i, _letter_after_cue(text, m.end(), m.group(1), opts))
-            else:
-                add(i, [m.group(1) or m.group(2)])
         if word in ("go", "cho", "select", "pick", "opt"):
             m = _GO_WITH.match(text, i)
             if m is not None:
                 add(i, _letter_after_cue(text, m.end(1), m.group(1), opts)[:2])
-        elif word in ("answer", "option"):
+            continue
+        start = i
+        if word != "answer":  # "option"/"choice"/"response" are cues only after a qualifier ("the correct option")
+            qual = _QUAL_BEFORE.search(text, max(0, i - 30), i)
+            start = qual.start() if qual else -1
+        if start >= 0:
+            m = _CUE.match(text, start)
+            if m is not None and m.end() not in seen_ends:
+                seen_ends.add(m.end())
+                add(start, _letter_after_cue(text, m.end(), m.group(1), opts))
+        if word in ("answer", "option"):
             m = _SO_AFTER.match(text, i)
-            if m is not None and _SO_BEFORE.search(text[max(0, i - 20) : i]):
+            if m is not None and _SO_BEFORE.search(text, max(0, i - 20), i):
                 add(i, _letter_after_cue(text, m.end(1), m.group(1), opts)[:2])
-            if word == "answer":
-                m = _CUE_TEXT.match(text, i)
-                if m is not None:
-                    named = opts.prefix_letter(text[m.end() : m.end() + 300])
-                    if named:
-                        add(i, [named], "cue_text")
-    return mentions
-
-
-def _tentative(text: str, pos: int) -> bool:
-    """Whether the sentence up to `pos` only entertains an option ("maybe the answer is C")."""
-    window = text[max(0, pos - 120) : pos]
-    cut = max(window.rfind(". "), window.rfind("\n"), window.rfind("? "), window.rfind("! "))
-    return _TENTATIVE.search(window[cut + 1 :]) is not None
-
-
-def _anchored(pattern: re.Pattern[str], text: str, low: str, anchors: tuple[str, ...]):
-    """Matches of `pattern` that start where one of `anchors` starts (a word start), in text order."""
-    starts: set[int] = set()
-    for word in anchors:
-        i = low.find(word)
-        while i >= 0:
-            if i == 0 or not low[i - 1].isalpha() or not word[0].isalpha():
-                starts.add(i)
-            i = low.find(word, i + 1)
-    ends: set[int] = set()
-    for i in sorted(starts):
-        m = pattern.match(text, i)
-        if m is not None and m.end() not in ends:  # "correct answer is C" also matches at "answer"
-            ends.add(m.end())
-            yield m
-
-
-def _letter_is_correct(text: str, low: str):
-    """(position, letter) for "C is correct", "I think B is the answer", "so (D) is the best"."""
-    i = low.find(" is ")
-    while i >= 0:
-        if _IS_CORRECT.match(text, i):
-            back = _LETTER_BEFORE.search(text[max(0, i - 40) : i])
-            if back:
-                yield i - (len(back.string) - back.start(1)), back.group(1)
-        i = low.find(" is ", i + 1)
-
-
-def _tentative(text: str, pos: int) -> bool:
-    """Whether the sentence up to `pos` only entertains an option ("maybe the answer is C")."""
-    window = text[max(0, pos - 120) : pos]
-    cut = max(window.rfind(". "), window.rfind("\n"), window.rfind("? "), window.rfind("! "))
-    return _TENTATIVE.search(window[cut + 1 :]) is not None
-
-
-#: Every cue pattern contains one of these words; the patterns run only in windows around them (str.find is ~50x
-#: faster than a case-insensitive regex scan, and this is what keeps 100k traces well under a minute).
-_KEYWORDS = ("answer", "option", "choice", "response", "correct", "right", "best", "appropriate", "likely", "most",
-             "go with", "going with", "choose", "chose", "select", "pick", "opt for", "boxed", ":")
-_BEFORE, _AFTER = 60, 160
-
-
-def _windows(text: str) -> list[tuple[int, int]]:
-    """Merged (start, end) spans around cue keywords."""
-    low = text.lower()
-    if len(low) != len(text):  # a few Unicode characters change length when lowered: scan everything
-        return [(0, len(text))]
-    hits: list[int] = []
-    for word in _KEYWORDS:
-        i = low.find(word)
-        while i >= 0:
-            hits.append(i)
-            i = low.find(word, i + 1)
-    hits.sort()
-    spans: list[tuple[int, int]] = []
-    size = len(text)
-    for i in hits:
-        start, end = max(0, i - _BEFORE), min(size, i + _AFTER)
-        if spans and start <= spans[-1][1]:
-            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
-        else:
-            spans.append((start, end))
-    return spans
-
-
-def _finditer(pattern: re.Pattern[str], text: str, spans: list[tuple[int, int]]):
-    """`pattern.finditer` restricted to spans (matches touching a span's cut end are dropped: they may be cut short)."""
-    size = len(text)
-    for start, end in spans:
-        for m in pattern.finditer(text, start, end):
-            if end < size and m.end() > end - 8:
+        if word == "answer":
+            m = _CUE_TEXT.match(text, i)
+            if m is not None:
+                named = opts.prefix_letter(text[m.end() : m.end() + 300])
+                if named:
+                    add(i, [named], "cue_text")
+    for phrase in _IS_PHRASE.finditer(low):
+        i = phrase.start()
+        back = _BEFORE_IS.search(text, max(0, i - 40), i)
+        if back is None:
+            continue
+        letter = back.group(1) or back.group(2)
+        if letter is None:
+            # A bare letter ("C is correct") must be followed by a firm word, not "is likely to".
+            if phrase.group().endswith(("likely", "appropriate")) and " most " not in phrase.group():
                 continue
-            yield m
-
-
-def _tentative(text: str, pos: int) -> bool:
-    """Whether the sentence up to `pos` only entertains an option ("maybe the answer is C")."""
-    window = text[max(0, pos - 120) : pos]
-    cut = max(window.rfind(". "), window.rfind("\n"), window.rfind("? "), window.rfind("! "))
-    return _TENTATIVE.search(window[cut + 1 :]) is not None
+            letter = back.group(3)
+        add(back.start(), [letter])
+    return mentions
 
 
 def _cue_mentions(text: str, opts: Options) -> list[Mention]:
