@@ -120,6 +120,17 @@ def test_trace_of_an_unknown_question_names_the_trace():
     assert report.reasons["unknown_question"] == 1 and rejected[-1].row["trace_id"] == "q9-0"
 
 
+def test_worker_processes_give_the_same_result():
+    questions, base = sample_set()
+    traces = [trace(t.question_id, i, t.completion, error=t.error, finish_reason=t.finish_reason)
+              for i, t in enumerate(base * 1200)]  # 6000 traces: above the size where a pool is used
+    one = filter_traces(traces, questions)
+    two = filter_traces(traces, questions, workers=2)
+    assert [r.row() for r in one[0]] == [r.row() for r in two[0]]
+    assert [(r.row, r.reasons) for r in one[1]] == [(r.row, r.reasons) for r in two[1]]
+    assert one[2].reasons == two[2].reasons and one[2].extra["answer_styles"] == two[2].extra["answer_styles"]
+
+
 # ---------------------------------------------------------------- files and CLI
 
 

@@ -22,6 +22,7 @@ def filter_command(
     select: str = typer.Option("all", "--select", help="all: keep every correct sample; k: at most --k per question"),
     k: int | None = typer.Option(None, "--k", min=1, help="samples to keep per question with --select k"),
     select_by: str = typer.Option("shortest", "--select-by", help="with --select k: shortest | diverse"),
+    workers: int = typer.Option(0, "--workers", min=0, help="processes judging traces (0: one per CPU, at most 8)"),
     skip_invalid: bool = typer.Option(False, "--skip-invalid",
                                       help="reject bad rows and traces of unknown questions instead of failing"),
 ) -> None:
@@ -32,8 +33,10 @@ def filter_command(
     with user_errors():
         if select == "k" and k is None:
             raise ValueError("--select k needs --k N")
+        import os
+
         options = dict(max_tokens=max_tokens, min_reasoning_words=min_reasoning_words, select_policy=select, k=k,
-                       select_by=select_by)
+                       select_by=select_by, workers=workers or min(os.cpu_count() or 1, 8))
         if is_tty():
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 

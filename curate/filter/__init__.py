@@ -56,6 +56,42 @@ def _verdict_row(trace: Trace, **verdict: Any) -> dict[str, Any]:
     return row
 
 
+def judge(completion: str, options: dict[str, str] | Options, gold: str, *, reasoning_content: str | None = None,
+          finish_reason: str | None = None, completion_tokens: int | None = None, prompt_name: str = "",
+          config: CheckConfig = CheckConfig()) -> dict[str, Any]:
+    """The Verdict columns of one response (without pass rate and selection, which need the other samples)."""
+    found = extract_answer(completion, options, reasoning_content)
+    reasons = check_trace(completion=completion, extraction=found, finish_reason=finish_reason,
+                          completion_tokens=completion_tokens, prompt_name=prompt_name, config=config)
+    correct = found.letter is not None and found.letter == gold
+    if found.letter is not None and not correct:
+        reasons.append(WRONG_ANSWER)
+    format_ok = found.letter is not None and not any(r in FORMAT_REASONS for r in reasons)
+    reasoning = found.reasoning.strip()
+    return {
+        "predicted": found.letter,
+        "correct": correct,
+        "format_ok": format_ok,
+        "reasons": reasons,
+        "reasoning": reasoning or None,
+        "answer": found.letter,
+        "text": canonical_text(reasoning, found.letter) if format_ok else None,
+        "_style": found.style or "none",
+    }
+
+
+def _judge_chunk(chunk: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Worker body: judge a chunk of (completion, options, gold, reasoning_content, finish_reason, tokens, prompt,
+    config) tuples. Module level so that worker processes can run it."""
+    return [judge(c, o, g, reasoning_content=rc, finish_reason=fr, completion_tokens=ct, prompt_name=pn, config=cfg)
+            for c, o, g, rc, fr, ct, pn, cfg in chunk]
+
+
+#: Below this many traces a pool costs more than it saves.
+MIN_PARALLEL = 5000
+CHUNK = 1000
+
+
 def filter_traces(
     traces: Iterable[Trace],
     questions: Mapping[str, Question] | Iterable[Question],
@@ -67,62 +103,46 @@ def filter_traces(
     select_by: str = "shortest",
     skip_invalid: bool = False,
     config: CheckConfig | None = None,
+    workers: int = 1,
     on_progress: Callable[[int], None] | None = None,
 ) -> tuple[list[FilteredTrace], list[Rejected], StageReport]:
     """Judge every trace; return (kept rows, rejected rows, report).
 
     A kept row is correct (its parsed letter is the gold letter), well-formed (no format reason) and selected by the
     policy (`select_policy` "all", or "k" with `k` per question chosen by `select_by` "shortest" or "diverse").
-    Rejected rows carry their Verdict too, with the reason codes of `checks.REASONS`.
+    Rejected rows carry their Verdict too, with the reason codes of `checks.REASONS`. `workers` > 1 judges in that
+    many processes (each response is judged on its own, so the result is the same).
     """
     check_selection(select_policy, k, select_by)
     if config is None:
         config = CheckConfig(max_tokens=max_tokens, min_reasoning_words=min_reasoning_words)
     qmap = questions if isinstance(questions, Mapping) else {q.id: q for q in questions}
-    options: dict[str, Options] = {}
     counter = StageCounter(STAGE)
-    judged: list[tuple[Trace, Question | None, dict[str, Any]]] = []
-    styles: Counter[str] = Counter()
-
-    for n, trace in enumerate(traces, start=1):
+    traces = list(traces)
+    verdicts: list[dict[str, Any] | None] = [None] * len(traces)
+    questions_of: list[Question | None] = []
+    work: list[tuple[int, tuple[Any, ...]]] = []
+    options: dict[str, Options] = {}
+    for i, trace in enumerate(traces):
         question = qmap.get(trace.question_id)
+        questions_of.append(question)
         if question is None:
             if not skip_invalid:
                 raise UnknownQuestion(trace.trace_id, trace.question_id)
-            judged.append((trace, None, {"reasons": [UNKNOWN_QUESTION], "correct": False, "format_ok": False}))
-            continue
-        if trace.error or trace.completion is None:
-            judged.append((trace, question, {"reasons": [GENERATION_ERROR], "correct": False, "format_ok": False}))
-            continue
-        opts = options.get(question.id)
-        if opts is None:
-            opts = options[question.id] = Options(question.options)
-        found = extract_answer(trace.completion, opts, trace.reasoning_content)
-        reasons = check_trace(
-            completion=trace.completion,
-            extraction=found,
-            finish_reason=trace.finish_reason,
-            completion_tokens=(trace.usage or {}).get("completion_tokens"),
-            prompt_name=trace.prompt_name,
-            config=config,
-        )
-        correct = found.letter is not None and found.letter == question.answer
-        if found.letter is not None and not correct:
-            reasons.append(WRONG_ANSWER)
-        format_ok = found.letter is not None and not any(r in FORMAT_REASONS for r in reasons)
-        styles[found.style or "none"] += 1
-        reasoning = found.reasoning.strip()
-        judged.append((trace, question, {
-            "predicted": found.letter,
-            "correct": correct,
-            "format_ok": format_ok,
-            "reasons": reasons,
-            "reasoning": reasoning or None,
-            "answer": found.letter,
-            "text": canonical_text(reasoning, found.letter) if format_ok else None,
-        }))
-        if on_progress is not None and n % 1000 == 0:
-            on_progress(n)
+            verdicts[i] = {"reasons": [UNKNOWN_QUESTION], "correct": False, "format_ok": False}
+        elif trace.error or trace.completion is None:
+            verdicts[i] = {"reasons": [GENERATION_ERROR], "correct": False, "format_ok": False}
+        else:
+            opts = options.get(question.id)
+            if opts is None:
+                opts = options[question.id] = Options(question.options)
+            work.append((i, (trace.completion, opts if workers <= 1 else question.options, question.answer,
+                             trace.reasoning_content, trace.finish_reason, (trace.usage or {}).get("completion_tokens"),
+                             trace.prompt_name, config)))
+    for i, verdict in zip((i for i, _ in work), _run_judges([args for _, args in work], workers, on_progress)):
+        verdicts[i] = verdict
+    styles = Counter(v.pop("_style") for v in verdicts if v is not None and "_style" in v)
+    judged = list(zip(traces, questions_of, verdicts))
 
     # Pass rate over each question's samples (failed generations are not samples), then selection.
     rates = pass_rates([
@@ -167,6 +187,28 @@ def filter_traces(
         min_reasoning_words=config.min_reasoning_words,
     )
     return kept, rejected, report
+
+
+def _run_judges(args: list[tuple[Any, ...]], workers: int, on_progress: Callable[[int], None] | None):
+    """Judge in this process, or in a pool of `workers` processes (in order) for large inputs."""
+    chunks = [args[i : i + CHUNK] for i in range(0, len(args), CHUNK)]
+    done = 0
+    if workers > 1 and len(args) >= MIN_PARALLEL:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(workers) as pool:
+            for result in pool.imap(_judge_chunk, chunks):
+                done += len(result)
+                if on_progress is not None:
+                    on_progress(done)
+                yield from result
+        return
+    for chunk in chunks:
+        result = _judge_chunk(chunk)
+        done += len(result)
+        if on_progress is not None:
+            on_progress(done)
+        yield from result
 
 
 def _detail(verdict: dict[str, Any], question: Question | None) -> str:
