@@ -22,6 +22,8 @@ sys.path.insert(0, str(ROOT))
 from curate.filter.devset import read_dev_rows  # noqa: E402
 from curate.filter.extract import extract_answer  # noqa: E402
 
+_LETTER = re.compile(r"\(?\b([A-E])\b\)?")
+
 
 def source_letter(row: dict) -> str | None:
     """The source's own prediction as a letter: "C", "(C) text", " C." or an option's text; None otherwise."""
@@ -115,6 +117,20 @@ def main() -> None:
         total.update(c)
         print(f"| {model} | {c['n']} | {c['ours']} | {c['source']} | {c['neither']} | {c['source_guess']} |")
     print(f"| **all** | {total['n']} | {total['ours']} | {total['source']} | {total['neither']} | {total['source_guess']} |")
+    # The naive lenient extractor of bench/filter.py (last standalone capital A-E) on the same labelled rows.
+    naive = Counter()
+    for label in labels:
+        row = by_id[label["trace_id"]]
+        letters = _LETTER.findall(row["response"])
+        pred = letters[-1] if letters else None
+        if pred is None:
+            continue
+        naive["predicted"] += 1
+        naive["correct"] += pred == label["label"]
+        naive["guess"] += label["label"] == "unparsable"
+    print(f"\nNaive last-letter regex on the same {len(labels)} labelled rows: {naive['predicted']} predictions, "
+          f"{naive['correct']} correct ({naive['correct'] / naive['predicted']:.1%}), {naive['guess']} guesses on "
+          "rows labelled unparsable.")
     whole = sum(1 for r in rows if ours[r["trace_id"]] != source_letter(r))
     print(f"\nOver all {len(rows)} dev rows, our extraction and source_pred disagree on {whole} "
           f"({whole / len(rows):.1%}).")
