@@ -103,6 +103,10 @@ def test_answer_leak_only_for_the_rationalisation_prompt():
     assert ANSWER_LEAK in reasons(leaky, prompt_name="mcq-rationalize")
     assert ANSWER_LEAK not in reasons(leaky, prompt_name="mcq")
     assert ANSWER_LEAK not in reasons(GOOD, prompt_name="mcq-rationalize")
+    for admission in ("The question states that the correct answer is B, so", "Given that the correct answer is B,",
+                      "To justify the given answer, note that"):
+        text = GOOD.replace("So the answer is B.", admission + " low potassium explains everything. So it is B.")
+        assert ANSWER_LEAK in reasons(text, prompt_name="rationalize"), admission
 
 
 def test_every_code_has_a_description():

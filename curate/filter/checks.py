@@ -74,7 +74,7 @@ class CheckConfig:
     repeat_min_chars: int = 40
     repeat_compress_ratio: float = 0.2  # the last 2000 characters compressing below this is a loop
     non_ascii_letter_share: float = 0.08  # of all characters
-    rationalisation_marker: str = "rational"  # prompt_name containing this shows the gold answer to the teacher
+    rationalisation_marker: str = "rational"  # prompt_name containing this ("rationalize") showed the teacher the answer
 
 
 # ---------------------------------------------------------------- token estimate
@@ -145,7 +145,11 @@ _LEAK = re.compile(
     r"|answer\s+key|gold(?:en)?\s+(?:answer|label)|(?:work(?:ing)?|reason(?:ing)?)\s+backwards?\s+from\s+the\s+answer"
     r"|the\s+(?:correct\s+)?answer\s+(?:is|was|has\s+been)\s+(?:given|provided|stated|supplied|revealed|marked)"
     r"|as\s+(?:given|stated|indicated|provided)\s+in\s+the\s+(?:prompt|question|instructions|task)"
-    r"|since\s+(?:we\s+know\s+)?the\s+(?:correct\s+)?answer\s+is\s+(?:known|given|provided))"
+    r"|since\s+(?:we\s+know\s+)?the\s+(?:correct\s+)?answer\s+is\s+(?:known|given|provided)"
+    r"|given\s+that\s+the\s+correct\s+answer\s+is"
+    r"|(?:question|prompt|problem|task|user)\s+(?:states|says|tells\s+(?:us|me)|indicates|notes)\s+(?:that\s+)?the\s+"
+    r"(?:correct\s+)?answer"
+    r"|justify\s+the\s+(?:given|correct|provided)\s+answer)"
 )
 
 
