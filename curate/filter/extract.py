@@ -45,7 +45,7 @@ class Extraction:
 
     letter: str | None
     reason: str | None = None
-    style: str | None = None  # how the final answer was stated: tag, boxed, cue, cue_text, line, line_text
+    style: str | None = None  # how the final answer was stated: tag, boxed, cue, cue_text, line
     reasoning: str = ""  # the reasoning text, answer-only lines removed
     think: str = "none"  # none | closed | unclosed | separate
     reasoning_letter: str | None = None  # the reasoning's last conclusion, when it has one
@@ -57,8 +57,8 @@ class Extraction:
 _MARK = r"[\s*_`'\"]*"  # markdown and quotes that may sit around a letter
 # The cue words before a letter: "the (final|correct|best...) answer|option|choice is", "Answer:" ...
 _QUAL = r"(?:final|correct|best|right|most\s+(?:likely|appropriate|accurate|correct|suitable))"
-# Each cue pattern is matched only at the positions of its anchor words (found with str.find): a case-insensitive
-# regex scan over every character is ~50x slower, and this is what keeps 100k traces well under a minute.
+# Each cue pattern is tried only where its anchor word starts (see `_scan`): a case-insensitive regex pass over
+# every character is ~50x slower, and this is what keeps 100k traces within a minute.
 _CUE = re.compile(
     # "answer" alone is a cue; "option"/"choice" only with a qualifier ("each option:" introduces a list).
     r"(?i:\b(?:(?:" + _QUAL + r"\s+)?answers?(?:\s+choice)?|" + _QUAL + r"\s+(?:option|choice|response))"
