@@ -53,7 +53,8 @@ def letter(text: str, options: dict[str, str] = OPTS, reasoning_content: str | N
         f"C) Cholesterol embolization\nC) Cholesterol embolization. {REASONING}",  # answer first (ThoughtSource)
     ],
     ids=[
-        "answer_tag", "think_then_answer_tag", "think_then_letter", "think_then_sentence", "answer_is_paren", "answer_colon", "bold_letter",
+        "answer_tag", "think_then_answer_tag", "think_then_letter", "think_then_sentence", "answer_is_paren",
+        "answer_colon", "bold_letter",
         "letter_paren_text", "boxed", "boxed_text", "option_text_line", "colon_then_option_line",
         "colon_then_bold_option", "go_with", "correct_option_is", "option_x_is_correct", "answer_is_option_text",
         "answer_first",
