@@ -281,8 +281,10 @@ def _tentative(text: str, pos: int) -> bool:
     return _TENTATIVE.search(window[cut + 1 :]) is not None
 
 
-#: One scan of the lowered text finds every place a cue pattern can start; each pattern is then tried only there.
-_ANCHOR_SCAN = re.compile(r"\b(?:answer|option|choice|response|go|cho|select|pick|opt)")
+#: Every place a cue pattern can start is found in the lowered text; each pattern is then tried only there.
+_ANCHORS = ("answer", "option", "choice", "response", "go with", "going with", "choos", "chose", "select", "pick",
+            "opt for", "opted for")
+_CUE_WORDS = frozenset({"answer", "option", "choice", "response"})
 _QUAL_BEFORE = re.compile(r"(?i:\b" + _QUAL + r"\s+)$")
 _SO_BEFORE = re.compile(r"(?i:\b(?:so|thus|therefore|hence)[,\s]+(?:the\s+)?)$")
 _SO_AFTER = re.compile(r"(?i:answer|option)\s+[\(\[]?([A-Z])[\)\]]?(?=\s*[.!\n]|\s*$)")
@@ -293,6 +295,19 @@ _BEFORE_IS = re.compile(
     r"(?:(?i:option|choice)\s+[\(\[]?([A-Z])[\)\]]?|\(([A-Z])\)"
     r"|(?:^|[.!?:]\s+|\n\s*|\b(?:[Ss]o|[Tt]hus|[Tt]herefore|think|[Hh]ence|[Tt]hen),?\s+)[\(\[]?\**([A-Z])[\)\]]?)\**$"
 )
+
+
+def _anchor_hits(low: str) -> list[tuple[int, str]]:
+    """(position, word) of every anchor word that starts a word, in text order (str.find: ~2x a regex alternation)."""
+    hits = []
+    for word in _ANCHORS:
+        i = low.find(word)
+        while i >= 0:
+            if i == 0 or not low[i - 1].isalpha():
+                hits.append((i, word))
+            i = low.find(word, i + 1)
+    hits.sort()
+    return hits
 
 
 def _scan(text: str, low: str, opts: Options) -> list[Mention]:
@@ -306,9 +321,8 @@ def _scan(text: str, low: str, opts: Options) -> list[Mention]:
         for letter in letters:
             mentions.append(Mention(pos, letter, style, tentative))
 
-    for anchor in _ANCHOR_SCAN.finditer(low):
-        i, word = anchor.start(), anchor.group()
-        if word in ("go", "cho", "select", "pick", "opt"):
+    for i, word in _anchor_hits(low):
+        if word not in _CUE_WORDS:  # go with, choose, chose, select, pick, opt for
             m = _GO_WITH.match(text, i)
             if m is not None:
                 add(i, _letter_after_cue(text, m.end(1), m.group(1), opts)[:2])
