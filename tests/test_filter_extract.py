@@ -91,6 +91,8 @@ def test_canonical_reasoning_drops_the_trailing_answer_lines():
     found = extract_answer(f"{REASONING}So, the answer is C.\nC) Cholesterol embolization.", OPTS)
     assert found.letter == "C"
     assert found.reasoning.endswith("So, the answer is C.")
+    found = extract_answer(f"{REASONING}So, the answer is C.\n\n**Final Answer**\n\nC", OPTS)
+    assert found.letter == "C" and found.reasoning.endswith("So, the answer is C.")
 
 
 # ---------------------------------------------------------------- adversarial: null, never a guess

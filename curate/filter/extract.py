@@ -101,6 +101,8 @@ _NON_ANSWER_LINE = re.compile(
 )
 # "...is associated with all of the following: A) .., B) .., E) ..": every option at once is no choice.
 _ALL_OF = re.compile(r"(?i)\b(?:with|is|are|be)\s+all\s+(?:of\s+)?the\s+(?:following|above|options|choices)\b")
+# A heading left alone at the end once the answer line below it is cut ("**Final Answer**").
+_DANGLING_HEADER = re.compile(r"\n[#*_\s]*(?i:final\s+answer|answer)[#*_:\s]*$")
 _OPTION_START = re.compile(r"^[\(\[]?[A-Z](?:\s*[\)\]\.:\-–])")
 _OPTION_LINES = re.compile(r"^[ \t*_\-]*[\(\[]?([A-Z])\s*[\)\]\.:]", re.M)
 _LINE_PREFIX = re.compile(r"^(?:[-•>#]+\s*|\d+\.\s+)")
@@ -427,7 +429,7 @@ def extract_answer(completion: str | None, options: dict[str, str] | Options, re
     line_mentions, cut = _answer_lines(final, opts, first=True if think != "none" else None)
     mentions += line_mentions
     if think == "none":
-        reasoning = _TAG.sub("", final[:cut]).strip()
+        reasoning = _DANGLING_HEADER.sub("", _TAG.sub("", final[:cut]).rstrip()).strip()
 
     # The reasoning's last conclusion: the check against a final answer that says something else.
     reasoning_letter = None
