@@ -170,6 +170,17 @@ def test_unknown_question_in_files_fails_before_writing(tmp_path):
     assert report.reasons["unknown_question"] == 1 and out.exists()
 
 
+def test_duplicate_trace_id_is_an_error(tmp_path):
+    q_path, t_path = write_inputs(tmp_path, ".jsonl")
+    first = t_path.read_text().splitlines()[0]
+    with open(t_path, "a") as fh:
+        fh.write(first + "\n")
+    with pytest.raises(InputError, match=r"id=q1-0\) field 'trace_id': duplicate trace_id"):
+        run_filter(t_path, q_path, tmp_path / "kept.jsonl")
+    report = run_filter(t_path, q_path, tmp_path / "kept.jsonl", skip_invalid=True)
+    assert report.reasons["invalid_input"] == 1 and report.rows_out == 2
+
+
 def test_invalid_trace_row_is_located(tmp_path):
     q_path, t_path = write_inputs(tmp_path, ".jsonl")
     lines = t_path.read_text().splitlines()

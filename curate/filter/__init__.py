@@ -36,6 +36,7 @@ __all__ = [
     "UnknownQuestion",
     "extract_answer",
     "filter_traces",
+    "judge",
     "run_filter",
 ]
 
@@ -239,6 +240,17 @@ def run_filter(
     input, questions_path, output = Path(input), Path(questions), Path(output)
     traces, bad_traces = read_records(input, Trace, skip_invalid=skip_invalid)
     question_rows, bad_questions = read_records(questions_path, Question, skip_invalid=skip_invalid)
+    seen: set[str] = set()
+    unique: list[Trace] = []
+    for t in traces:  # a repeated trace would count twice in its question's pass rate
+        if t.trace_id in seen:
+            if not skip_invalid:
+                raise InputError(input, "duplicate trace_id", record_id=t.trace_id, field="trace_id")
+            bad_traces.append(Rejected(row=t.row(), reasons=["invalid_input"], detail="duplicate trace_id"))
+            continue
+        seen.add(t.trace_id)
+        unique.append(t)
+    traces = unique
     qmap: dict[str, Question] = {}
     for q in question_rows:
         if q.id in qmap:
