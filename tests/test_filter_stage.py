@@ -231,3 +231,14 @@ def test_real_traces_kept_rows_are_verified_and_canonical(shared_data):
     # Every model's truncated QwQ-style outputs are caught, never kept.
     assert report.reasons["unclosed_think"] > 100
     assert all(not r.row["kept"] for r in rejected)
+
+
+def test_run_filter_options_are_named_so_callers_can_check_them(tmp_path):
+    import inspect
+
+    sig = inspect.signature(run_filter)
+    sig.bind("t", "q", "o", rejected=None, report=None, select="k", k=2, select_by="diverse", max_tokens=10)
+    with pytest.raises(TypeError):
+        sig.bind("t", "q", "o", selct="k")  # a misspelt option is refused by name (`curate run` checks configs so)
+    with pytest.raises(ValueError, match="select"):  # a bad policy fails before any file is read
+        run_filter(tmp_path / "missing.jsonl", tmp_path / "missing.jsonl", tmp_path / "o.jsonl", select="some")

@@ -35,7 +35,7 @@ def filter_command(
             raise ValueError("--select k needs --k N")
         import os
 
-        options = dict(max_tokens=max_tokens, min_reasoning_words=min_reasoning_words, select_policy=select, k=k,
+        options = dict(max_tokens=max_tokens, min_reasoning_words=min_reasoning_words, select=select, k=k,
                        select_by=select_by, workers=workers or min(os.cpu_count() or 1, 8))
         if is_tty():
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn

@@ -228,13 +228,22 @@ def run_filter(
     rejected: str | os.PathLike[str] | None = None,
     report: str | os.PathLike[str] | None = None,
     skip_invalid: bool = False,
-    **options: Any,
+    max_tokens: int = CheckConfig.max_tokens,
+    min_reasoning_words: int = CheckConfig.min_reasoning_words,
+    select: str = "all",
+    k: int | None = None,
+    select_by: str = "shortest",
+    workers: int = 1,
+    config: CheckConfig | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> StageReport:
     """Read traces and questions, filter, write kept rows (and rejected rows and the JSON report when asked).
 
-    Bad input (an invalid row, a trace whose question is missing) raises `InputError` before anything is written;
-    with `skip_invalid` such rows become rejected rows instead (`invalid_input`, `unknown_question`).
+    Options are the CLI's (`select` is `--select`: "all" or "k"). Bad input (an invalid row, a repeated trace id, a
+    trace whose question is missing) raises `InputError` before anything is written; with `skip_invalid` such rows
+    become rejected rows instead (`invalid_input`, `unknown_question`).
     """
+    check_selection(select, k, select_by)  # before reading anything
     from curate.io import read_records, write_rows
 
     input, questions_path, output = Path(input), Path(questions), Path(output)
@@ -257,7 +266,9 @@ def run_filter(
             raise InputError(questions_path, "duplicate question id", record_id=q.id, field="id")
         qmap[q.id] = q
     try:
-        kept, dropped, stage_report = filter_traces(traces, qmap, skip_invalid=skip_invalid, **options)
+        kept, dropped, stage_report = filter_traces(
+            traces, qmap, skip_invalid=skip_invalid, max_tokens=max_tokens, min_reasoning_words=min_reasoning_words,
+            select_policy=select, k=k, select_by=select_by, workers=workers, config=config, on_progress=on_progress)
     except UnknownQuestion as exc:
         raise InputError(input, f"question_id {exc.question_id!r} is not in {questions_path} (use --skip-invalid to "
                          "reject such traces instead)", record_id=exc.trace_id, field="question_id") from None
