@@ -1,0 +1,213 @@
+"""Format and quality checks on one trace, each with its own reason code.
+
+The answer itself is parsed in `extract.py`; these checks look at the shape of the response: was it cut off, is there
+a real reasoning trace, is it too long, does it loop, is it English, is it a refusal or a hedge, and (for the
+rationalisation prompt, which shows the teacher the gold answer) does the reasoning admit it was given the answer.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections import Counter
+from dataclasses import dataclass
+
+from curate.filter.extract import (
+    ANSWER_ONLY_IN_REASONING,
+    CONTRADICTS_REASONING,
+    INVALID_OPTION,
+    MULTIPLE_ANSWERS,
+    NO_ANSWER,
+    Extraction,
+)
+
+# ---------------------------------------------------------------- reason codes (with extract.py's: one list)
+GENERATION_ERROR = "generation_error"
+TRUNCATED = "truncated"
+UNCLOSED_THINK = "unclosed_think"
+EMPTY_REASONING = "empty_reasoning"
+SHORT_REASONING = "short_reasoning"
+TOO_LONG = "too_long"
+REPETITION = "repetition"
+NON_ENGLISH = "non_english"
+REFUSAL = "refusal"
+HEDGING = "hedging"
+ANSWER_LEAK = "answer_leak"
+WRONG_ANSWER = "wrong_answer"
+UNKNOWN_QUESTION = "unknown_question"
+NOT_SELECTED = "not_selected"
+
+#: Every code `filter` can give, with what it means (the report and README read this).
+REASONS: dict[str, str] = {
+    GENERATION_ERROR: "the teacher call failed (the trace carries an error, or no completion)",
+    TRUNCATED: "finish_reason is 'length': the response was cut off",
+    UNCLOSED_THINK: "<think> was opened and never closed",
+    EMPTY_REASONING: "no reasoning text at all",
+    SHORT_REASONING: "reasoning shorter than --min-reasoning-words",
+    TOO_LONG: "reasoning + answer longer than --max-tokens (estimated, or the server's completion_tokens)",
+    REPETITION: "a loop: the same sentence or phrase over and over",
+    NON_ENGLISH: "mostly non-English text",
+    REFUSAL: "the teacher declined to answer",
+    HEDGING: "no answer, and the response says none fits / it cannot be determined",
+    ANSWER_LEAK: "rationalisation prompt: the reasoning says it was given the answer",
+    NO_ANSWER: "no final answer could be parsed",
+    MULTIPLE_ANSWERS: "the final statement names more than one option",
+    ANSWER_ONLY_IN_REASONING: "an answer appears only inside the reasoning, not as a final answer",
+    CONTRADICTS_REASONING: "the final answer differs from the reasoning's last conclusion",
+    INVALID_OPTION: "the answer names a letter the question does not have",
+    WRONG_ANSWER: "the parsed answer is not the gold answer",
+    UNKNOWN_QUESTION: "the trace's question_id is not in the questions file (--skip-invalid)",
+    NOT_SELECTED: "correct and well-formed, but the selection policy kept other samples of this question",
+}
+
+#: Codes that say the response is malformed or unusable (format_ok is False when any is present).
+FORMAT_REASONS = frozenset(REASONS) - {WRONG_ANSWER, NOT_SELECTED, UNKNOWN_QUESTION}
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    """Thresholds of the checks (CLI flags map onto these)."""
+
+    max_tokens: int = 8192
+    min_reasoning_words: int = 15
+    repeat_sentence_times: int = 4  # a sentence of >= repeat_min_chars characters seen this often is a loop
+    repeat_min_chars: int = 40
+    repeat_compress_ratio: float = 0.2  # the last 2000 characters compressing below this is a loop
+    non_ascii_letter_share: float = 0.08  # of all characters
+    rationalisation_marker: str = "rational"  # prompt_name containing this ("rationalize") showed the teacher the answer
+
+
+# ---------------------------------------------------------------- token estimate
+
+
+def estimate_tokens(text: str) -> int:
+    """A cheap token count: whitespace-separated words (counted as spaces and newlines) x 4/3 (subword tokenizers
+    average ~1.3 tokens per English word; no tokenizer download). Within ~15% of real counts on English prose, which
+    is all a length cap needs."""
+    return ((text.count(" ") + text.count("\n") + 1) * 4 + 2) // 3
+
+
+# ---------------------------------------------------------------- individual checks
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def has_repetition(text: str, config: CheckConfig = CheckConfig()) -> bool:
+    """A degenerate loop: one long sentence repeated many times, or a tail that compresses like a loop does.
+
+    zlib is the cheap loop detector: English prose compresses to ~35-50% of its size, a text going round in circles
+    to well under 20%."""
+    if len(text) < 200:
+        return False
+    # str.split is ~10x faster than a regex split; newlines count as sentence ends.
+    counts = Counter(text.lower().replace("\n", ". ").split(". "))  # Counter over a list counts in C
+    for sentence, count in counts.most_common(20):
+        if count < config.repeat_sentence_times:
+            break
+        if len(sentence) >= config.repeat_min_chars:
+            return True
+    tail = text[-2000:].encode("utf-8", "replace")
+    return len(tail) >= 1000 and len(zlib.compress(tail, 1)) / len(tail) < config.repeat_compress_ratio
+
+
+#: The commonest English words: together ~15% of the words of English prose (medical prose included), ~0% of other
+#: languages' prose. Counting five of them is enough and keeps the check cheap.
+_ENGLISH_WORDS = (" the ", " of ", " and ", " to ", " is ")
+
+
+def is_non_english(text: str, config: CheckConfig = CheckConfig()) -> bool:
+    """Mostly non-English: many letters outside ASCII (CJK, Cyrillic...), or Latin text with almost no English
+    function words (Spanish, German...). Medical terms and formulae keep English text well inside both limits."""
+    if not text.isascii():
+        foreign = sum(1 for c in _NON_ASCII.findall(text) if c.isalpha())
+        if foreign > config.non_ascii_letter_share * len(text):
+            return True
+    head = " " + text[:3000].lower().replace("\n", " ") + " "
+    words = head.count(" ") - 1
+    if words < 40:
+        return False
+    english = sum(head.count(w) for w in _ENGLISH_WORDS)
+    return english / words < 0.03
+
+
+_REFUSAL = re.compile(
+    r"(?i)\b(?:I(?:'m| am)\s+(?:sorry|unable|not able)|I\s+(?:cannot|can't|can\s+not|won't)\s+(?:assist|help|answer|provide"
+    r"|comply|give)|as\s+an\s+AI(?:\s+language\s+model)?|I\s+(?:must|have\s+to)\s+decline|consult\s+a\s+(?:doctor|physician"
+    r"|healthcare))"
+)
+_HEDGE = re.compile(
+    r"(?i)\b(?:none\s+of\s+the\s+(?:above|options|choices|given)|all\s+of\s+the\s+(?:above|options)|cannot\s+be\s+determined"
+    r"|can(?:not|'t)\s+(?:be\s+)?(?:determine|definitively|conclusively)|impossible\s+to\s+(?:determine|say|tell)"
+    r"|not\s+(?:listed|present|included)\s+(?:among|in)\s+the|insufficient\s+(?:information|data)|not\s+enough\s+information"
+    r"|difficult\s+to\s+(?:determine|say)|more\s+information\s+(?:is\s+)?needed|depends\s+on)"
+)
+_LEAK = re.compile(
+    r"(?i)\b(?:(?:the|this)\s+(?:given|provided|stated|supplied|expected|known|reference|target)\s+(?:correct\s+)?answer"
+    r"|(?:we|I)(?:'re|'m|\s+am|\s+are|\s+was|\s+were)?\s+(?:told|given|shown|provided)\s+(?:that\s+)?the\s+(?:correct\s+)?answer"
+    r"|answer\s+key|gold(?:en)?\s+(?:answer|label)|(?:work(?:ing)?|reason(?:ing)?)\s+backwards?\s+from\s+the\s+answer"
+    r"|the\s+(?:correct\s+)?answer\s+(?:is|was|has\s+been)\s+(?:given|provided|stated|supplied|revealed|marked)"
+    r"|as\s+(?:given|stated|indicated|provided)\s+in\s+the\s+(?:prompt|question|instructions|task)"
+    r"|since\s+(?:we\s+know\s+)?the\s+(?:correct\s+)?answer\s+is\s+(?:known|given|provided)"
+    r"|given\s+that\s+the\s+correct\s+answer\s+is"
+    r"|(?:question|prompt|problem|task|user)\s+(?:states|says|tells\s+(?:us|me)|indicates|notes)\s+(?:that\s+)?the\s+"
+    r"(?:correct\s+)?answer"
+    r"|justify\s+the\s+(?:given|correct|provided)\s+answer)"
+)
+
+
+def is_refusal(text: str) -> bool:
+    return _REFUSAL.search(text[:600]) is not None or _REFUSAL.search(text[-600:]) is not None
+
+
+def is_hedging(text: str) -> bool:
+    return _HEDGE.search(text[-1500:]) is not None
+
+
+def leaks_answer(reasoning: str) -> bool:
+    """The reasoning admits it was shown the answer (only meaningful for the rationalisation prompt)."""
+    return _LEAK.search(reasoning) is not None
+
+
+# ---------------------------------------------------------------- all checks on one trace
+
+
+def check_trace(
+    *,
+    completion: str,
+    extraction: Extraction,
+    finish_reason: str | None = None,
+    completion_tokens: int | None = None,
+    prompt_name: str = "",
+    config: CheckConfig = CheckConfig(),
+) -> list[str]:
+    """Format and quality reason codes for one response (answer correctness is judged by the caller)."""
+    reasons: list[str] = []
+    if finish_reason == "length":
+        reasons.append(TRUNCATED)
+    if extraction.think == "unclosed":
+        reasons.append(UNCLOSED_THINK)
+    reasoning = extraction.reasoning
+    words = len(reasoning.split())
+    if words == 0:
+        reasons.append(EMPTY_REASONING)
+    elif words < config.min_reasoning_words:
+        reasons.append(SHORT_REASONING)
+    tokens = completion_tokens if completion_tokens else estimate_tokens(completion)
+    if tokens > config.max_tokens:
+        reasons.append(TOO_LONG)
+    if has_repetition(reasoning, config):
+        reasons.append(REPETITION)
+    if is_non_english(completion, config):
+        reasons.append(NON_ENGLISH)
+    if config.rationalisation_marker and config.rationalisation_marker in (prompt_name or "").lower():
+        if leaks_answer(reasoning):
+            reasons.append(ANSWER_LEAK)
+    if extraction.letter is None:
+        # A refusal or a hedge is the more useful name for "no answer"; other extraction reasons stand as they are.
+        code = extraction.reason or NO_ANSWER
+        if code == NO_ANSWER and is_refusal(completion):
+            code = REFUSAL
+        elif code == NO_ANSWER and is_hedging(completion):
+            code = HEDGING
+        reasons.append(code)
+    return reasons
