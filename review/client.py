@@ -4,6 +4,7 @@ option, never logged), and the workspace and dataset a review lives in."""
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 from review.dataset import require_argilla
@@ -59,7 +60,9 @@ def workspace_of(client: Any, name: str | None, *, create: bool) -> Any:
 def find_dataset(client: Any, name: str, workspace: str | None) -> Any:
     """The review dataset, or a ReviewError naming what was looked for."""
     ws = workspace_of(client, workspace, create=False)
-    dataset = client.datasets(name=name, workspace=ws)
+    with warnings.catch_warnings():  # the SDK warns, then returns None: the error below says it better
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = client.datasets(name=name, workspace=ws)
     if dataset is None:
         raise ReviewError(f"no Argilla dataset {name!r} in workspace {ws.name!r} (push it first: curate review push)")
     return dataset

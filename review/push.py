@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,9 @@ def push(
     client = connect(api_url)
     rg = require_argilla()
     ws = workspace_of(client, workspace, create=True)
-    ds = client.datasets(name=dataset, workspace=ws)
+    with warnings.catch_warnings():  # the SDK warns when the dataset does not exist yet: that is expected here
+        warnings.simplefilter("ignore", UserWarning)
+        ds = client.datasets(name=dataset, workspace=ws)
     created = ds is None
     if created:
         ds = rg.Dataset(name=dataset, workspace=ws, settings=build_settings(reviewers_per_record), client=client).create()
@@ -88,8 +91,8 @@ def push(
         _check_compatible(ds, reviewers_per_record)
         existing = {str(r.id) for r in ds.records(with_responses=False, with_suggestions=False)}
     records = [record_for(item) for item in chosen]
-    for start in range(0, len(records), BATCH):
-        ds.records.log(records[start : start + BATCH])
+    if records:  # the SDK upserts by record id (= trace id) in batches
+        ds.records.log(records, batch_size=min(BATCH, len(records)))
     new = sum(1 for item in chosen if item["trace_id"] not in existing)
     result = counter.report(
         dataset=dataset,
