@@ -2,7 +2,7 @@
 
 Proportional allocation with a minimum per stratum (so a small source or a rare subject is still looked at), the
 largest-remainder method for rounding, and a seeded draw inside each stratum that depends only on the seed, the
-stratum and its members (not on file order, nor on the other strata).
+stratum and its members (not on file order, nor on the other strata), and that only grows when the sample does.
 """
 
 from __future__ import annotations
@@ -83,8 +83,10 @@ def stratified_sample(
     strata: list[Stratum] = []
     for name in sorted(groups):
         members = sorted(groups[name], key=key)
-        rng = random.Random(stable_hash("review-sample", seed, name))
-        chosen = rng.sample(members, allocation[name])
+        # A seeded permutation of the stratum, then its first k: a larger sample (same seed) keeps every trace of a
+        # smaller one, so growing a review never throws away responses already given.
+        random.Random(stable_hash("review-sample", seed, name)).shuffle(members)
+        chosen = members[: allocation[name]]
         sample.extend(sorted(chosen, key=key))
         strata.append(Stratum(name=name, population=sizes[name], sampled=allocation[name]))
     return sample, strata

@@ -57,3 +57,11 @@ def test_no_sample_size_takes_everything():
     items = _items(30)
     sample, strata = stratified_sample(items, None, stratum=lambda it: it["s"], key=lambda it: it["id"])
     assert len(sample) == 30 and sum(s.sampled for s in strata) == 30
+
+
+def test_a_larger_sample_contains_the_smaller_one():
+    items = _items(1000)
+    pick = dict(stratum=lambda it: it["s"], key=lambda it: it["id"], seed=3)
+    small, _ = stratified_sample(items, 40, **pick)
+    large, _ = stratified_sample(items, 100, **pick)
+    assert {it["id"] for it in small} < {it["id"] for it in large}
