@@ -210,6 +210,7 @@ def test_cli_key_errors_never_show_the_key(env, corpus, cli, tmp_path):
     assert bad_key not in wrong.stderr + wrong.stdout
 
 
+COMMENT = "Aspirin alone is not adequate stroke prevention here."
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -244,8 +245,7 @@ def test_clinician_reviews_in_the_browser_and_pull_returns_it(env, corpus, owner
             page.locator("label[for=reasoning_sound_2]").click()
             page.locator("label[for=clinically_unsafe_yes]").click()
             page.locator("label[for=phi_present_no]").click()
-            page.locator("[aria-label='Question: comment'] textarea, [aria-label='Question: comment'] [contenteditable]").first.fill(
-                "Aspirin alone is not adequate stroke prevention here.")
+            page.locator("[aria-label='Question: comment'] textarea").fill(COMMENT)
             screenshot = tmp_path / "review-screen.png"
             page.screenshot(path=str(screenshot), full_page=True)
             page.get_by_role("button", name="Submit").click()
@@ -267,4 +267,4 @@ def test_clinician_reviews_in_the_browser_and_pull_returns_it(env, corpus, owner
     assert row["trace_id"] == trace_id and row["reviewer"] == "dr-lee"
     assert (row["answer_correct"], row["reasoning_sound"], row["clinically_unsafe"], row["phi_present"]) == (
         "incorrect", 2, "yes", "no")
-    assert row["comment"] == "Aspirin alone is not adequate stroke prevention here."
+    assert row["comment"] == COMMENT
