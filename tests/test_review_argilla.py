@@ -245,7 +245,7 @@ def test_clinician_reviews_in_the_browser_and_pull_returns_it(env, corpus, owner
             page.locator("label[for=reasoning_sound_2]").click()
             page.locator("label[for=clinically_unsafe_yes]").click()
             page.locator("label[for=phi_present_no]").click()
-            page.locator("[aria-label='Question: comment'] textarea").fill(COMMENT)
+            page.locator("[aria-label='Question: comment'] [contenteditable=true]").fill(COMMENT)
             screenshot = tmp_path / "review-screen.png"
             page.screenshot(path=str(screenshot), full_page=True)
             page.get_by_role("button", name="Submit").click()
