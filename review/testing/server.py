@@ -24,8 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 #: What the server venv holds. click<8.2: argilla-server's CLI (and its typer) break on click 8.2's flag checks.
 SERVER_REQUIREMENTS = ("argilla-server==2.8.0", "click<8.2", "fakeredis>=2.24")
 MARKER = "curate-requirements.txt"
@@ -99,6 +97,8 @@ class ArgillaServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self, timeout_s: float = START_TIMEOUT_S) -> ArgillaServer:
+        import httpx  # here, so that `build` needs nothing but the standard library
+
         if not venv_ready(self.venv):
             raise RuntimeError(f"no argilla-server venv at {self.venv}: run `python -m review.testing.server build`")
         self.home.mkdir(parents=True, exist_ok=True)
