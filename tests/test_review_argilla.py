@@ -132,7 +132,12 @@ def test_push_again_never_duplicates_and_keeps_responses(env, corpus, owner, ser
         push(kept, dataset="spot-check", questions=qs, sample=12, reviewers_per_record=3)
 
 
-def test_in_memory_engine_answers_searches(env, corpus, owner):
+def early_bird_key(owner, server) -> str:
+    user = owner.users("early-bird")
+    return httpx.get(f"{server.url}/api/v1/users/{user.id}", headers={"X-Argilla-Api-Key": server.api_key}).json()["api_key"]
+
+
+def test_in_memory_engine_answers_searches(env, corpus, owner, server):
     import argilla as rg
 
     ds = owner.datasets(name="spot-check")
@@ -143,6 +148,23 @@ def test_in_memory_engine_answers_searches(env, corpus, owner):
     assert [r.id for r in found] == [target.id]
     pubmedqa = list(ds.records(query=rg.Query(filter=rg.Filter(("metadata.source", "==", "pubmedqa")))))
     assert {r.id for r in pubmedqa} == {r.id for r in records if r.metadata["source"] == "pubmedqa"} and pubmedqa
+    flagged = list(ds.records(query=rg.Query(filter=rg.Filter(("answer_correct.suggestion", "==", "incorrect")))))
+    assert {r.id for r in flagged} == {r.id for r in records if r.suggestions["answer_correct"].value == "incorrect"}
+    assert flagged  # every 4th trace is wrong
+    # The SDK searches across all responses: one record has early-bird's submitted response, 19 have none.
+    pending = rg.Query(filter=rg.Filter(("response.status", "==", "pending")))
+    submitted = rg.Query(filter=rg.Filter(("response.status", "==", "submitted")))
+    assert len(list(ds.records(query=pending))) == 19
+    (answered,) = ds.records(query=submitted)
+    assert answered.responses["answer_correct"][0].value == "correct"
+    # The UI's queue (/me/...) is per user: the owner still has all 20 pending, 10 per page; early-bird 19.
+    query = {"query": {}, "filters": {"and": [{"type": "terms", "scope": {"entity": "response", "property": "status"},
+                                                "values": ["pending"]}]}}
+    url = f"{server.url}/api/v1/me/datasets/{ds.id}/records/search"
+    owner_page = httpx.post(url, params={"offset": 10, "limit": 10}, json=query, headers={"X-Argilla-Api-Key": server.api_key})
+    assert owner_page.json()["total"] == 20 and len(owner_page.json()["items"]) == 10
+    reviewer = httpx.post(url, json=query, headers={"X-Argilla-Api-Key": early_bird_key(owner, server)}).json()
+    assert reviewer["total"] == 19 and answered.id not in {item["record"]["external_id"] for item in reviewer["items"]}
     progress = ds.progress()
     assert progress["total"] == 20 and progress["completed"] == 0  # one submission of the two required
 
@@ -268,3 +290,37 @@ def test_clinician_reviews_in_the_browser_and_pull_returns_it(env, corpus, owner
     assert (row["answer_correct"], row["reasoning_sound"], row["clinically_unsafe"], row["phi_present"]) == (
         "incorrect", 2, "yes", "no")
     assert row["comment"] == COMMENT
+
+
+@pytest.mark.shared_data
+def test_push_real_teacher_traces(env, owner, shared_data, tmp_path):
+    """Real teacher output (../shared/data traces: R1/QwQ/GPT reasoning on MedQA, MedMCQA, PubMedQA) goes through
+    push intact: every dataset is sampled, and a record shows exactly the trace's reasoning and both answers."""
+    import gzip
+    import json
+
+    from curate.io import write_rows
+
+    rows = []
+    with gzip.open(shared_data / "traces" / "dev_traces.jsonl.gz", "rt", encoding="utf-8") as fh:
+        for line in fh:
+            t = json.loads(line)
+            if t["model"] not in ("DeepSeek-R1", "gpt-4o"):
+                continue
+            rows.append({"trace_id": t["trace_id"], "question_id": f"{t['dataset']}:{t['split']}:{t['qid']}",
+                         "source": t["dataset"], "teacher": t["model"], "question": t["question"],
+                         "options": t["options"], "gold": t["gold"], "reasoning": t["reasoning"] or t["response"],
+                         "answer": t["source_pred"], "correct": t["source_correct"]})
+    path = tmp_path / "real.jsonl"
+    write_rows(rows, path)
+    result = push(path, dataset="real-traces", sample=24, stratify="source", seed=2)
+    assert result.rows_in == len(rows) and result.rows_out == 24
+    assert {s["stratum"]: s["sampled"] for s in result.extra["strata"]} == {"medmcqa": 8, "medqa": 8, "pubmedqa": 8}
+    by_id = {r["trace_id"]: r for r in rows}
+    records = list(owner.datasets(name="real-traces").records)
+    assert len(records) == 24
+    for record in records:
+        row = by_id[record.id]
+        assert record.fields["reasoning"] == row["reasoning"]
+        assert record.fields["gold_answer"].startswith(f"**{row['gold']}.**")
+        assert record.metadata["teacher"] == row["teacher"]
