@@ -62,7 +62,12 @@ def phase(name: str, directory: Path, extra: dict) -> dict:
     """Run one phase in this process; return its wall time and the process's peak RSS."""
     corpus, reviews = directory / "corpus.parquet", directory / "reviews.parquet"
     started = time.perf_counter()
-    if name == "apply":
+    if name == "make":
+        from curate.io import read_rows, write_rows
+
+        make_corpus(directory, extra["rows"], extra["reviewed"])
+        write_rows(read_rows(corpus)[: extra["push"]], directory / "small.parquet")
+    elif name == "apply":
         from review import apply_reviews
 
         apply_reviews(corpus, reviews, directory / "out.parquet", report=directory / "report.json")
@@ -122,13 +127,12 @@ def main() -> None:
         print(json.dumps(phase(args.phase, args.dir, json.loads(args.extra))))
         return
 
-    from curate.io import read_rows, write_rows
     from review.testing.server import ArgillaServer, ensure_venv
 
     with tempfile.TemporaryDirectory(prefix="bench-review-") as tmp:
         directory = Path(tmp)
-        make_corpus(directory, args.rows, args.reviewed)
-        write_rows(read_rows(directory / "corpus.parquet")[: args.push], directory / "small.parquet")
+        # In a subprocess too: Linux children start with their parent's peak RSS, so the parent must stay small.
+        run_phase("make", directory, {"rows": args.rows, "reviewed": args.reviewed, "push": args.push})
         results = {name: run_phase(name, directory) for name in ("io", "apply", "read", "sample")}
         ensure_venv()
         with ArgillaServer(directory / "argilla") as server:
