@@ -167,6 +167,12 @@ def test_in_memory_engine_answers_searches(env, corpus, owner, server):
     assert reviewer["total"] == 19 and answered.id not in {item["record"]["external_id"] for item in reviewer["items"]}
     progress = ds.progress()
     assert progress["total"] == 20 and progress["completed"] == 0  # one submission of the two required
+    # The UI's metadata filter lists each term with its count.
+    source_property = ds.settings.metadata["source"]
+    metrics = httpx.get(f"{server.url}/api/v1/metadata-properties/{source_property.id}/metrics",
+                        headers={"X-Argilla-Api-Key": server.api_key}).json()
+    expected = {name: sum(r.metadata["source"] == name for r in records) for name in ("medqa", "medmcqa", "pubmedqa")}
+    assert metrics["total"] == 20 and {v["term"]: v["count"] for v in metrics["values"]} == expected
 
 
 def test_reviewers_status_pull_and_agreement(env, corpus, owner, server, tmp_path):
