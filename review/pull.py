@@ -9,11 +9,7 @@ from typing import Any
 from curate.io import write_rows
 from curate.stage_report import StageCounter, StageReport
 from review.client import connect, find_dataset
-from review.dataset import COMMENT, METADATA, QUESTIONS
-
-#: Columns of a reviews file, in order (pull writes them; apply reads them).
-REVIEW_COLUMNS = ("trace_id", "reviewer", "reviewer_id", *QUESTIONS[:-1], COMMENT, "source", "subject", "difficulty",
-                  "teacher")
+from review.dataset import METADATA, QUESTIONS
 
 
 def _usernames(client: Any) -> dict[str, str]:
