@@ -244,6 +244,17 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+def choose(page, option_id: str) -> None:
+    """Select an option in the Argilla form. The UI pre-selects suggestions (the filter's verdict), and clicking a
+    selected option deselects it: click only when it is not selected yet, then check that it is."""
+    from playwright.sync_api import expect
+
+    box = page.locator(f"#{option_id}")
+    if not box.is_checked():
+        page.locator(f"label[for={option_id}]").click()
+    expect(box).to_be_checked()
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (.ci/setup.d/review.sh installs it)")
 def test_clinician_reviews_in_the_browser_and_pull_returns_it(env, corpus, owner, server, tmp_path, cli):
     """A reviewer logs into the real Argilla UI in headless Chromium, answers every question, submits; the CLI's
@@ -269,10 +280,8 @@ def test_clinician_reviews_in_the_browser_and_pull_returns_it(env, corpus, owner
             page.get_by_text("Reasoning (teacher model)").wait_for()
             shown = page.locator("body").inner_text()
             (trace_id,) = [tid for tid, text in reasoning_by_id.items() if text in shown]
-            page.locator("label[for=answer_correct_incorrect]").click()
-            page.locator("label[for=reasoning_sound_2]").click()
-            page.locator("label[for=clinically_unsafe_yes]").click()
-            page.locator("label[for=phi_present_no]").click()
+            for option in ("answer_correct_incorrect", "reasoning_sound_2", "clinically_unsafe_yes", "phi_present_no"):
+                choose(page, option)
             page.locator("[aria-label='Question: comment'] [contenteditable=true]").fill(COMMENT)
             screenshot = tmp_path / "review-screen.png"
             page.screenshot(path=str(screenshot), full_page=True)
