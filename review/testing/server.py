@@ -1,0 +1,171 @@
+"""A real argilla-server for tests and local trials: its own virtual environment, started on loopback.
+
+argilla-server 2.8 pins old pydantic/typer/httpx that clash with curate's, so it lives in a separate venv (built once,
+cached under $CURATE_ARGILLA_VENV, default ~/.cache/curate/argilla-server-venv; `.ci/setup.d/review.sh` builds it
+ahead of time). `ArgillaServer` runs `argilla_launcher.py` in that venv: SQLite, fakeredis and an in-memory search
+engine instead of Elasticsearch (which cannot be installed here), the real API and UI otherwise.
+
+    python -m review.testing.server build        # create the venv (idempotent)
+    python -m review.testing.server serve        # start a server, print URL and credentials, Ctrl-C stops it
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+#: What the server venv holds. click<8.2: argilla-server's CLI (and its typer) break on click 8.2's flag checks.
+SERVER_REQUIREMENTS = ("argilla-server==2.8.0", "click<8.2", "fakeredis>=2.24")
+MARKER = "curate-requirements.txt"
+LAUNCHER = Path(__file__).resolve().parent / "argilla_launcher.py"
+START_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 15.0
+
+
+def venv_dir() -> Path:
+    return Path(os.environ.get("CURATE_ARGILLA_VENV") or Path.home() / ".cache" / "curate" / "argilla-server-venv")
+
+
+def venv_python(path: Path | None = None) -> Path:
+    return (path or venv_dir()) / "bin" / "python"
+
+
+def venv_ready(path: Path | None = None) -> bool:
+    path = path or venv_dir()
+    marker = path / MARKER
+    return venv_python(path).exists() and marker.exists() and marker.read_text().split() == list(SERVER_REQUIREMENTS)
+
+
+def ensure_venv(path: Path | None = None, *, quiet: bool = True, timeout_s: float = 900) -> Path:
+    """Build the argilla-server venv unless it is already there with the same requirements. Returns its path.
+
+    A venv cannot be moved once built (its scripts name their interpreter by absolute path), so it is built in place
+    under a file lock and the marker listing its requirements is written last: an interrupted build has no marker and
+    is rebuilt from scratch next time.
+    """
+    path = (path or venv_dir()).expanduser()
+    if venv_ready(path):
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if venv_ready(path):
+            return path
+        shutil.rmtree(path, ignore_errors=True)
+        quiet_args = ["-q"] if quiet else []
+        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=timeout_s)
+        done = subprocess.run([str(venv_python(path)), "-m", "pip", "install", *quiet_args, "--disable-pip-version-check",
+                               *SERVER_REQUIREMENTS], timeout=timeout_s, capture_output=quiet, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"installing {' '.join(SERVER_REQUIREMENTS)} failed:\n{(done.stderr or '')[-3000:]}")
+        (path / MARKER).write_text("\n".join(SERVER_REQUIREMENTS) + "\n")
+    return path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class ArgillaServer:
+    """A running argilla-server: `url`, the owner's `username`, `password` and `api_key`. Use as a context manager."""
+
+    def __init__(self, home: Path, *, host: str = "127.0.0.1", port: int | None = None, venv: Path | None = None) -> None:
+        self.home = Path(home)
+        self.host = host
+        self.port = port or free_port(host)
+        self.venv = venv or venv_dir()
+        self.username = "argilla"
+        self.password = "curate-" + secrets.token_hex(6)
+        self.api_key = "curate.test." + secrets.token_hex(12)
+        self.log_path = self.home / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> ArgillaServer:
+        import httpx  # here, so that `build` needs nothing but the standard library
+
+        if not venv_ready(self.venv):
+            raise RuntimeError(f"no argilla-server venv at {self.venv}: run `python -m review.testing.server build`")
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "CURATE_ARGILLA_OWNER_API_KEY": self.api_key, "CURATE_ARGILLA_OWNER_PASSWORD": self.password,
+               "TMPDIR": str(self.home / "tmp")}
+        env.pop("PYTHONPATH", None)  # the server venv must not see curate's packages
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [str(venv_python(self.venv)), str(LAUNCHER), "--host", self.host, "--port", str(self.port),
+                 "--home", str(self.home), "--parent-pid", str(os.getpid())],
+                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.home, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"argilla-server exited with {self.process.returncode}:\n{self.log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                response = httpx.get(f"{self.url}/api/v1/me", headers={"X-Argilla-Api-Key": self.api_key}, timeout=2)
+                if response.status_code == 200:
+                    return self
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"argilla-server did not answer within {timeout_s:.0f} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT_S)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self) -> ArgillaServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="argilla-server for curate's tests and local trials")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("build", help="create the argilla-server venv (idempotent)")
+    serve = sub.add_parser("serve", help="start a server until Ctrl-C")
+    serve.add_argument("--port", type=int, default=6900)
+    serve.add_argument("--home", type=Path, default=None)
+    args = parser.parse_args()
+    path = ensure_venv(quiet=True)
+    if args.command == "build":
+        print(f"argilla-server venv ready: {path}")
+        return
+    with tempfile.TemporaryDirectory(prefix="argilla-") as tmp, ArgillaServer(args.home or Path(tmp), port=args.port) as server:
+        print(f"Argilla at {server.url}  user {server.username}  password {server.password}\n"
+              f"export ARGILLA_API_URL={server.url} ARGILLA_API_KEY={server.api_key}\n(Ctrl-C stops it)", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            while server.process is not None and server.process.poll() is None:
+                time.sleep(1)
+
+
+if __name__ == "__main__":
+    main()
