@@ -158,7 +158,7 @@ def _review_args(ctx: StageContext) -> Call:
     return Call((ctx.inputs[0], ctx.output), dict(
         dataset=r.dataset, api_url=r.api_url, sample=r.sample, stratify=list(r.stratify),
         reviewers_per_record=r.reviewers_per_record, seed=run.seed if r.seed is None else r.seed, reviews=r.reviews,
-        work_dir=ctx.run_dir, rejected=ctx.rejected, report=ctx.report, **r.options))
+        work_dir=ctx.run_dir, questions=ctx.inputs[1], rejected=ctx.rejected, report=ctx.report, **r.options))
 
 
 def _review_files(config: PipelineConfig) -> list[Path]:
@@ -189,7 +189,7 @@ STAGES: tuple[Stage, ...] = (
           _decontaminate_args, enabled=lambda c: c.decontaminate.enabled, external=_benchmark_files),
     Stage("scrub", ("decontaminate",), "scrubbed.parquet", "curate.scrub:run_scrub", _scrub_args,
           enabled=lambda c: c.scrub.enabled),
-    Stage("review", ("scrub",), "reviewed.parquet", "curate.pipeline.steps:review_step", _review_args,
+    Stage("review", ("scrub", "sources"), "reviewed.parquet", "curate.pipeline.steps:review_step", _review_args,
           enabled=lambda c: c.review.enabled, external=_review_files, volatile=frozenset({"api_url", "work_dir"})),
     Stage("publish", ("review",), "publish", "curate.pipeline.steps:publish_step", _publish_args,
           output_path=_publish_dir),

@@ -52,8 +52,8 @@ def pull_sources(output: Path, *, sources: list[dict[str, Any]], rejected: Path 
 
 
 def review_step(input: Path, output: Path, *, dataset: str | None, api_url: str | None, sample: int, stratify: list[str],
-                reviewers_per_record: int, seed: int, reviews: Path | None, work_dir: Path, rejected: Path | None = None,
-                report: Path | None = None, **options: Any) -> Any:
+                reviewers_per_record: int, seed: int, reviews: Path | None, work_dir: Path, questions: Path | None = None,
+                rejected: Path | None = None, report: Path | None = None, **options: Any) -> Any:
     """Push a stratified sample to Argilla (idempotent: record ids are trace ids), pull the verdicts so far, and
     apply them once there are any. With `reviews` (a file from `curate review pull`), just apply it."""
     import review
@@ -61,7 +61,7 @@ def review_step(input: Path, output: Path, *, dataset: str | None, api_url: str 
     if reviews is None:
         if not dataset:
             raise ValueError("[review] needs `dataset` (the Argilla dataset name), or `reviews` (a pulled reviews file)")
-        review.push(input, dataset=dataset, sample=sample, stratify=stratify, seed=seed,
+        review.push(input, dataset=dataset, questions=questions, sample=sample, stratify=stratify, seed=seed,
                     reviewers_per_record=reviewers_per_record, api_url=api_url)
         reviews = work_dir / "reviews.parquet"
         review.pull(dataset=dataset, output=reviews, api_url=api_url)
@@ -70,7 +70,9 @@ def review_step(input: Path, output: Path, *, dataset: str | None, api_url: str 
         if not count_rows(reviews):
             raise StagePending(f"pushed the sample to Argilla dataset {dataset!r}; no verdicts yet. Run the same "
                                "`curate run` again once the clinicians have reviewed it.")
-    return review.apply_reviews(input, reviews, output, rejected=rejected, report=report, **options)
+    # The same strata as the push: the error rate is estimated per stratum and weighted by its share of `input`.
+    return review.apply_reviews(input, reviews, output, questions=questions, stratify=stratify, rejected=rejected,
+                                report=report, **options)
 
 
 def publish_step(input: Path, output: Path, *, repo_id: str, private: bool = False, force: bool = False,
