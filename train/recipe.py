@@ -48,7 +48,7 @@ def is_complete(run_dir: Path) -> bool:
 def prepare_output(output_dir: Path, *, overwrite: bool) -> Path:
     """Check the target before any work; return the temp folder to build the run in."""
     if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{output_dir}: exists and is not empty (pass --overwrite to replace it)")
+        raise ValueError(f"{output_dir}: exists and is not empty (pass --overwrite to replace it)")
     tmp = output_dir.parent / f".{output_dir.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -183,3 +183,29 @@ def _train(mode: str, data: TrainingData, base_model: str, run_dir: Path, *, con
     shutil.rmtree(work, ignore_errors=True)
     return {"mode": mode, "adapters": adapters, "active": active, "stages": stages, "checks": checks,
             "seed": config.seed}
+
+
+def run_train_decoupled(data: str | os.PathLike[str], base_model: str, output_dir: str | os.PathLike[str], *,
+                        config: TrainConfig | str | os.PathLike[str] | None = None,
+                        questions: str | os.PathLike[str] | None = None, mode: str = "decoupled",
+                        overwrite: bool = False, report: str | os.PathLike[str] | None = None,
+                        render=None) -> StageReport:
+    """File-level entry point (`curate train-decoupled`, `curate run`): config and data are checked in full before
+    any model is loaded, then the run is trained into `output_dir`."""
+    from train.config import load_config
+    from train.data import default_render, load_training_data
+
+    if not isinstance(config, TrainConfig):
+        config = load_config(config)
+    if Path(output_dir).exists() and any(Path(output_dir).iterdir()) and not overwrite:
+        raise ValueError(f"{output_dir}: exists and is not empty (pass --overwrite to replace it)")
+    band = config.grpo.pass_rate_band if config.grpo.difficulty == "band" else None
+    data_set = load_training_data(data, questions, render=render or default_render, band=band)
+    if mode in ("grpo", "monolithic", "decoupled") and not data_set.grpo:
+        raise ValueError(f"{data}: no GRPO prompts after difficulty selection ({data_set.skipped}); "
+                         "set grpo.difficulty = 'all' or widen grpo.pass_rate_band")
+    result = train_run(mode, data_set, base_model, output_dir, config=config, data_path=str(data),
+                       questions_path=str(questions) if questions else None, overwrite=overwrite)
+    if report:
+        result.write(report)
+    return result
