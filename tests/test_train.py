@@ -2,16 +2,20 @@
 
 Everything is real: the model is a randomly initialised Qwen2ForCausalLM with a byte-level BPE tokenizer trained in
 the session (no download), trained with real peft + trl (SFTTrainer, GRPOTrainer) for a few steps. The synthetic
-training set is tiny and regular on purpose, so that SFT teaches the format within ~100 steps and GRPO then sees
+training set is tiny and regular on purpose, so that SFT teaches the format within ~60 steps and GRPO then sees
 groups with different rewards (an all-equal group gives no gradient).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 
 import pytest
+
+# A tiny model on a shared 2-core machine: one thread each avoids oversubscription (set before torch is imported).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from curate.io import write_rows
 from curate.records import FilteredTrace, Question, canonical_text
@@ -31,8 +35,8 @@ r = 4
 alpha = 8
 dropout = 0.0
 [sft]
-learning_rate = 0.03
-max_steps = 100
+learning_rate = 0.05
+max_steps = 60
 batch_size = 4
 max_length = 128
 warmup_ratio = 0.0
@@ -50,6 +54,10 @@ holdout_fraction = 0.25
 [export]
 merged = true
 """
+
+# The experiment checks plumbing (five runs, same budget, table, plots), not learning: a smaller budget.
+LIGHT_PATCH = {"sft": {"max_steps": 6}, "grpo": {"max_steps": 2, "max_completion_length": 8},
+               "eval": {"max_new_tokens": 8}, "export": {"merged": False}}
 
 REASONING = {"A": "fever cough", "B": "chest pain"}
 
@@ -88,6 +96,12 @@ def files(tmp_path_factory):
     write_rows(questions, root / "questions.jsonl")
     write_rows(rows, root / "kept.jsonl")
     (root / "train.toml").write_text(CONFIG_TOML)
+    import yaml
+
+    from train.config import load_config
+
+    light = load_config(root / "train.toml", LIGHT_PATCH).model_dump(mode="json")
+    (root / "light.yaml").write_text(yaml.safe_dump(light))
     return root
 
 
@@ -95,10 +109,9 @@ def files(tmp_path_factory):
 def decoupled(tmp_path_factory, tiny_model, files):
     """One decoupled run through the file-level entry point, with a spy around the real GRPO stage that snapshots
     both adapters' tensors just before and just after it."""
+    import train.grpo as grpo_module
     import train.recipe as recipe
     from train.modeling import adapter_state
-
-    import train.grpo as grpo_module
 
     snapshots = {}
 
@@ -133,7 +146,7 @@ def test_each_stage_runs_and_writes_config_logs_card(decoupled):
         assert (run_dir / "adapters" / name / "adapter_model.safetensors").exists()
     assert (run_dir / "merged" / "model.safetensors").exists()
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["grpo"]["num_generations"] == 4 and config["sft"]["max_steps"] == 100  # resolved from the TOML
+    assert config["grpo"]["num_generations"] == 4 and config["sft"]["max_steps"] == 60  # resolved from the TOML
     assert config["grpo"]["beta"] == 0.0  # a default, written out
     logs = [json.loads(line) for line in (run_dir / "logs" / "train.jsonl").read_text().splitlines()]
     assert {e["stage"] for e in logs} == {"sft", "grpo"}
@@ -194,9 +207,9 @@ def test_both_active_and_cat_combined_give_the_same_logits(decoupled, tiny_model
     # float64: the two computations are the same function, so they agree far inside 1e-5
     both, combined, reasoning_only, merged = compare(torch.float64)
     assert (both - combined).abs().max().item() < 1e-5
-    assert (both - merged).abs().max().item() < 1e-5
     assert (both - reasoning_only).abs().max().item() > 1e-3  # the reward adapter really contributes
-    # float32 (how it runs): rounding only, relative to the logits' scale (~10 with this model's wide init)
+    # float32 (how it runs): rounding only, relative to the logits' scale (~10 with this model's wide init); the
+    # merged model's weights were rounded to float32 when saved, so it is compared here only
     both, combined, _, merged = compare(torch.float32)
     scale = both.abs().max().item()
     assert (both - combined).abs().max().item() < 1e-5 * scale
@@ -229,14 +242,14 @@ def test_eval_cli_scores_a_run(decoupled, files, tmp_path, cli):
 def test_experiment_produces_five_rows_and_plots(tiny_model, files, tmp_path, cli):
     out = tmp_path / "exp"
     proc = cli("experiment", "--data", files / "kept.jsonl", "--questions", files / "questions.jsonl",
-               "--base-model", tiny_model, "--output-dir", out, "--config", files / "train.toml")
+               "--base-model", tiny_model, "--output-dir", out, "--config", files / "light.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads((out / "comparison.json").read_text())
     assert [r["run"] for r in rows] == ["base", "sft", "grpo", "monolithic", "decoupled"]
     assert all(r["n"] == 3 for r in rows)  # 25% of 12 questions held out, the same for every run
     by = {r["run"]: r for r in rows}
     assert by["base"]["grpo_steps"] == 0 and by["sft"]["grpo_steps"] == 0
-    assert by["grpo"]["grpo_steps"] == by["monolithic"]["grpo_steps"] == by["decoupled"]["grpo_steps"] == 3
+    assert by["grpo"]["grpo_steps"] == by["monolithic"]["grpo_steps"] == by["decoupled"]["grpo_steps"] == 2
     assert by["sft"]["final_sft_loss"] is not None and by["grpo"]["final_sft_loss"] is None
     table = (out / "comparison.md").read_text()
     assert table.count("\n| ") == 5 and "accuracy" in table
@@ -252,11 +265,11 @@ def test_experiment_produces_five_rows_and_plots(tiny_model, files, tmp_path, cl
         assert run["data"]["questions"] == 9  # the held-out questions are not trained on
     # same budget: every trained run did the same number of SFT / GRPO steps
     stages = {m: json.loads((out / "runs" / m / "run.json").read_text())["stages"] for m in by}
-    assert {s["steps"] for m in stages for s in stages[m] if s["stage"] == "sft"} == {100}
-    assert {s["steps"] for m in stages for s in stages[m] if s["stage"] == "grpo"} == {3}
+    assert {s["steps"] for m in stages for s in stages[m] if s["stage"] == "sft"} == {6}
+    assert {s["steps"] for m in stages for s in stages[m] if s["stage"] == "grpo"} == {2}
     # resumable: a second call reuses the finished runs
     again = cli("experiment", "--data", files / "kept.jsonl", "--questions", files / "questions.jsonl",
-                "--base-model", tiny_model, "--output-dir", out, "--config", files / "train.toml")
+                "--base-model", tiny_model, "--output-dir", out, "--config", files / "light.yaml")
     assert again.returncode == 0
     assert set(json.loads((out / "report.json").read_text())["extra"]["runs"].values()) == {"reused"}
 
