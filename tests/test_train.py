@@ -316,3 +316,19 @@ def test_bad_data_is_a_clear_error_before_training(files, tmp_path, cli):
     assert proc.returncode == 2
     assert "trace t3" in proc.stderr and "'nope'" in proc.stderr and str(bad) in proc.stderr
     assert not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_eval_reads_a_real_benchmark_through_sources(shared_data, decoupled, files, tmp_path, cli):
+    """`curate eval --source medqa` on the real MedQA test file: questions come through `sources`, get the student
+    prompt, and are scored (the tiny model is random, so only the plumbing and the counts are checked)."""
+    out = tmp_path / "eval"
+    proc = cli("eval", "--model", decoupled["dir"], "--source", "medqa", "--questions",
+               shared_data / "benchmarks" / "medqa" / "test.4_options.jsonl", "--limit", "3",
+               "--config", files / "train.toml", "--output-dir", out)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    items = [json.loads(line) for line in (out / "decoupled" / "items.jsonl").read_text().splitlines()]
+    assert len(items) == 3 and all(i["question_id"].startswith("medqa:test:") for i in items)
+    assert all(i["gold"] in "ABCD" for i in items)
+    assert json.loads((out / "comparison.json").read_text())[0]["n"] == 3

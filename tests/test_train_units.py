@@ -193,3 +193,39 @@ def test_real_benchmark_questions_render_as_student_prompts(shared_data):
             assert all(f"{letter}. {text}" in content for letter, text in question.options.items())
             if question.context:
                 assert question.context in content
+
+
+def test_shipped_config_is_valid_and_equals_the_defaults(repo_root):
+    from train.config import TrainConfig, load_config
+
+    assert load_config(repo_root / "curate" / "configs" / "train-decoupled.toml") == TrainConfig()
+
+
+def test_finished_run_is_reused_only_with_the_same_config_model_and_data(tmp_path):
+    from curate.io import write_json
+    from train.config import load_config, resolved
+    from train.recipe import file_sha256, is_complete
+
+    data = tmp_path / "kept.jsonl"
+    data.write_text('{"trace_id": "t0"}\n')
+    run_dir = tmp_path / "run"
+    config = load_config(None, {"sft": {"max_steps": 5}})
+    write_json(resolved(config), run_dir / "config.json")
+    write_json({"status": "done", "base_model": "m", "data": {"sha256": file_sha256(data)}}, run_dir / "run.json")
+    assert is_complete(run_dir, config=config, base_model="m", data_path=data)
+    assert not is_complete(run_dir, config=load_config(None, {"sft": {"max_steps": 6}}), base_model="m", data_path=data)
+    assert not is_complete(run_dir, config=config, base_model="other", data_path=data)
+    data.write_text('{"trace_id": "t1"}\n')
+    assert not is_complete(run_dir, config=config, base_model="m", data_path=data)
+    assert not is_complete(tmp_path / "missing")
+
+
+def test_cli_help_does_not_import_the_training_stack():
+    import subprocess
+    import sys
+
+    code = ("import sys; from curate.cli import build_app; build_app(); "
+            "print(sorted(m for m in ('torch', 'transformers', 'peft', 'trl') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+    assert out.stdout.strip() == "[]"

@@ -42,18 +42,18 @@ def load_adapters(base_model, adapter_dirs: dict[str, str | Path]):
 
 def export(model, tokenizer, names: list[str], adapters_dir: Path, *, merged_dir: Path | None = None) -> dict[str, str]:
     """Write the combined adapter beside the others (adapters_dir/combined) and, if asked, the merged model.
-    Leaves `names` active afterwards."""
+
+    Without `merged_dir`, `names` are active again afterwards. With it, the combined adapter is merged into the
+    base weights in place (no second copy of a 7B model in memory): call it last."""
     combine(model, names)
     model.save_pretrained(str(adapters_dir), selected_adapters=[COMBINED])
     written = {COMBINED: str(adapters_dir / COMBINED)}
-    if merged_dir is not None:
-        activate(model, [COMBINED])
-        # merge into a copy of the weights: merge_and_unload mutates the base, which the caller still uses.
-        import copy
-
-        merged = copy.deepcopy(model).merge_and_unload(adapter_names=[COMBINED])
-        merged.save_pretrained(str(merged_dir))
-        tokenizer.save_pretrained(str(merged_dir))
-        written["merged"] = str(merged_dir)
-    activate(model, names)
+    if merged_dir is None:
+        activate(model, names)
+        return written
+    activate(model, [COMBINED])
+    merged = model.merge_and_unload(adapter_names=[COMBINED])
+    merged.save_pretrained(str(merged_dir))
+    tokenizer.save_pretrained(str(merged_dir))
+    written["merged"] = str(merged_dir)
     return written

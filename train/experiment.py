@@ -58,7 +58,7 @@ def run_experiment(data: str | os.PathLike[str], base_model: str, output_dir: st
     stats: dict[str, Any] = {}
     for mode in modes:
         run_dir = output_dir / "runs" / mode
-        if is_complete(run_dir):
+        if is_complete(run_dir, config=config, base_model=base_model, data_path=data):
             stats[mode] = "reused"
             continue
         train_run(mode, training, base_model, run_dir, config=config, data_path=str(data),

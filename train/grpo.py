@@ -44,7 +44,7 @@ def train_grpo(model, tokenizer, prompts: list[dict[str, Any]], spec: GRPOSpec, 
         temperature=spec.temperature, reward_weights=[spec.reward_weights.correctness, spec.reward_weights.format],
         seed=seed, data_seed=seed, logging_steps=1, save_strategy="no", report_to="none",
         bf16=cuda and next(model.parameters()).dtype == torch.bfloat16, use_cpu=not cuda,
-        dataloader_num_workers=0, disable_tqdm=True,
+        dataloader_num_workers=0, disable_tqdm=False,
     )
     trainer = GRPOTrainer(model=model, reward_funcs=[correctness_reward, format_reward], args=args,
                           train_dataset=dataset, processing_class=tokenizer,

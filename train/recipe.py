@@ -38,9 +38,19 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def is_complete(run_dir: Path) -> bool:
+def is_complete(run_dir: Path, *, config: TrainConfig | None = None, base_model: str | None = None,
+                data_path: str | os.PathLike[str] | None = None) -> bool:
+    """A finished run folder; with the arguments, also one trained from this config, base model and data file
+    (a stale run from other settings is not reused)."""
     try:
-        return json.loads((run_dir / RUN_FILE).read_text())["status"] == "done"
+        run = json.loads((run_dir / RUN_FILE).read_text())
+        if run["status"] != "done":
+            return False
+        if config is not None and json.loads((run_dir / "config.json").read_text()) != resolved(config):
+            return False
+        if base_model is not None and run["base_model"] != base_model:
+            return False
+        return data_path is None or run["data"].get("sha256") == file_sha256(data_path)
     except (OSError, ValueError, KeyError):
         return False
 

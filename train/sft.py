@@ -25,7 +25,7 @@ def train_sft(model, tokenizer, examples: list[dict[str, Any]], spec: SFTSpec, *
         warmup_steps=int(spec.warmup_ratio * spec.max_steps), weight_decay=spec.weight_decay, max_length=spec.max_length,
         completion_only_loss=True, seed=seed, data_seed=seed, logging_steps=1, save_strategy="no", report_to="none",
         bf16=cuda and next(model.parameters()).dtype == torch.bfloat16, use_cpu=not cuda,
-        include_num_input_tokens_seen="non_padding", dataloader_num_workers=0, disable_tqdm=True,
+        include_num_input_tokens_seen="non_padding", dataloader_num_workers=0, disable_tqdm=False,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          callbacks=[make_log_callback(log_path, stage)])
