@@ -259,7 +259,7 @@ def test_experiment_produces_five_rows_and_plots(tiny_model, files, tmp_path, cl
     assert len(held) == 3
     for mode in ("sft", "grpo", "monolithic", "decoupled"):
         run_dir = out / "runs" / mode
-        assert (run_dir / "config.json").exists() and (run_dir / "README.md").exists()
+        assert (run_dir / "config.json").exists() and "## Evaluation" in (run_dir / "README.md").read_text()
         assert (run_dir / "logs" / "train.jsonl").exists()
         run = json.loads((run_dir / "run.json").read_text())
         assert run["data"]["questions"] == 9  # the held-out questions are not trained on

@@ -49,7 +49,7 @@ def render_card(run: dict[str, Any], config: TrainConfig, extra: dict[str, Any] 
         "",
         f"# curate run: {mode}",
         "",
-        f"{_MODES[mode].capitalize()}.",
+        f"{_MODES[mode][0].upper()}{_MODES[mode][1:]}.",
         "",
         "Output format: `<think>\\n{reasoning}\\n</think>\\n<answer>{letter}</answer>`.",
         "",
@@ -62,7 +62,7 @@ def render_card(run: dict[str, Any], config: TrainConfig, extra: dict[str, Any] 
         "",
         "## Training",
         "",
-        "| stage | steps | tokens | tokens/s | wall s | peak MiB | final loss |",
+        "| stage | steps | tokens | tokens/s | wall s | peak MiB | mean loss |",
         "|---|---|---|---|---|---|---|",
     ]
     for s in run.get("stages", []):

@@ -244,6 +244,9 @@ def plot_series(rows: list[dict[str, Any]], key: str, ylabel: str, path: Path) -
         ax.legend()
     else:
         ax.text(0.5, 0.5, "no GRPO steps logged", ha="center", va="center", transform=ax.transAxes)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("GRPO step")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)

@@ -67,6 +67,7 @@ def run_experiment(data: str | os.PathLike[str], base_model: str, output_dir: st
     rows = [evaluate_target(resolve_model(output_dir / "runs" / mode), eval_questions, config.eval,
                             output_dir / "eval", render=render) for mode in modes]
     files = write_comparison(rows, output_dir)
+    _add_results_to_cards(output_dir, modes, rows, config, eval_source)
     result = StageReport(stage="experiment", rows_in=len(training.sft), rows_out=len(rows),
                          extra={"runs": stats, "eval_questions": eval_source,
                                 "comparison": {k: str(v) for k, v in files.items()},
@@ -75,6 +76,19 @@ def run_experiment(data: str | os.PathLike[str], base_model: str, output_dir: st
     if report:
         result.write(report)
     return result
+
+
+def _add_results_to_cards(output_dir: Path, modes: tuple[str, ...], rows: list[dict[str, Any]], config: TrainConfig,
+                          eval_source: str) -> None:
+    import json
+
+    from train.card import write_card
+
+    for mode, row in zip(modes, rows):
+        run_dir = output_dir / "runs" / mode
+        run = json.loads((run_dir / "run.json").read_text())
+        metrics = {k: v for k, v in row.items() if k != "series"}
+        write_card(run_dir, run, config, extra={"questions": eval_source, **metrics})
 
 
 def load_eval_questions(path: str | os.PathLike[str], source: str | None = None, split: str | None = None,

@@ -59,7 +59,7 @@ def experiment(
         evalq = load_eval_questions(eval_questions, eval_source, limit=cfg.eval.limit) if eval_questions else None
         result = run_experiment(data, base_model, output_dir, config=cfg, questions=questions,
                                 eval_questions=evalq, report=report)
-    console.print((output_dir / "comparison.md").read_text(), markup=False, highlight=False)
+    console.print((output_dir / "comparison.md").read_text(), markup=False, highlight=False, soft_wrap=True)
     console.print(f"[green]wrote[/] {result.extra['comparison']['markdown']}, plots in {output_dir / 'plots'}")
 
 
@@ -88,7 +88,7 @@ def evaluate(
             raise ValueError(f"{questions}: no questions to evaluate")
         row = evaluate_target(resolve_model(model, [str(a) for a in adapters or []]), qs, cfg.eval, output_dir)
         write_comparison([row], output_dir)
-    console.print((output_dir / "comparison.md").read_text(), markup=False, highlight=False)
+    console.print((output_dir / "comparison.md").read_text(), markup=False, highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
