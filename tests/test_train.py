@@ -332,3 +332,11 @@ def test_eval_reads_a_real_benchmark_through_sources(shared_data, decoupled, fil
     assert len(items) == 3 and all(i["question_id"].startswith("medqa:test:") for i in items)
     assert all(i["gold"] in "ABCD" for i in items)
     assert json.loads((out / "comparison.json").read_text())[0]["n"] == 3
+
+
+def test_missing_base_model_is_a_clear_error(files, tmp_path, cli):
+    out = tmp_path / "run"
+    proc = cli("train-decoupled", "--data", files / "kept.jsonl", "--questions", files / "questions.jsonl",
+               "--base-model", tmp_path / "no-such-model", "--output-dir", out, "--config", files / "train.toml")
+    assert proc.returncode == 2 and "cannot load the base model" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists() and not list(tmp_path.glob(".*partial*"))

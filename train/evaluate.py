@@ -98,8 +98,11 @@ def generate(model, tokenizer, prompts: list[list[dict[str, str]]], spec: EvalSp
     tokenizer.padding_side = "left"
     device = next(model.parameters()).device
     model.eval()
+    from rich.progress import track
+
     outputs: list[str] = []
-    for start in range(0, len(prompts), spec.batch_size):
+    starts = range(0, len(prompts), spec.batch_size)
+    for start in track(starts, description="generating", transient=True, console=_console()):
         batch = prompts[start:start + spec.batch_size]
         texts = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in batch]
         enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
@@ -109,6 +112,12 @@ def generate(model, tokenizer, prompts: list[list[dict[str, str]]], spec: EvalSp
         new = out[:, enc["input_ids"].shape[1]:]
         outputs.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
     return outputs
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def generate_vllm(base_model: str, adapter_dir: str | None, prompts: list[list[dict[str, str]]],

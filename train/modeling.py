@@ -37,10 +37,13 @@ def load_base(model_id: str, config: TrainConfig):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device, dtype = device_and_dtype(config)
-    tokenizer = AutoTokenizer.from_pretrained(model_id)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_id)
+        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype).to(device)
+    except OSError as exc:  # not a folder with a model, not a Hub id, or offline without a cached copy
+        raise ValueError(f"{model_id}: cannot load the base model ({str(exc).splitlines()[0]})") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype).to(device)
     return model, tokenizer
 
 
