@@ -217,7 +217,7 @@ def test_both_active_and_cat_combined_give_the_same_logits(decoupled, tiny_model
 
 
 @pytest.mark.slow
-def test_eval_cli_scores_a_run(decoupled, files, tmp_path, cli):
+def test_eval_cli_scores_a_run(decoupled, tiny_model, files, tmp_path, cli):
     out = tmp_path / "eval"
     proc = cli("eval", "--model", decoupled["dir"], "--questions", files / "questions.jsonl", "--output-dir", out,
                "--config", files / "train.toml", "--limit", "6")
@@ -225,6 +225,7 @@ def test_eval_cli_scores_a_run(decoupled, files, tmp_path, cli):
     rows = json.loads((out / "comparison.json").read_text())
     assert len(rows) == 1 and rows[0]["run"] == "decoupled" and rows[0]["n"] == 6
     assert rows[0]["grpo_steps"] == 3 and rows[0]["backend"] == "transformers"
+    assert rows[0]["format_compliance"] > 0  # SFT taught the random model the format (the base model never has it)
     items = [json.loads(line) for line in (out / "decoupled" / "items.jsonl").read_text().splitlines()]
     assert len(items) == 6
     # scores agree with the strict parser on the stored outputs
@@ -236,6 +237,16 @@ def test_eval_cli_scores_a_run(decoupled, files, tmp_path, cli):
     assert rows[0]["format_compliance"] == round(sum(i["format_ok"] for i in items) / 6, 4)
     for plot in ("reward.png", "format_rate.png"):
         assert (out / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the same model named as base + explicit adapter folders (all active) generates the same outputs
+    explicit = tmp_path / "eval-explicit"
+    proc = cli("eval", "--model", tiny_model, "--adapters", decoupled["dir"] / "adapters" / "reasoning",
+               "--adapters", decoupled["dir"] / "adapters" / "reward", "--questions", files / "questions.jsonl",
+               "--output-dir", explicit, "--config", files / "train.toml", "--limit", "6")
+    assert proc.returncode == 0, proc.stderr
+    name = tiny_model.name
+    again = [json.loads(line) for line in (explicit / name / "items.jsonl").read_text().splitlines()]
+    assert [i["output"] for i in again] == [i["output"] for i in items]
+    assert json.loads((explicit / "comparison.json").read_text())[0]["grpo_steps"] == 0  # no run folder, no logs
 
 
 @pytest.mark.slow
