@@ -1,0 +1,353 @@
+"""The decoupled two-adapter recipe, its rivals and their evaluation, on CPU with a tiny random Qwen2 model.
+
+Everything is real: the model is a randomly initialised Qwen2ForCausalLM with a byte-level BPE tokenizer trained in
+the session (no download), trained with real peft + trl (SFTTrainer, GRPOTrainer) for a few steps. The synthetic
+training set is tiny and regular on purpose, so that SFT teaches the format within ~60 steps and GRPO then sees
+groups with different rewards (an all-equal group gives no gradient).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import pytest
+
+# A tiny model on a shared 2-core machine: one thread each avoids oversubscription (set before torch is imported).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from curate.io import write_rows
+from curate.records import FilteredTrace, Question, canonical_text
+
+pytest.importorskip("trl")
+pytest.importorskip("peft")
+
+CONFIG_TOML = """
+seed = 0
+[reasoning]
+r = 8
+alpha = 16
+dropout = 0.0
+target_modules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+[reward]
+r = 4
+alpha = 8
+dropout = 0.0
+[sft]
+learning_rate = 0.05
+max_steps = 60
+batch_size = 4
+max_length = 128
+warmup_ratio = 0.0
+[grpo]
+learning_rate = 0.01
+max_steps = 3
+batch_size = 4
+num_generations = 4
+max_completion_length = 16
+temperature = 1.0
+[eval]
+max_new_tokens = 16
+batch_size = 8
+holdout_fraction = 0.25
+[export]
+merged = true
+"""
+
+# The experiment checks plumbing (five runs, same budget, table, plots), not learning: a smaller budget.
+LIGHT_PATCH = {"sft": {"max_steps": 6}, "grpo": {"max_steps": 2, "max_completion_length": 8},
+               "eval": {"max_new_tokens": 8}, "export": {"merged": False}}
+
+REASONING = {"A": "fever cough", "B": "chest pain"}
+
+
+def make_dataset(n: int = 12, seed: int = 0) -> tuple[list[Question], list[dict]]:
+    """Questions with two options and one kept canonical trace each; teacher pass rates spread over 0, 0.5, 1."""
+    rng = random.Random(seed)
+    questions, rows = [], []
+    for i in range(n):
+        gold = rng.choice("AB")
+        q = Question(id=f"syn:train:{i}", source="syn", split="train", question=f"patient {i} presents with fever",
+                     options={"A": "acute", "B": "chronic"}, answer=gold)
+        questions.append(q)
+        rate = [0.5, 0.5, 0.25, 1.0][i % 4]  # three in four are inside the informative band (0, 1)
+        text = canonical_text(REASONING[gold], gold)
+        rows.append(FilteredTrace(trace_id=f"t{i}", question_id=q.id, sample_index=0, teacher="teacher-x",
+                                  prompt_name="student", prompt_hash="h", completion=text, predicted=gold, correct=True,
+                                  format_ok=True, reasoning=REASONING[gold], answer=gold, text=text, pass_rate=rate,
+                                  kept=True).row())
+    return questions, rows
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    from train.random_model import build_random_model
+
+    path = tmp_path_factory.mktemp("tiny-qwen2")
+    build_random_model(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train-data")
+    questions, rows = make_dataset()
+    write_rows(questions, root / "questions.jsonl")
+    write_rows(rows, root / "kept.jsonl")
+    (root / "train.toml").write_text(CONFIG_TOML)
+    import yaml
+
+    from train.config import load_config
+
+    light = load_config(root / "train.toml", LIGHT_PATCH).model_dump(mode="json")
+    (root / "light.yaml").write_text(yaml.safe_dump(light))
+    return root
+
+
+@pytest.fixture(scope="session")
+def decoupled(tmp_path_factory, tiny_model, files):
+    """One decoupled run through the file-level entry point, with a spy around the real GRPO stage that snapshots
+    both adapters' tensors just before and just after it."""
+    import train.grpo as grpo_module
+    import train.recipe as recipe
+    from train.modeling import adapter_state
+
+    snapshots = {}
+
+    real_train_grpo = grpo_module.train_grpo
+
+    def spy(model, *args, **kwargs):
+        snapshots["before"] = {n: adapter_state(model, n) for n in ("reasoning", "reward")}
+        stats = real_train_grpo(model, *args, **kwargs)
+        snapshots["after"] = {n: adapter_state(model, n) for n in ("reasoning", "reward")}
+        return stats
+
+    out = tmp_path_factory.mktemp("runs") / "decoupled"
+    grpo_module.train_grpo = spy
+    try:
+        report = recipe.run_train_decoupled(files / "kept.jsonl", str(tiny_model), out, config=files / "train.toml",
+                                            questions=files / "questions.jsonl")
+    finally:
+        grpo_module.train_grpo = real_train_grpo
+    return {"dir": out, "report": report, "snapshots": snapshots}
+
+
+# ------------------------------------------------------------------ the recipe
+
+
+@pytest.mark.slow
+def test_each_stage_runs_and_writes_config_logs_card(decoupled):
+    run_dir, report = decoupled["dir"], decoupled["report"]
+    assert [s["stage"] for s in report.extra["stages"]] == ["sft", "grpo"]
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "done" and run["active"] == ["reasoning", "reward"]
+    for name in ("reasoning", "reward", "combined"):
+        assert (run_dir / "adapters" / name / "adapter_model.safetensors").exists()
+    assert (run_dir / "merged" / "model.safetensors").exists()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["grpo"]["num_generations"] == 4 and config["sft"]["max_steps"] == 60  # resolved from the TOML
+    assert config["grpo"]["beta"] == 0.0  # a default, written out
+    logs = [json.loads(line) for line in (run_dir / "logs" / "train.jsonl").read_text().splitlines()]
+    assert {e["stage"] for e in logs} == {"sft", "grpo"}
+    assert any("reward" in e for e in logs if e["stage"] == "grpo")
+    card = (run_dir / "README.md").read_text()
+    assert "base_model:" in card and "reasoning" in card and "cat" in card
+    assert not list(run_dir.parent.glob(".*partial*"))  # built aside, renamed into place
+
+
+@pytest.mark.slow
+def test_reasoning_adapter_is_bit_identical_after_grpo_and_reward_adapter_moves(decoupled):
+    import torch
+    from safetensors.torch import load_file
+
+    before, after = decoupled["snapshots"]["before"], decoupled["snapshots"]["after"]
+    assert before["reasoning"] and set(before["reasoning"]) == set(after["reasoning"])
+    for key, tensor in before["reasoning"].items():
+        assert torch.equal(tensor, after["reasoning"][key]), key
+    changed = [k for k in before["reward"] if not torch.equal(before["reward"][k], after["reward"][k])]
+    # 3 steps: lora_B moves at step 1, lora_A once B is non-zero.
+    assert any("lora_A" in k for k in changed) and any("lora_B" in k for k in changed)
+    assert decoupled["report"].extra["checks"]["reasoning_unchanged"] is True
+    # what was saved as the reasoning adapter is exactly what GRPO was run on top of
+    saved = load_file(str(decoupled["dir"] / "adapters" / "reasoning" / "adapter_model.safetensors"))
+    assert len(saved) == len(before["reasoning"])
+    for key, tensor in saved.items():
+        assert torch.equal(tensor, before["reasoning"][key]), key
+
+
+@pytest.mark.slow
+def test_both_active_and_cat_combined_give_the_same_logits(decoupled, tiny_model):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from train.compose import load_adapters
+
+    run_dir = decoupled["dir"]
+    tok = AutoTokenizer.from_pretrained(str(tiny_model))
+    batch = tok(["<think>\nfever cough\n</think>\n<answer>A</answer>", "patient presents with chest pain"],
+                return_tensors="pt", padding=True)
+
+    def logits(model):
+        model.eval()
+        with torch.no_grad():
+            return model(**batch).logits
+
+    def base(dtype):
+        return AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=dtype)
+
+    def compare(dtype):
+        both = logits(load_adapters(base(dtype), {n: run_dir / "adapters" / n for n in ("reasoning", "reward")}))
+        combined = logits(PeftModel.from_pretrained(base(dtype), str(run_dir / "adapters" / "combined")))
+        reasoning_only = logits(load_adapters(base(dtype), {"reasoning": run_dir / "adapters" / "reasoning"}))
+        merged = logits(AutoModelForCausalLM.from_pretrained(str(run_dir / "merged"), dtype=dtype))
+        return both, combined, reasoning_only, merged
+
+    # float64: the two computations are the same function, so they agree far inside 1e-5
+    both, combined, reasoning_only, merged = compare(torch.float64)
+    assert (both - combined).abs().max().item() < 1e-5
+    assert (both - reasoning_only).abs().max().item() > 1e-3  # the reward adapter really contributes
+    # float32 (how it runs): rounding only, relative to the logits' scale (~10 with this model's wide init); the
+    # merged model's weights were rounded to float32 when saved, so it is compared here only
+    both, combined, _, merged = compare(torch.float32)
+    scale = both.abs().max().item()
+    assert (both - combined).abs().max().item() < 1e-5 * scale
+    assert (both - merged).abs().max().item() < 1e-5 * scale
+
+
+@pytest.mark.slow
+def test_eval_cli_scores_a_run(decoupled, tiny_model, files, tmp_path, cli):
+    out = tmp_path / "eval"
+    proc = cli("eval", "--model", decoupled["dir"], "--questions", files / "questions.jsonl", "--output-dir", out,
+               "--config", files / "train.toml", "--limit", "6")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((out / "comparison.json").read_text())
+    assert len(rows) == 1 and rows[0]["run"] == "decoupled" and rows[0]["n"] == 6
+    assert rows[0]["grpo_steps"] == 3 and rows[0]["backend"] == "transformers"
+    assert rows[0]["format_compliance"] > 0  # SFT taught the random model the format (the base model never has it)
+    items = [json.loads(line) for line in (out / "decoupled" / "items.jsonl").read_text().splitlines()]
+    assert len(items) == 6
+    # scores agree with the strict parser on the stored outputs
+    from train.rewards import parse_completion
+
+    for item in items:
+        parsed = parse_completion(item["output"])
+        assert item["format_ok"] == parsed.format_ok and item["predicted"] == parsed.answer
+    assert rows[0]["format_compliance"] == round(sum(i["format_ok"] for i in items) / 6, 4)
+    for plot in ("reward.png", "format_rate.png"):
+        assert (out / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the same model named as base + explicit adapter folders (all active) generates the same outputs
+    explicit = tmp_path / "eval-explicit"
+    proc = cli("eval", "--model", tiny_model, "--adapters", decoupled["dir"] / "adapters" / "reasoning",
+               "--adapters", decoupled["dir"] / "adapters" / "reward", "--questions", files / "questions.jsonl",
+               "--output-dir", explicit, "--config", files / "train.toml", "--limit", "6")
+    assert proc.returncode == 0, proc.stderr
+    name = tiny_model.name
+    again = [json.loads(line) for line in (explicit / name / "items.jsonl").read_text().splitlines()]
+    assert [i["output"] for i in again] == [i["output"] for i in items]
+    assert json.loads((explicit / "comparison.json").read_text())[0]["grpo_steps"] == 0  # no run folder, no logs
+
+
+@pytest.mark.slow
+def test_experiment_produces_five_rows_and_plots(tiny_model, files, tmp_path, cli):
+    out = tmp_path / "exp"
+    proc = cli("experiment", "--data", files / "kept.jsonl", "--questions", files / "questions.jsonl",
+               "--base-model", tiny_model, "--output-dir", out, "--config", files / "light.yaml")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads((out / "comparison.json").read_text())
+    assert [r["run"] for r in rows] == ["base", "sft", "grpo", "monolithic", "decoupled"]
+    assert all(r["n"] == 3 for r in rows)  # 25% of 12 questions held out, the same for every run
+    by = {r["run"]: r for r in rows}
+    assert by["base"]["grpo_steps"] == 0 and by["sft"]["grpo_steps"] == 0
+    assert by["grpo"]["grpo_steps"] == by["monolithic"]["grpo_steps"] == by["decoupled"]["grpo_steps"] == 2
+    assert by["sft"]["final_sft_loss"] is not None and by["grpo"]["final_sft_loss"] is None
+    table = (out / "comparison.md").read_text()
+    assert table.count("\n| ") == 5 and "accuracy" in table
+    for plot in ("reward.png", "format_rate.png"):
+        assert (out / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    held = set(json.loads((out / "experiment.json").read_text())["held_out"])
+    assert len(held) == 3
+    for mode in ("sft", "grpo", "monolithic", "decoupled"):
+        run_dir = out / "runs" / mode
+        assert (run_dir / "config.json").exists() and "## Evaluation" in (run_dir / "README.md").read_text()
+        assert (run_dir / "logs" / "train.jsonl").exists()
+        run = json.loads((run_dir / "run.json").read_text())
+        assert run["data"]["questions"] == 9  # the held-out questions are not trained on
+    # same budget: every trained run did the same number of SFT / GRPO steps
+    stages = {m: json.loads((out / "runs" / m / "run.json").read_text())["stages"] for m in by}
+    assert {s["steps"] for m in stages for s in stages[m] if s["stage"] == "sft"} == {6}
+    assert {s["steps"] for m in stages for s in stages[m] if s["stage"] == "grpo"} == {2}
+    # resumable: a second call reuses the finished runs
+    again = cli("experiment", "--data", files / "kept.jsonl", "--questions", files / "questions.jsonl",
+                "--base-model", tiny_model, "--output-dir", out, "--config", files / "light.yaml")
+    assert again.returncode == 0
+    assert set(json.loads((out / "report.json").read_text())["extra"]["runs"].values()) == {"reused"}
+
+
+# ------------------------------------------------------------------ bad config: clear error, nothing trained
+
+
+@pytest.mark.parametrize("patch, expected", [
+    ("[grpo]\nnum_generation = 4\n", "grpo.num_generation: unknown key"),
+    ("[grpo]\nnum_generations = 3\nbatch_size = 4\n", "must be divisible by num_generations"),
+    ("[sft]\nlearning_rate = -1\n", "sft.learning_rate: Input should be greater than 0"),
+    ("[grpo]\nbeta = 0.04\n", "beta must be 0.0"),
+    ("[reasoning]\nr = 'eight'\n", "reasoning.r"),
+    ("[grpo\n", "not valid TOML"),
+])
+def test_bad_config_is_a_clear_error_before_training(patch, expected, files, tmp_path, cli):
+    config = tmp_path / "bad.toml"
+    config.write_text(patch)
+    out = tmp_path / "run"
+    # the base model does not exist: reaching the point of loading it would be a different error
+    proc = cli("train-decoupled", "--data", files / "kept.jsonl", "--questions", files / "questions.jsonl",
+               "--base-model", tmp_path / "no-such-model", "--output-dir", out, "--config", config)
+    assert proc.returncode == 2
+    assert expected in proc.stderr and str(config) in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def test_yaml_and_toml_configs_resolve_the_same(tmp_path):
+    from train.config import load_config
+
+    (tmp_path / "c.toml").write_text("[grpo]\nnum_generations = 4\nbatch_size = 8\n[reward]\nr = 2\n")
+    (tmp_path / "c.yaml").write_text("grpo:\n  num_generations: 4\n  batch_size: 8\nreward:\n  r: 2\n")
+    a, b = load_config(tmp_path / "c.toml"), load_config(tmp_path / "c.yaml")
+    assert a == b and a.grpo.num_generations == 4 and a.reward.r == 2 and a.reasoning.r == 16
+
+
+def test_bad_data_is_a_clear_error_before_training(files, tmp_path, cli):
+    bad = tmp_path / "kept.jsonl"
+    bad.write_text((files / "kept.jsonl").read_text().replace('"question_id": "syn:train:3"', '"question_id": "nope"'))
+    out = tmp_path / "run"
+    proc = cli("train-decoupled", "--data", bad, "--questions", files / "questions.jsonl",
+               "--base-model", tmp_path / "no-such-model", "--output-dir", out)
+    assert proc.returncode == 2
+    assert "trace t3" in proc.stderr and "'nope'" in proc.stderr and str(bad) in proc.stderr
+    assert not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_eval_reads_a_real_benchmark_through_sources(shared_data, decoupled, files, tmp_path, cli):
+    """`curate eval --source medqa` on the real MedQA test file: questions come through `sources`, get the student
+    prompt, and are scored (the tiny model is random, so only the plumbing and the counts are checked)."""
+    out = tmp_path / "eval"
+    proc = cli("eval", "--model", decoupled["dir"], "--source", "medqa", "--questions",
+               shared_data / "benchmarks" / "medqa" / "test.4_options.jsonl", "--limit", "3",
+               "--config", files / "train.toml", "--output-dir", out)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    items = [json.loads(line) for line in (out / "decoupled" / "items.jsonl").read_text().splitlines()]
+    assert len(items) == 3 and all(i["question_id"].startswith("medqa:test:") for i in items)
+    assert all(i["gold"] in "ABCD" for i in items)
+    assert json.loads((out / "comparison.json").read_text())[0]["n"] == 3
+
+
+def test_missing_base_model_is_a_clear_error(files, tmp_path, cli):
+    out = tmp_path / "run"
+    proc = cli("train-decoupled", "--data", files / "kept.jsonl", "--questions", files / "questions.jsonl",
+               "--base-model", tmp_path / "no-such-model", "--output-dir", out, "--config", files / "train.toml")
+    assert proc.returncode == 2 and "cannot load the base model" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists() and not list(tmp_path.glob(".*partial*"))

@@ -1,0 +1,153 @@
+"""Training data from curated traces: SFT prompt/completion pairs and GRPO prompts, both from one student prompt.
+
+The student sees the question rendered by `render(question) -> messages`, the same template family the teacher was
+prompted with, and learns the canonical completion `<think>..</think>\\n<answer>X</answer>`. `render` is a
+parameter so the caller can pass the project's prompt templates; `default_render` is a minimal local template.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from curate.io import InputError, iter_rows, read_records
+from curate.records import Question, canonical_text, question_text_with_options
+
+Messages = list[dict[str, str]]
+Render = Callable[[Question], Messages]
+
+STUDENT_INSTRUCTION = (
+    "Answer the multiple-choice question. Reason step by step inside <think></think>, then give only the letter of "
+    "the correct option inside <answer></answer>."
+)
+
+
+def default_render(question: Question) -> Messages:
+    """The minimal student prompt: instruction, optional context (PubMedQA abstract), question and options."""
+    parts = [STUDENT_INSTRUCTION]
+    if question.context:
+        parts.append(f"Context:\n{question.context}")
+    parts.append(question_text_with_options(question))
+    return [{"role": "user", "content": "\n\n".join(parts)}]
+
+
+@dataclass
+class TrainingData:
+    """What the trainers consume: SFT pairs, GRPO prompts (with gold answers and pass rates) and the questions."""
+
+    sft: list[dict[str, Any]]
+    grpo: list[dict[str, Any]]
+    questions: dict[str, Question]
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+def completion_of(row: dict[str, Any]) -> str | None:
+    """The canonical training text of a filtered row: its `text`, else rebuilt from `reasoning` and `answer`."""
+    if row.get("text"):
+        return row["text"]
+    if row.get("reasoning") and row.get("answer"):
+        return canonical_text(row["reasoning"], row["answer"])
+    return None
+
+
+def build_examples(rows: Iterable[dict[str, Any]], questions: dict[str, Question],
+                   render: Render = default_render) -> list[dict[str, Any]]:
+    """SFT pairs from kept rows: prompt = render(question), completion = the canonical text. Rows not kept are
+    skipped; a kept row whose question is unknown or whose text is missing is an error naming its trace id."""
+    examples = []
+    for row in rows:
+        if not row.get("kept", True):
+            continue
+        question = questions.get(row.get("question_id"))
+        if question is None:
+            raise ValueError(f"trace {row.get('trace_id')}: question_id {row.get('question_id')!r} is not among the "
+                             f"{len(questions)} questions given")
+        text = completion_of(row)
+        if text is None:
+            raise ValueError(f"trace {row.get('trace_id')}: no canonical text (fields 'text', or 'reasoning' and "
+                             "'answer', are empty)")
+        examples.append({"prompt": render(question), "completion": [{"role": "assistant", "content": text}],
+                         "question_id": question.id, "trace_id": row.get("trace_id")})
+    return examples
+
+
+def pass_rates(rows: Iterable[dict[str, Any]]) -> dict[str, float]:
+    """Teacher pass rate per question: the filter's `pass_rate` column, else the share of `correct` rows."""
+    given: dict[str, float] = {}
+    correct: dict[str, list[bool]] = defaultdict(list)
+    for row in rows:
+        qid = row.get("question_id")
+        if row.get("pass_rate") is not None:
+            given[qid] = float(row["pass_rate"])
+        if row.get("correct") is not None:
+            correct[qid].append(bool(row["correct"]))
+    rates = {qid: sum(flags) / len(flags) for qid, flags in correct.items()}
+    rates.update(given)
+    return rates
+
+
+def build_prompts(questions: Iterable[Question], rates: dict[str, float], render: Render = default_render, *,
+                  band: tuple[float, float] | None = (0.0, 1.0)) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """GRPO prompts with gold answers. With `band=(low, high)` only questions whose pass rate lies strictly inside
+    it are kept: a question every sample gets right (or wrong) gives GRPO equal rewards in a group, so no update."""
+    prompts, skipped = [], defaultdict(int)
+    for question in questions:
+        rate = rates.get(question.id)
+        if band is not None:
+            if rate is None:
+                skipped["no_pass_rate"] += 1
+                continue
+            if not band[0] < rate < band[1]:
+                skipped["outside_difficulty_band"] += 1
+                continue
+        prompts.append({"prompt": render(question), "answer": question.answer, "question_id": question.id,
+                        "pass_rate": rate})
+    return prompts, dict(skipped)
+
+
+def load_questions(path: str | os.PathLike[str]) -> dict[str, Question]:
+    records, _ = read_records(path, Question)
+    return {q.id: q for q in records}
+
+
+def _questions_from_rows(path: str | os.PathLike[str], rows: list[tuple[int, dict[str, Any]]]) -> dict[str, Question]:
+    """Rows that carry their question's fields (question, options, answer gold) stand in for a questions file."""
+    out: dict[str, Question] = {}
+    for loc, row in rows:
+        qid = row.get("question_id")
+        if qid in out:
+            continue
+        gold = row.get("gold") or row.get("gold_answer")
+        if not (row.get("question") and row.get("options") and gold):
+            raise InputError(path, "no questions file given and this row does not carry its question "
+                             "(fields question, options, gold): pass --questions", line=loc,
+                             record_id=row.get("trace_id"))
+        out[qid] = Question(id=qid, source=row.get("source") or qid.split(":")[0], split=row.get("split") or "train",
+                            question=row["question"], context=row.get("context"), options=row["options"], answer=gold)
+    return out
+
+
+def load_training_data(data: str | os.PathLike[str], questions: str | os.PathLike[str] | None = None, *,
+                       render: Render = default_render, band: tuple[float, float] | None = (0.0, 1.0),
+                       exclude: set[str] | None = None) -> TrainingData:
+    """Read a filtered trace file (+ its questions) into SFT pairs and GRPO prompts; clear errors, located."""
+    located = list(iter_rows(data))
+    for loc, row in located:
+        for key in ("trace_id", "question_id"):
+            if not row.get(key):
+                raise InputError(data, "required field is missing", line=loc, field=key, record_id=row.get("trace_id"))
+    by_id = load_questions(questions) if questions is not None else _questions_from_rows(data, located)
+    exclude = exclude or set()
+    rows = [row for _, row in located if row["question_id"] not in exclude]
+    try:
+        sft = build_examples(rows, by_id, render)
+    except ValueError as exc:
+        raise InputError(data, str(exc)) from None
+    if not sft:
+        raise InputError(data, "no kept rows to train on")
+    seen = {r["question_id"] for r in rows if r["question_id"] in by_id}
+    grpo, skipped = build_prompts([by_id[q] for q in sorted(seen)], pass_rates(rows), render, band=band)
+    return TrainingData(sft=sft, grpo=grpo, questions={q: by_id[q] for q in sorted(seen)}, skipped=skipped)
