@@ -101,7 +101,7 @@ async def agenerate(questions: list[Question], *, teacher: str, backend: str = "
                     base_urls: list[str] | None = None, prompt: str | None = None, samples: int = 1,
                     params: SamplingParams | None = None, concurrency: int = 64, cache: ResponseCache,
                     rpm: float | None = None, tpm: float | None = None, timeout: float = 600.0,
-                    max_retries: int = 6, api_key: str | None = None, use_n: bool = True,
+                    max_retries: int = 6, retry_base: float = 1.0, api_key: str | None = None, use_n: bool = True,
                     stats: Stats | None = None, progress: bool = False,
                     backend_options: dict[str, Any] | None = None) -> list[Trace]:
     """Generate `samples` completions per question; returns Traces in input order (errors inside, never raised,
@@ -118,7 +118,7 @@ async def agenerate(questions: list[Question], *, teacher: str, backend: str = "
         options: dict[str, Any] = {"teacher": teacher, "params": params, **(backend_options or {})}
         if backend == "openai":
             options.update(base_urls=base_urls, api_key=api_key, concurrency=concurrency, timeout=timeout,
-                           retry=RetryPolicy(max_retries=max_retries), limiter=RateLimiter(rpm, tpm), use_n=use_n)
+                           retry=RetryPolicy(max_retries=max_retries, base_s=retry_base), limiter=RateLimiter(rpm, tpm), use_n=use_n)
         engine = make_backend(backend, **options)
         with Progress(stats, enabled=progress) as bar:
             collector = Collector(cache, stats, bar)
@@ -154,12 +154,12 @@ def run_generate(input: Path, output: Path, *, teacher: str, backend: str = "ope
                  **more: Any) -> StageReport:
     """The file-level stage: read Questions, generate, write Traces (atomically) and the stage report.
 
-    More options: rpm, tpm, timeout (s), max_retries, shard ("I/N"), limit, api_key_env, use_n, progress (bool),
+    More options: rpm, tpm, timeout (s), max_retries, retry_base (s, first backoff step), shard ("I/N"), limit, api_key_env, use_n, progress (bool),
     summary (bool), backend_options (dict passed to the backend)."""
     from curate.io import read_records, write_rows
 
     input, output = Path(input), Path(output)
-    known = {"rpm", "tpm", "timeout", "max_retries", "shard", "limit", "api_key_env", "use_n", "progress", "summary",
+    known = {"rpm", "tpm", "timeout", "max_retries", "retry_base", "shard", "limit", "api_key_env", "use_n", "progress", "summary",
              "backend_options"}
     unknown = set(more) - known
     if unknown:
@@ -177,6 +177,7 @@ def run_generate(input: Path, output: Path, *, teacher: str, backend: str = "ope
             questions, teacher=teacher, backend=backend, base_urls=base_urls, prompt=prompt, samples=samples,
             params=params, concurrency=concurrency, cache=cache, rpm=more.get("rpm"), tpm=more.get("tpm"),
             timeout=more.get("timeout") or 600.0, max_retries=more.get("max_retries", 6),
+            retry_base=more.get("retry_base", 1.0),
             api_key=api_key_from_env(more.get("api_key_env")) if backend == "openai" else None,
             use_n=more.get("use_n", True), stats=stats, progress=more.get("progress", False),
             backend_options=more.get("backend_options")))

@@ -281,6 +281,7 @@ class _Connection(asyncio.Protocol):
             return {"ok": True}
         if path == "/_replay/stats":
             return {"requests": len(state.log), "finished": state.finished, "connections": len(state.connections),
+                    "held": len(state.held),
                     "cpu_s": time.process_time()}
         return {"error": f"unknown admin path {path}"}
 

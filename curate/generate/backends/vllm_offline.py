@@ -11,7 +11,7 @@ import asyncio
 import time
 from typing import Any
 
-from curate.generate.backends import GenerateError, Sink, Unit, response, split_tokens
+from curate.generate.backends import GenerateError, Sink, Unit, response
 from curate.generate.requests import SamplingParams
 
 CHUNK = 512
@@ -66,4 +66,4 @@ class VLLMBackend:
                 sink.finished(unit, pairs)
 
 
-__all__ = ["VLLMBackend", "sampling_kwargs", "split_tokens"]
+__all__ = ["VLLMBackend", "sampling_kwargs"]
