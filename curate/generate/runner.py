@@ -118,7 +118,8 @@ async def agenerate(questions: list[Question], *, teacher: str, backend: str = "
         options: dict[str, Any] = {"teacher": teacher, "params": params, **(backend_options or {})}
         if backend == "openai":
             options.update(base_urls=base_urls, api_key=api_key, concurrency=concurrency, timeout=timeout,
-                           retry=RetryPolicy(max_retries=max_retries, base_s=retry_base), limiter=RateLimiter(rpm, tpm), use_n=use_n)
+                           retry=RetryPolicy(max_retries=max_retries, base_s=retry_base), limiter=RateLimiter(rpm, tpm),
+                           use_n=use_n)
         engine = make_backend(backend, **options)
         with Progress(stats, enabled=progress) as bar:
             collector = Collector(cache, stats, bar)
@@ -154,13 +155,13 @@ def run_generate(input: Path, output: Path, *, teacher: str, backend: str = "ope
                  **more: Any) -> StageReport:
     """The file-level stage: read Questions, generate, write Traces (atomically) and the stage report.
 
-    More options: rpm, tpm, timeout (s), max_retries, retry_base (s, first backoff step), shard ("I/N"), limit, api_key_env, use_n, progress (bool),
-    summary (bool), backend_options (dict passed to the backend)."""
+    More options: rpm, tpm, timeout (s), max_retries, retry_base (s, first backoff step), shard ("I/N"), limit,
+    api_key_env, use_n, progress (bool), summary (bool), backend_options (dict passed to the backend)."""
     from curate.io import read_records, write_rows
 
     input, output = Path(input), Path(output)
-    known = {"rpm", "tpm", "timeout", "max_retries", "retry_base", "shard", "limit", "api_key_env", "use_n", "progress", "summary",
-             "backend_options"}
+    known = {"rpm", "tpm", "timeout", "max_retries", "retry_base", "shard", "limit", "api_key_env", "use_n", "progress",
+             "summary", "backend_options"}
     unknown = set(more) - known
     if unknown:
         raise TypeError(f"run_generate: unknown option(s) {', '.join(sorted(unknown))}")
