@@ -26,11 +26,26 @@ class Collector:
         self.stats = stats
         self.progress = progress
         self.errors: dict[str, str] = {}
+        self._pending: list[tuple[str, dict[str, Any]]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def finished(self, unit: Unit, responses: list[tuple[int, dict[str, Any]]]) -> None:
-        self.cache.put_many([(unit.job.keys[index], r) for index, r in responses])
-        self.stats.samples_done += len(responses)
-        self.progress.advance(len(responses))
+        # Responses that arrive in the same event-loop step share one write, made before the loop waits again:
+        # no await lies between a response's arrival and its write, so nothing received can be lost to a kill.
+        if not self._pending:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # called outside a loop (offline backends' threads hand over through the loop)
+                self._pending.extend((unit.job.keys[index], r) for index, r in responses)
+                self.flush()
+                return
+        self._pending.extend((unit.job.keys[index], r) for index, r in responses)
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        self.cache.put_many(pending)
+        self.stats.samples_done += len(pending)
+        self.progress.advance(len(pending))
 
     def failed(self, unit: Unit, sample_index: int, failure: Failure, attempts: int) -> None:
         self.errors[unit.job.keys[sample_index]] = f"{failure} (after {attempts} attempt{'s' if attempts > 1 else ''})"
@@ -126,6 +141,7 @@ async def agenerate(questions: list[Question], *, teacher: str, backend: str = "
             try:
                 await engine.run(units, collector)
             finally:
+                collector.flush()
                 cache.sync()
         errors = collector.errors
     else:

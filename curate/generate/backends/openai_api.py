@@ -73,8 +73,11 @@ class OpenAIBackend:
         connector = aiohttp.TCPConnector(limit=self.concurrency + 8, limit_per_host=0, ttl_dns_cache=300,
                                          enable_cleanup_closed=True)
         timeout = aiohttp.ClientTimeout(total=self.timeout)
+        # Proxy settings are honoured when set; looking them up costs a thread hop per request, so only then.
+        proxies = any(os.environ.get(v) for v in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                                                   "all_proxy"))
         return aiohttp.ClientSession(connector=connector, timeout=timeout, headers=self._headers,
-                                     auto_decompress=True, trust_env=True)
+                                     auto_decompress=True, trust_env=proxies)
 
     async def preflight(self, session: Any) -> None:
         """Ask every endpoint for its models first, so a wrong URL, key or model name fails in seconds."""
