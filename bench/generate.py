@@ -59,7 +59,17 @@ async def run_openai_loop(url: str, qs: list[Question], concurrency: int) -> tup
 
     from prompts import default_prompt_for
 
-    client = openai.AsyncOpenAI(base_url=url, api_key="x", max_retries=0)
+    try:  # recent SDKs ship their own httpx fork
+        import httpx2 as httpx
+    except ImportError:
+        import httpx
+
+    # The SDK's default pool keeps 100 idle connections and gives up connecting after 5 s: sized to the concurrency
+    # here so that the baseline is not handicapped by its defaults.
+    http = openai.DefaultAsyncHttpxClient(limits=httpx.Limits(max_connections=concurrency,
+                                                              max_keepalive_connections=concurrency),
+                                          timeout=httpx.Timeout(600, connect=60))
+    client = openai.AsyncOpenAI(base_url=url, api_key="x", max_retries=0, http_client=http)
     semaphore = asyncio.Semaphore(concurrency)
     messages = [default_prompt_for(q).render(q) for q in qs]
 
@@ -80,8 +90,17 @@ async def run_openai_loop(url: str, qs: list[Question], concurrency: int) -> tup
 CURATOR_SCRIPT = r"""
 import json, os, sys, time, resource
 url, concurrency, count, tag = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-os.environ["CURATOR_DISABLE_CACHE"] = "1"
-os.environ.setdefault("CURATOR_VIEWER", "0")
+os.environ.update(TELEMETRY_ENABLED="false", LITELLM_LOCAL_MODEL_COST_MAP="True", CURATOR_VIEWER="0",
+                  HF_HUB_OFFLINE="1")
+import tiktoken
+
+
+class _QuarterEncoding:  # tiktoken downloads cl100k_base at first use; offline here, count ~4 characters a token
+    def encode(self, text, **_):
+        return [0] * (len(text) // 4 + 1)
+
+
+tiktoken.get_encoding = lambda name: _QuarterEncoding()
 from bespokelabs import curator
 llm = curator.LLM(model_name="replay-teacher", backend="openai",
                   backend_params={"base_url": url, "api_key": "x", "max_retries": 0, "require_all_responses": False,
@@ -91,7 +110,7 @@ llm = curator.LLM(model_name="replay-teacher", backend="openai",
 prompts = [f"[{tag} {i}] A 54-year-old woman presents with progressive dyspnoea. Which is the most likely diagnosis?"
            for i in range(count)]
 cpu, wall = time.process_time(), time.perf_counter()
-out = llm(prompts)
+out = llm(prompts, working_dir=os.environ["CURATOR_CACHE_DIR"])
 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
 print(json.dumps({"n": len(out.dataset) if hasattr(out, "dataset") else len(out), "wall": wall, "cpu": cpu}))
 """
