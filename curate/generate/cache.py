@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -25,6 +26,7 @@ class ResponseCache:
         self._fd: int | None = None
         self._unsynced = 0
         self._last_sync = time.monotonic()
+        self._syncing: threading.Thread | None = None
 
     def load(self) -> int:
         """Read every segment; returns the number of entries."""
@@ -78,12 +80,21 @@ class ResponseCache:
             self.entries[key] = response
         self._unsynced += len(items)
         if time.monotonic() - self._last_sync >= FSYNC_INTERVAL_S:
-            self.sync()
+            self.sync(background=True)
 
-    def sync(self) -> None:
-        if self._fd is not None and self._unsynced:
-            os.fsync(self._fd)
-        self._unsynced = 0
+    def sync(self, background: bool = False) -> None:
+        """fsync what was written. In the background during a run (an fsync can take tens of milliseconds, and the
+        event loop must not stall on it); in the foreground at the end."""
+        if self._syncing is not None and (not background or not self._syncing.is_alive()):
+            self._syncing.join()
+            self._syncing = None
+        if self._fd is not None and self._unsynced and self._syncing is None:
+            if background:
+                self._syncing = threading.Thread(target=os.fsync, args=(self._fd,), name="cache-fsync", daemon=True)
+                self._syncing.start()
+            else:
+                os.fsync(self._fd)
+            self._unsynced = 0
         self._last_sync = time.monotonic()
 
     def close(self) -> None:
