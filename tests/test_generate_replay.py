@@ -223,6 +223,7 @@ def test_api_key_comes_from_the_environment_and_is_never_written(server, tmp_pat
     assert len(written) >= 4  # questions, traces, report, a cache segment
     assert all(secret.encode() not in p.read_bytes() for p in written)
     assert secret not in proc.stdout + proc.stderr
+    assert "requests sent" in proc.stderr and "wrote 2 traces" in proc.stderr  # the one-screen summary
     missing = run_cli("generate", "-i", questions, "-o", out, "--teacher", TEACHER, "--base-url", server.url,
                       "--api-key-env", "NOT_SET_ANYWHERE", timeout=120)
     assert missing.returncode == 2 and "NOT_SET_ANYWHERE" in missing.stderr

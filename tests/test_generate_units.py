@@ -198,6 +198,20 @@ def test_rate_limiter_paces_requests():
     assert asyncio.run(run()) >= 1.4
 
 
+def test_token_budget_paces_requests_and_charges_completions():
+    import asyncio
+
+    async def run() -> float:
+        limiter = RateLimiter(tpm=6000)  # 100 tokens a second, one second of burst
+        started = time.monotonic()
+        await limiter.acquire(100)  # the burst
+        limiter.charge(100)  # the completion came back with 100 tokens: the bucket is in debt
+        await limiter.acquire(50)  # must wait for the debt and its own 50 tokens
+        return time.monotonic() - started
+
+    assert asyncio.run(run()) >= 1.4
+
+
 def test_split_tokens_sums_to_the_total():
     assert split_tokens(100, [10, 30]) == [25, 75]
     assert sum(split_tokens(101, [1, 1, 1])) == 101

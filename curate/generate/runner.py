@@ -150,12 +150,24 @@ async def agenerate(questions: list[Question], *, teacher: str, backend: str = "
     return assemble(jobs, cache, errors, teacher=teacher, params=params)
 
 
+def _run(coro: Any) -> Any:
+    """asyncio.run, also from inside a running loop (a notebook): then in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def generate(questions: list[Question], *, teacher: str, cache_dir: str | os.PathLike[str], **options: Any) -> list[Trace]:
     """Plain-Python entry point over records (see `agenerate` for the options)."""
     cache = ResponseCache(cache_dir)
     cache.load()
     try:
-        return asyncio.run(agenerate(questions, teacher=teacher, cache=cache, **options))
+        return _run(agenerate(questions, teacher=teacher, cache=cache, **options))
     finally:
         cache.close()
 
@@ -190,7 +202,7 @@ def run_generate(input: Path, output: Path, *, teacher: str, backend: str = "ope
     cache.load()
     stats = Stats()
     try:
-        traces = asyncio.run(agenerate(
+        traces = _run(agenerate(
             questions, teacher=teacher, backend=backend, base_urls=base_urls, prompt=prompt, samples=samples,
             params=params, concurrency=concurrency, cache=cache, rpm=more.get("rpm"), tpm=more.get("tpm"),
             timeout=more.get("timeout") or 600.0, max_retries=more.get("max_retries", 6),
