@@ -222,7 +222,7 @@ def print_table(rows: list[dict], resume: dict | None, latency: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--latency", type=float, default=0.2)
-    parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[16, 32, 64, 128, 256, 512])
+    parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",") if x], default=[16, 32, 64, 128, 256, 512])
     parser.add_argument("--waves", type=int, default=8, help="requests per client = waves x concurrency (x2 below 64)")
     parser.add_argument("--cache-entries", type=int, default=100_000)
     parser.add_argument("--traces", default=str(ROOT.parent / "shared" / "data" / "traces" / "dev_traces.jsonl.gz"))
