@@ -194,6 +194,13 @@ def test_bad_input_fails_clearly_before_writing(server, tmp_path: Path):
                    timeout=120)
     assert proc.returncode == 2 and f"{questions}:2" in proc.stderr and "answer" in proc.stderr
     assert not (tmp_path / "t.jsonl").exists()
+    rows[1]["answer"] = "B"
+    rows[1]["id"] = rows[0]["id"]
+    write_rows(rows, questions)
+    proc = run_cli("generate", "-i", questions, "-o", tmp_path / "t.jsonl", "--teacher", TEACHER, "--base-url", server.url,
+                   timeout=120)
+    assert proc.returncode == 2 and "duplicate question id" in proc.stderr and f"{questions}:2" in proc.stderr
+    assert not (tmp_path / "t.jsonl").exists() and not server.log()
 
 
 @pytest.mark.parametrize("problem", ["unknown_model", "bad_url"])

@@ -185,7 +185,7 @@ def run_generate(input: Path, output: Path, *, teacher: str, backend: str = "ope
 
     More options: rpm, tpm, timeout (s), max_retries, retry_base (s, first backoff step), shard ("I/N"), limit,
     api_key_env, use_n, progress (bool), summary (bool), backend_options (dict passed to the backend)."""
-    from curate.io import read_records, write_rows
+    from curate.io import InputError, read_records, write_rows
 
     input, output = Path(input), Path(output)
     known = {"rpm", "tpm", "timeout", "max_retries", "retry_base", "shard", "limit", "api_key_env", "use_n", "progress",
@@ -196,6 +196,12 @@ def run_generate(input: Path, output: Path, *, teacher: str, backend: str = "ope
     counter = StageCounter("generate")
     shard = parse_shard(more.get("shard"))
     questions, _ = read_records(input, Question)
+    seen: set[str] = set()
+    for number, q in enumerate(questions, start=1):
+        if q.id in seen:  # two questions with one id would get the same trace ids
+            raise InputError(input, "duplicate question id", record_id=q.id, field="id",
+                             **({"line": number} if input.suffix != ".parquet" else {"row": number - 1}))
+        seen.add(q.id)
     questions = select_questions(questions, limit=more.get("limit"), shard=shard)
     params = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     cache = ResponseCache(cache_dir or default_cache_dir(output))

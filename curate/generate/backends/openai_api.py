@@ -111,8 +111,9 @@ class OpenAIBackend:
         queue: deque[Unit] = deque(units)
         async with self._session() as session:
             await self.preflight(session)
+            # one worker per request that may be needed (a unit can split into one request per sample)
             workers = [asyncio.create_task(self._worker(session, queue, sink))
-                       for _ in range(min(self.concurrency, max(1, len(queue))))]
+                       for _ in range(min(self.concurrency, max(1, sum(len(u.samples) for u in queue))))]
             try:
                 await asyncio.gather(*workers)
             finally:
