@@ -282,6 +282,7 @@ class _Connection(asyncio.Protocol):
         if path == "/_replay/stats":
             return {"requests": len(state.log), "finished": state.finished, "connections": len(state.connections),
                     "held": len(state.held),
+                    "answering": sum(1 for e in state.log if e["status"] == "ok" and "t1" not in e),
                     "cpu_s": time.process_time()}
         return {"error": f"unknown admin path {path}"}
 
