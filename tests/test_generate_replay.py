@@ -162,6 +162,16 @@ def test_several_base_urls_share_the_work(tmp_path: Path):
     assert min(counts) >= 10, counts
 
 
+def test_a_dead_endpoint_among_several_does_not_lose_work(tmp_path: Path):
+    with replay_server(latency=0.02) as alive, replay_server() as dying:
+        dying.configure(faults={"drop": 1.0})  # it accepts connections, then drops every request
+        traces, stats = _generate([alive.url, dying.url], tmp_path, _questions(30), samples=1, concurrency=4,
+                                  max_retries=3)
+        served_alive, dropped = len(alive.log()), len(dying.log())
+    assert all(t.error is None for t in traces) and served_alive == 30
+    assert stats.retries_by_kind["connection"] == dropped < 15  # after a few drops it is avoided, not hammered
+
+
 # ---------------------------------------------------------------- the file-level stage and the CLI
 
 

@@ -37,7 +37,9 @@ class Endpoint:
     url: str
     inflight: int = 0
     n_ok: bool | None = None  # None: not known yet
-    paused_until: float = 0.0
+    paused_until: float = 0.0  # the server asked us to wait (429, exhausted rate-limit budget)
+    unreachable_until: float = 0.0  # connections failed: other endpoints first for a while
+    failures: int = 0
 
 
 def base_urls_from(base_urls: list[str] | None) -> list[str]:
@@ -129,7 +131,8 @@ class OpenAIBackend:
         if len(self.endpoints) == 1:
             return self.endpoints[0]
         now = time.monotonic()
-        ready = [ep for ep in self.endpoints if ep.paused_until <= now] or self.endpoints
+        ready = ([ep for ep in self.endpoints if ep.paused_until <= now and ep.unreachable_until <= now]
+                 or [ep for ep in self.endpoints if ep.paused_until <= now] or self.endpoints)
         self._next += 1
         # fewest in flight; ties broken round-robin so idle endpoints all get work
         return min(ready, key=lambda ep: (ep.inflight, (self.endpoints.index(ep) - self._next) % len(self.endpoints)))
@@ -156,6 +159,9 @@ class OpenAIBackend:
                     raise GenerateError(f"{ep.url}: {failure.message}") from None
                 if failure.retry_after is not None:
                     ep.paused_until = max(ep.paused_until, time.monotonic() + failure.retry_after)
+                if failure.kind == "connection":  # a dead endpoint answers fastest: keep it from drawing the work
+                    ep.failures += 1
+                    ep.unreachable_until = time.monotonic() + min(30.0, 2.0 ** ep.failures)
                 if not self.retry.should_retry(unit.attempt, failure):
                     for index in unit.samples:
                         sink.failed(unit, index, failure, unit.attempt + 1)
@@ -164,6 +170,7 @@ class OpenAIBackend:
                 unit.attempt += 1
                 continue
             sink.attempted(None, usage)
+            ep.failures = 0
             self._finish(ep, unit, choices, usage, latency, queue, sink)
             return
 
