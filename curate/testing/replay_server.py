@@ -110,12 +110,19 @@ class Recordings:
     def for_prompt(self, text: str) -> tuple[bool, list[Recording]]:
         """(matched, candidates): recordings of the question this prompt contains, else all recordings."""
         found = self._lookup.get(text)
+        if found is None and not self.by_question:
+            found = (False, self.all)
         if found is None:
             found = (False, self.all)
             # The question starts at some line of the prompt: try each line start (prompts are a few dozen lines).
-            lines = text.split("\n")
-            for i in range(len(lines)):
-                rest = "\n".join(lines[i:])
+            # Only the first _KEY_CHARS normalised characters matter: look at a bounded window from each line start.
+            window = _KEY_CHARS * 3
+            starts, newline = [0], text.find("\n")
+            while newline >= 0:
+                starts.append(newline + 1)
+                newline = text.find("\n", newline + 1)
+            for start in starts:
+                rest = text[start:start + window]
                 for candidate in (rest, rest.split(":", 1)[-1]):
                     hit = self.by_question.get(_norm(candidate)[:_KEY_CHARS])
                     if hit:
