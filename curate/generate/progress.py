@@ -51,7 +51,7 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if self.enabled:
-            from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
             from rich.text import Text
 
             stats = self.stats
@@ -59,13 +59,15 @@ class Progress:
             class Rates(ProgressColumn):
                 def render(self, task: Any) -> Text:
                     wall = max(stats.wall_s, 1e-9)
-                    return Text(f"{stats.responses / wall:.1f} req/s  {stats.completion_tokens / wall:.0f} tok/s  "
-                                f"errors {stats.samples_failed} (retries {sum(stats.retries_by_kind.values())})")
+                    retries = sum(stats.retries_by_kind.values())
+                    return Text(f"{stats.responses / wall:.0f} req/s {stats.completion_tokens / wall:.0f} tok/s "
+                                f"errors {stats.samples_failed}" + (f" retries {retries}" if retries else ""))
 
             from curate.commands.common import console
 
-            self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                                 Rates(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20),
+                                 TextColumn("{task.completed}/{task.total}"),
+                                 Rates(), TextColumn("ETA"), TimeRemainingColumn(),
                                  console=console, transient=False, refresh_per_second=4)
             self._bar.__enter__()
             self._task = self._bar.add_task(self.description, total=self.stats.samples_total,
