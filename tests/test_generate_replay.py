@@ -97,7 +97,7 @@ def test_each_fault_is_retried_until_it_succeeds(server, tmp_path: Path, fault: 
     server.configure(fault_script=[fault], retry_after=0.05, hang_s=5.0)
     traces, stats = _generate(server.url, tmp_path, _questions(3), samples=2, timeout=0.5)
     assert len(traces) == 6 and all(t.error is None and t.completion for t in traces)
-    assert stats.retries_by_kind[RECOVERED_AS[fault]] >= 3  # every request hit the fault once
+    assert stats.failed_attempts_by_kind[RECOVERED_AS[fault]] >= 3  # every request hit the fault once
     log = server.log()
     assert {e["status"] for e in log if e["attempt"] == 0} == {fault}
     # what a 200 carried counts as finished by the server; an empty completion is one, and it was asked again
@@ -108,7 +108,7 @@ def test_length_is_a_finished_response_not_a_retry(server, tmp_path: Path):
     server.configure(fault_script=["length"])
     traces, stats = _generate(server.url, tmp_path, _questions(3), samples=2)
     assert {t.finish_reason for t in traces} == {"length"} and all(t.error is None for t in traces)
-    assert stats.requests == 3 and not stats.retries_by_kind  # kept for the filter to judge, never re-bought
+    assert stats.requests == 3 and not stats.failed_attempts_by_kind  # kept for the filter to judge, never re-bought
 
 
 def test_exhausted_retries_become_error_traces_not_a_crash(server, tmp_path: Path):
@@ -169,7 +169,7 @@ def test_a_dead_endpoint_among_several_does_not_lose_work(tmp_path: Path):
                                   max_retries=3)
         served_alive, dropped = len(alive.log()), len(dying.log())
     assert all(t.error is None for t in traces) and served_alive == 30
-    assert stats.retries_by_kind["connection"] == dropped < 15  # after a few drops it is avoided, not hammered
+    assert stats.failed_attempts_by_kind["connection"] == dropped < 15  # after a few drops it is avoided, not hammered
 
 
 # ---------------------------------------------------------------- the file-level stage and the CLI

@@ -20,7 +20,7 @@ class Stats:
     responses: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    retries_by_kind: Counter[str] = field(default_factory=Counter)
+    failed_attempts_by_kind: Counter[str] = field(default_factory=Counter)
     errors_by_kind: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.perf_counter)
     finished_at: float | None = None
@@ -34,7 +34,7 @@ class Stats:
         return {"samples_total": self.samples_total, "from_cache": self.samples_cached, "generated": self.samples_done,
                 "failed": self.samples_failed, "requests": self.requests, "responses": self.responses,
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "retries_by_kind": dict(self.retries_by_kind.most_common()),
+                "failed_attempts_by_kind": dict(self.failed_attempts_by_kind.most_common()),
                 "errors_by_kind": dict(self.errors_by_kind.most_common()), "wall_s": round(wall, 3),
                 "requests_per_s": round(self.responses / wall, 2) if wall else None}
 
@@ -59,9 +59,9 @@ class Progress:
             class Rates(ProgressColumn):
                 def render(self, task: Any) -> Text:
                     wall = max(stats.wall_s, 1e-9)
-                    retries = sum(stats.retries_by_kind.values())
+                    retries = sum(stats.failed_attempts_by_kind.values())
                     return Text(f"{stats.responses / wall:.0f} req/s {stats.completion_tokens / wall:.0f} tok/s "
-                                f"errors {stats.samples_failed}" + (f" retries {retries}" if retries else ""))
+                                f"errors {stats.samples_failed}" + (f" failed attempts {retries}" if retries else ""))
 
             from curate.commands.common import console
 
@@ -96,7 +96,7 @@ def print_summary(stats: Stats, output: str | None = None) -> None:
             ("failed (error in trace)", d["failed"]), ("requests sent", d["requests"]), ("responses", d["responses"]),
             ("tokens in", d["prompt_tokens"]), ("tokens out", d["completion_tokens"]),
             ("wall time", f"{d['wall_s']:.1f} s"), ("requests/s", d["requests_per_s"])]
-    rows += [(f"retries: {k}", v) for k, v in d["retries_by_kind"].items()]
+    rows += [(f"failed attempts: {k}", v) for k, v in d["failed_attempts_by_kind"].items()]
     rows += [(f"errors: {k}", v) for k, v in d["errors_by_kind"].items()]
     for name, value in rows:
         table.add_row(name, str(value))

@@ -27,7 +27,6 @@ class Collector:
         self.progress = progress
         self.errors: dict[str, str] = {}
         self._pending: list[tuple[str, dict[str, Any]]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     def finished(self, unit: Unit, responses: list[tuple[int, dict[str, Any]]]) -> None:
         # Responses that arrive in the same event-loop step share one write, made before the loop waits again:
@@ -55,11 +54,11 @@ class Collector:
 
     def attempted(self, failure: Failure | None, usage: dict[str, Any] | None = None) -> None:
         if failure is not None and failure.kind == "empty_content":
-            self.stats.retries_by_kind[failure.kind] += 1  # the response itself was counted already
+            self.stats.failed_attempts_by_kind[failure.kind] += 1  # the response itself was counted already
             return
         self.stats.requests += 1
         if failure is not None:
-            self.stats.retries_by_kind[failure.kind] += 1
+            self.stats.failed_attempts_by_kind[failure.kind] += 1
         else:
             self.stats.responses += 1
             self.stats.prompt_tokens += int((usage or {}).get("prompt_tokens") or 0)
