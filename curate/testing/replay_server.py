@@ -45,6 +45,8 @@ from typing import Any
 
 FAULT_KINDS = ("rate_limit", "server_error", "timeout", "malformed_json", "drop", "empty", "length")
 DEFAULT_MODEL = "replay-teacher"
+#: outcomes that get an answer after the latency (the others are answered at once, held, or never answered)
+_ANSWERED = frozenset({"ok", "rate_limit", "server_error", "malformed_json", "empty", "length"})
 LOOPBACK = "127.0.0.1"
 _MAX_HEADER = 64 * 1024
 _MAX_BODY = 16 * 1024 * 1024
@@ -289,7 +291,7 @@ class _Connection(asyncio.Protocol):
         if path == "/_replay/stats":
             return {"requests": len(state.log), "finished": state.finished, "connections": len(state.connections),
                     "held": len(state.held),
-                    "answering": sum(1 for e in state.log if e["status"] == "ok" and "t1" not in e),
+                    "answering": sum(1 for e in state.log if e["status"] in _ANSWERED and "t1" not in e),
                     "cpu_s": time.process_time()}
         return {"error": f"unknown admin path {path}"}
 
