@@ -190,6 +190,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.busy = False
+        self.entry: dict[str, Any] | None = None  # the log entry of the request being answered
 
     # -- transport events
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -199,6 +200,8 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.timer is not None:
             self.timer.cancel()
+        if self.entry is not None and "t1" not in self.entry:  # the client went away before its answer
+            self.entry.update(t1=time.time(), abandoned=True)
         self.state.connections.discard(self)
         self.state.held.discard(self)
         self.transport = None
@@ -302,6 +305,7 @@ class _Connection(asyncio.Protocol):
         state.attempts[key] = attempt + 1
         entry: dict[str, Any] = {"t0": time.time(), "key": key, "attempt": attempt, "status": None, "finished": False}
         state.log.append(entry)
+        self.entry = entry
         try:
             request = json.loads(body)
         except json.JSONDecodeError:
