@@ -317,3 +317,32 @@ def test_sigkill_mid_run_then_rerun_gives_the_same_output_and_buys_nothing_twice
     before = out.read_bytes()
     proc = run_cli("generate", "-i", questions, "-o", out, "--cache", cache, "--base-url", "http://127.0.0.1:9/v1", *args)
     assert proc.returncode == 0 and out.read_bytes() == before
+
+
+def test_replay_server_in_a_subprocess_answers_like_openai():
+    import urllib.error
+    import urllib.request
+
+    from curate.testing.replay_server import replay_server_process
+
+    def post(url: str, payload: dict) -> tuple[int, dict]:
+        request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    with replay_server_process(models=["a", "b"]) as server:
+        with urllib.request.urlopen(f"{server.url}/models", timeout=30) as r:
+            assert [m["id"] for m in json.loads(r.read())["data"]] == ["a", "b"]
+        messages = [{"role": "user", "content": "Question: x?\nA. yes\nB. no"}]
+        status, body = post(f"{server.url}/chat/completions", {"model": "b", "messages": messages, "n": 2, "seed": 5})
+        assert status == 200 and [c["index"] for c in body["choices"]] == [0, 1]
+        assert body["choices"][0]["message"]["content"].endswith(("<answer>A</answer>", "<answer>B</answer>"))
+        status, body = post(f"{server.url}/chat/completions", {"model": "c", "messages": messages})
+        assert status == 404 and body["error"]["code"] == "model_not_found"
+        status, body = post(f"{server.url}/chat/completions", {"model": "a", "messages": messages, "stream": True})
+        assert status == 400 and "streaming" in body["error"]["message"]
+        assert [e["status"] for e in server.log()] == ["ok", "unknown_model", "bad_request"]
