@@ -162,6 +162,12 @@ def bench_throughput(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
 def bench_resume(entries: int) -> dict:
     """A cache with `entries` finished responses (~1.4 kB each, like real traces): time to load it and to work out
     what is left, i.e. everything a resumed run does before its first request."""
@@ -178,10 +184,13 @@ def bench_resume(entries: int) -> dict:
                             for j in jobs[start:start + 1000]])
         cache.close()
         size = sum(p.stat().st_size for p in Path(tmp).glob("*.jsonl"))
+        del cache
+        rss = _rss_mb()
         started = time.perf_counter()
         fresh = ResponseCache(tmp)
         loaded = fresh.load()
         load_s = time.perf_counter() - started
+        rss = _rss_mb() - rss
         started = time.perf_counter()
         jobs = build_jobs(qs, teacher=DEFAULT_MODEL, params=params, samples=1)
         left = pending_units(jobs, fresh)
@@ -190,7 +199,7 @@ def bench_resume(entries: int) -> dict:
         traces = assemble(jobs, fresh, {}, teacher=DEFAULT_MODEL, params=params)
         assemble_s = time.perf_counter() - started
     assert loaded == entries and not left and len(traces) == entries
-    result = {"entries": entries, "cache_mb": round(size / 2**20, 1), "load_s": round(load_s, 2),
+    result = {"entries": entries, "cache_mb": round(size / 2**20, 1), "load_s": round(load_s, 2), "memory_mb": round(rss),
               "render_and_plan_s": round(plan_s, 2), "assemble_traces_s": round(assemble_s, 2)}
     print(json.dumps(result), flush=True)
     return result
@@ -214,7 +223,8 @@ def print_table(rows: list[dict], resume: dict | None, latency: float) -> None:
         cells.append(f"{r['curate']['server_cpu_ms_per_req']:.3f}")
         print("| " + " | ".join(cells) + " |")
     if resume:
-        print(f"\nresume: {resume['entries']} cached responses ({resume['cache_mb']} MB): load {resume['load_s']} s, "
+        print(f"\nresume: {resume['entries']} cached responses ({resume['cache_mb']} MB): load {resume['load_s']} s "
+              f"(+{resume['memory_mb']} MB resident), "
               f"render prompts + find what is left {resume['render_and_plan_s']} s, "
               f"assemble traces {resume['assemble_traces_s']} s")
 

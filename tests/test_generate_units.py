@@ -146,6 +146,9 @@ def test_cache_ignores_a_torn_last_line(tmp_path: Path):
     reloaded.close()
     final = ResponseCache(tmp_path)
     assert final.load() == 2 and final.get("b") == {"completion": "again"}
+    (tmp_path / "zz-foreign.jsonl").write_bytes(b'not json at all\n{"k":"c","r":{"completion":"ok"}}\n')
+    mixed = ResponseCache(tmp_path)
+    assert mixed.load() == 3 and mixed.torn_lines == 2 and mixed.get("c") == {"completion": "ok"}
 
 
 def test_cache_lines_are_written_before_put_returns(tmp_path: Path):
