@@ -137,7 +137,7 @@ def bench_throughput(args: argparse.Namespace) -> list[dict]:
         asyncio.run(run_curate(server.url, questions(32, "warm-cu"), 16, Path(tmp) / "warm"))
         asyncio.run(run_openai_loop(server.url, questions(32, "warm-oa"), 16))
         for concurrency in args.concurrency:
-            count = concurrency * (args.waves if concurrency >= 64 else args.waves * 2)
+            count = concurrency * args.waves
             ideal = concurrency / args.latency
             row = {"concurrency": concurrency, "requests": count, "ideal_rps": ideal}
             clients = [("curate", lambda c=count, k=concurrency: asyncio.run(
@@ -233,7 +233,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",") if x], default=[16, 32, 64, 128, 256, 512])
-    parser.add_argument("--waves", type=int, default=8, help="requests per client = waves x concurrency (x2 below 64)")
+    parser.add_argument("--waves", type=int, default=20, help="requests per client = waves x concurrency")
     parser.add_argument("--cache-entries", type=int, default=100_000)
     parser.add_argument("--traces", default=str(ROOT.parent / "shared" / "data" / "traces" / "dev_traces.jsonl.gz"))
     parser.add_argument("--curator-python", default=None, help="python of a venv with bespokelabs-curator installed")
