@@ -346,3 +346,28 @@ def test_replay_server_in_a_subprocess_answers_like_openai():
         status, body = post(f"{server.url}/chat/completions", {"model": "a", "messages": messages, "stream": True})
         assert status == 400 and "streaming" in body["error"]["message"]
         assert [e["status"] for e in server.log()] == ["ok", "unknown_model", "bad_request"]
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_what_was_answered(tmp_path: Path):
+    questions = tmp_path / "q.jsonl"
+    write_rows(_questions(40), questions)
+    out, cache = tmp_path / "t.jsonl", tmp_path / "cache"
+    with replay_server(latency=0.1) as server:
+        command = [sys.executable, "-m", "curate", "generate", "-i", str(questions), "-o", str(out), "--cache", str(cache),
+                   "--teacher", TEACHER, "--base-url", server.url, "--concurrency", "2", "--seed", "0"]
+        proc = subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        deadline = time.monotonic() + 60
+        while _cache_lines(cache) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+        kept = _cache_lines(cache)
+        assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr
+        assert 4 <= kept < 40 and not out.exists()
+        server.reset()
+        run_cli("generate", "-i", questions, "-o", out, "--cache", cache, "--teacher", TEACHER, "--base-url", server.url,
+                "--concurrency", "2", "--seed", "0", check=True)
+        assert len([e for e in server.log() if e["finished"]]) == 40 - kept  # only what was missing
+    assert len(read_rows(out)) == 40

@@ -52,6 +52,9 @@ def generate(
             console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             console.print("finished responses are kept in the cache; re-run the command to continue")
             raise typer.Exit(3) from None
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/]: finished responses are kept in the cache; re-run the command to continue")
+            raise typer.Exit(130) from None
     failed = result.extra.get("traces_with_error", 0)
     note = f" ([yellow]{failed} with an error[/]: re-run to retry them)" if failed else ""
     console.print(f"[green]wrote[/] {result.rows_out} traces to {output}{note}")
