@@ -1,0 +1,113 @@
+"""What is asked of the teacher: one `Job` per question (its prompt and samples), the sampling parameters, and the
+content-hash key of each sample's request (the cache key)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from curate.records import Question, make_trace_id, stable_hash
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """The parameters that shape a completion (and so belong in its trace id and cache key)."""
+
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_tokens: int = 2048
+    seed: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens, "seed": self.seed}
+
+    def seed_for(self, sample_index: int) -> int | None:
+        """Separate requests for samples of one prompt must not share a seed (they would be identical): sample i
+        gets seed + i; one request with n samples sends seed + its first index."""
+        return None if self.seed is None else self.seed + sample_index
+
+
+@dataclass
+class Job:
+    """One question rendered with one prompt; `samples` completions are wanted."""
+
+    index: int  # position in the input (output order)
+    question: Question
+    prompt_name: str
+    prompt_hash: str
+    messages: list[dict[str, str]]
+    keys: list[str] = field(default_factory=list)  # cache key per sample index
+
+
+@functools.lru_cache(maxsize=16)
+def _key_base(teacher: str, params: SamplingParams) -> Any:
+    base = hashlib.sha256(b"chat\x00")
+    base.update(json.dumps([teacher, params.as_dict()], sort_keys=True).encode())
+    return base
+
+
+def request_keys(teacher: str, messages: list[dict[str, str]], params: SamplingParams, samples: int) -> list[str]:
+    """Content hashes of a prompt's sample requests: model, messages, sampling parameters, sample index.
+
+    The prompt is hashed once and each sample extends a copy (100k prompts are keyed in about a second); the byte
+    layout is fixed here, so keys stay valid across versions and machines."""
+    head = _key_base(teacher, params).copy()
+    for message in messages:
+        for field_name in sorted(message):
+            head.update(b"\x00" + field_name.encode() + b"\x01" + str(message[field_name]).encode())
+        head.update(b"\x02")
+    keys = []
+    for index in range(samples):
+        digest = head.copy()
+        digest.update(b"\x03%d" % index)
+        keys.append(digest.hexdigest()[:32])
+    return keys
+
+
+def request_key(teacher: str, messages: list[dict[str, str]], params: SamplingParams, sample_index: int) -> str:
+    """Content hash of one sample's request (see `request_keys`)."""
+    return request_keys(teacher, messages, params, sample_index + 1)[sample_index]
+
+
+def build_jobs(questions: list[Question], *, teacher: str, params: SamplingParams, samples: int,
+               prompt: str | None = None) -> list[Job]:
+    """Render every question (with `prompt` by name, else the default template for the question)."""
+    from prompts import default_prompt_for, get_prompt
+
+    fixed = get_prompt(prompt) if prompt else None
+    jobs = []
+    for index, question in enumerate(questions):
+        template = fixed or default_prompt_for(question)
+        messages = template.render(question)
+        keys = request_keys(teacher, messages, params, samples)
+        jobs.append(Job(index, question, template.name, template.hash, messages, keys))
+    return jobs
+
+
+def trace_id(job: Job, teacher: str, params: SamplingParams, sample_index: int) -> str:
+    return make_trace_id(job.question.id, teacher, job.prompt_hash, params.as_dict(), sample_index)
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """`I/N` (0-based I) -> (I, N)."""
+    if not text:
+        return None
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard expects I/N with whole numbers (e.g. 0/4), got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"--shard {text}: expected 0 <= I < N (shards are numbered from 0)")
+    return index, count
+
+
+def in_shard(question_id: str, shard: tuple[int, int] | None) -> bool:
+    """Shards split by a hash of the question id: the same on every machine, disjoint, and stable when the input
+    grows or is reordered."""
+    if shard is None:
+        return True
+    index, count = shard
+    return int(stable_hash("shard", question_id), 16) % count == index
