@@ -108,4 +108,10 @@ def default_prompt_for(question: Any) -> Prompt:
     return get_prompt(MULTIPLE_CHOICE_CONTEXT if context else MULTIPLE_CHOICE)
 
 
-__all__ = ["Prompt", "default_prompt_for", "get_prompt", "list_prompts", "parse_template"]
+def student_messages(question: Any) -> list[dict[str, str]]:
+    """What the student model is asked, in training and in the published TRL columns: the teacher's question template
+    for this kind of question, never the rationalisation one (it shows the gold answer)."""
+    return default_prompt_for(question).render(question)
+
+
+__all__ = ["Prompt", "default_prompt_for", "get_prompt", "list_prompts", "parse_template", "student_messages"]

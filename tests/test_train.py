@@ -38,7 +38,7 @@ dropout = 0.0
 learning_rate = 0.05
 max_steps = 60
 batch_size = 4
-max_length = 128
+max_length = 256
 warmup_ratio = 0.0
 [grpo]
 learning_rate = 0.01

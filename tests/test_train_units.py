@@ -81,7 +81,11 @@ def test_build_examples_uses_render_and_skips_unkept():
             {"trace_id": "t2", "question_id": "syn:train:1", "kept": True, "text": canonical_text("r2", "B")}]
     examples = build_examples(rows, questions)
     assert [e["trace_id"] for e in examples] == ["t0", "t2"]
-    prompt = examples[0]["prompt"][0]["content"]
+    # The student sees the teacher's template family (with-context for an abstract), never the rationalisation one.
+    from prompts import get_prompt
+
+    assert examples[0]["prompt"] == get_prompt("multiple_choice_context").render(questions["syn:train:0"])
+    prompt = examples[0]["prompt"][-1]["content"]
     assert "An abstract." in prompt and "A. alpha" in prompt and "C. gamma" in prompt and "<think>" in prompt
     assert examples[0]["completion"] == [{"role": "assistant", "content": canonical_text("r0", "A")}]
     custom = build_examples(rows, questions, render=lambda x: [{"role": "user", "content": x.id}])
@@ -188,7 +192,7 @@ def test_real_benchmark_questions_render_as_student_prompts(shared_data):
         questions = load_source(name, str(shared_data / rel), limit=20).questions
         assert len(questions) == 20
         for question in questions:
-            content = default_render(question)[0]["content"]
+            content = default_render(question)[-1]["content"]
             assert question.question in content
             assert all(f"{letter}. {text}" in content for letter, text in question.options.items())
             if question.context:

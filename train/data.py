@@ -14,24 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from curate.io import InputError, iter_rows, read_records
-from curate.records import Question, canonical_text, question_text_with_options
+from curate.records import Question, canonical_text
 
 Messages = list[dict[str, str]]
 Render = Callable[[Question], Messages]
 
-STUDENT_INSTRUCTION = (
-    "Answer the multiple-choice question. Reason step by step inside <think></think>, then give only the letter of "
-    "the correct option inside <answer></answer>."
-)
-
-
 def default_render(question: Question) -> Messages:
-    """The minimal student prompt: instruction, optional context (PubMedQA abstract), question and options."""
-    parts = [STUDENT_INSTRUCTION]
-    if question.context:
-        parts.append(f"Context:\n{question.context}")
-    parts.append(question_text_with_options(question))
-    return [{"role": "user", "content": "\n\n".join(parts)}]
+    """The student prompt: the same template family the teacher answered (`prompts.student_messages`), so SFT pairs
+    and GRPO prompts match what the corpus was generated from."""
+    from prompts import student_messages
+
+    return student_messages(question)
 
 
 @dataclass

@@ -41,9 +41,12 @@ _WORDS = ("patient presents with fever cough chest pain dyspnea history of diabe
 
 
 def synthetic_corpus(n: int = 400, seed: int = 0) -> list[str]:
-    """Strings that look like prompts and canonical completions, to train the tokenizer on."""
+    """Strings that look like prompts and canonical completions, to train the tokenizer on. The shipped prompt
+    templates are in it too, so the student prompt tokenizes compactly, as it would with a real tokenizer."""
+    from prompts import TEMPLATE_DIR
+
     rng = random.Random(seed)
-    texts = []
+    texts = [p.read_text(encoding="utf-8") for p in sorted(TEMPLATE_DIR.glob("*.txt"))] * 20
     for _ in range(n):
         words = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(4, 16)))
         letter = rng.choice("ABCDE")

@@ -14,20 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from curate.io import InputError
-from curate.records import JSON_COLUMNS, canonical_text, question_text_with_options
-
-#: What the student is asked: the question (with its context) and the canonical output format. The teacher's own
-#: prompt may have shown the gold answer (the rationalisation prompt), so it is never reused here.
-INSTRUCTION = ("Think through the question step by step inside <think></think>, then give the letter of the single "
-               "best option inside <answer></answer>.")
+from curate.records import JSON_COLUMNS, canonical_text
 
 SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")
 
 
-def user_prompt(row: dict[str, Any]) -> str:
-    context = row.get("context")
-    body = question_text_with_options(row)
-    return (f"Context:\n{context}\n\nQuestion: {body}" if context else f"Question: {body}") + f"\n\n{INSTRUCTION}"
+def student_prompt(row: dict[str, Any]) -> list[dict[str, str]]:
+    """The student's messages: the same template family training uses (`prompts.student_messages`); the teacher's
+    own prompt may have shown the gold answer (the rationalisation prompt), so it is never reused here."""
+    from prompts import student_messages
+
+    return student_messages(row)
 
 
 def training_text(row: dict[str, Any], index: int, path: Path) -> str:
@@ -45,12 +42,13 @@ def hub_row(row: dict[str, Any], index: int, path: Path) -> dict[str, Any]:
         if not row.get(key):
             raise InputError(path, "missing: publish needs the question with its options (run the filter stage, or "
                              "give the questions file)", row=index, record_id=row.get("trace_id"), field=key)
-    prompt, completion = user_prompt(row), training_text(row, index, path)
+    messages, completion = student_prompt(row), training_text(row, index, path)
+    prompt = messages[-1]["content"]
     out = {k: v for k, v in row.items() if k != "completion"}
     if "completion" in row:
         out["teacher_completion"] = row["completion"]
     out.update(prompt=prompt, completion=completion,
-               messages=[{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}])
+               messages=[*messages, {"role": "assistant", "content": completion}])
     return out
 
 
