@@ -36,19 +36,26 @@ def card_table(card: str, heading: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
 
 
-def test_local_dir_loads_with_datasets_and_has_trl_columns(run_dir):
+def load_fresh(folder, tmp_path):
+    """`datasets.load_dataset` on the folder, with a cache of its own: its default cache can hand back an earlier
+    build of another folder with the same layout (seen here), which would let a stale file pass the checks."""
     import datasets
 
+    return datasets.load_dataset(str(folder), cache_dir=str(tmp_path / "hf-cache"))
+
+
+def test_local_dir_loads_with_datasets_and_has_trl_columns(run_dir, tmp_path):
     folder = run_dir / "publish"
     assert (folder / "data" / "train-00000-of-00001.parquet").exists()
-    ds = datasets.load_dataset(str(folder))
+    ds = load_fresh(folder, tmp_path)
     manifest = RunDir.open(run_dir).manifest
     assert list(ds) == ["train"]
     assert ds["train"].num_rows == manifest["stages"]["publish"]["output"]["rows"] == \
         manifest["stages"]["review"]["counts"]["rows_out"]
     row = ds["train"][0]
-    assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
-    assert row["messages"][0]["content"] == row["prompt"] and row["messages"][1]["content"] == row["completion"]
+    # the student prompt is the teacher's template family (system + user), never the rationalisation prompt
+    assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
+    assert row["messages"][1]["content"] == row["prompt"] and row["messages"][2]["content"] == row["completion"]
     assert re.fullmatch(r"<think>\n.+\n</think>\n<answer>[A-E]</answer>", row["completion"], re.S)
     assert row["question"] in row["prompt"] and "A. " in row["prompt"] and "<answer>" in row["prompt"]
     assert row["teacher_completion"].startswith("<think>")
@@ -136,11 +143,9 @@ def test_cli_refusal_and_force(cli, run_dir, tmp_path):
 
 
 def test_split_by_column(run_dir, tmp_path):
-    import datasets
-
     folder = publish(run_dir / "reviewed.parquet", repo_id="acme/x", local_dir=tmp_path / "o", run_dir=run_dir,
                      split_by="source")
-    ds = datasets.load_dataset(str(folder))
+    ds = load_fresh(folder, tmp_path)
     assert set(ds) == {"medqa", "medmcqa", "pubmedqa"}
     assert all(set(ds[s]["source"]) == {s} for s in ds)
     meta = front_matter((folder / "README.md").read_text())

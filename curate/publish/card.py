@@ -188,7 +188,7 @@ def render_card(*, repo_id: str, splits: dict[str, list[dict[str, Any]]], run: s
         "in the canonical format `<think>…</think><answer>X</answer>`." + warning,
         "## Use\n\n```python\nfrom datasets import load_dataset\n\n"
         f"ds = load_dataset(\"{repo_id}\", split=\"{next(iter(splits))}\")\n```\n\n"
-        "Ready for TRL: `messages` (user prompt, assistant answer) for conversational SFT, or `prompt` / `completion` "
+        "Ready for TRL: `messages` (system and user prompt, assistant answer) for conversational SFT, or `prompt` / `completion` "
         "(plain strings). `teacher_completion` keeps the teacher's raw output; `options`, `meta`, `params`, `usage`, "
         "`contaminated_by`, `phi_found` and `review` are JSON text.",
         "## Splits\n\n" + _table(["split", "rows"], [[k, len(v)] for k, v in splits.items()]),

@@ -1,9 +1,10 @@
 """The Hub dataset layout: `data/<split>-00000-of-00001.parquet` per split, with ready-made TRL columns.
 
-`messages` (conversational: the user prompt, then the assistant's canonical `<think>…</think><answer>X</answer>`) is
-a native list of {role, content} structs; `prompt` / `completion` are plain strings (TRL's prompt-completion
-format). The teacher's raw output moves to `teacher_completion`. Other object columns (options, meta, params, ...)
-are JSON text, as in every curate file, so rows from different sources share one schema.
+`messages` (conversational: the student prompt (system, user), then the assistant's canonical
+`<think>…</think><answer>X</answer>`) is a native list of {role, content} structs; `prompt` / `completion` are plain
+strings (TRL's prompt-completion format). The teacher's raw output moves to `teacher_completion`. Other object
+columns (options, meta, params, ...) are JSON text, as in every curate file, so rows from different sources share
+one schema.
 """
 
 from __future__ import annotations
