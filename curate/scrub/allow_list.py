@@ -25,6 +25,14 @@ EPONYM_HEADS = (
     "formula method technique position solution agar medium"
 ).split()
 
+# A span whose last word is one of these (or a disease-like word) is medical even when NER put it in the name:
+# "Hashimoto thyroiditis" tagged PERSON as a whole.
+_MEDICAL_LAST_WORD = re.compile(
+    r"(?:disease|syndrome|sign|lymphoma|sarcoma|palsy|reflex|test|maneuver|manoeuvre|phenomenon|triad|criteria"
+    r"|classification|scale|score|stain|bodies|cells|nodes|ulcer|fracture|procedure|hernia|anomaly|malformation"
+    r"|disorder|murmur|\w+itis|\w+oma|\w+osis|\w+emia|\w+aemia|\w+pathy|\w+plasia|\w+algia|\w+ectomy|\w+otomy)",
+    re.IGNORECASE,
+)
 _HEAD_AFTER = re.compile(r"(?:['’]s|s['’])?[\s\-]+(?:" + "|".join(EPONYM_HEADS) + r")\b", re.IGNORECASE)
 _POSSESSIVE = re.compile(r"(?:['’]s|s['’]|['’])$")
 
@@ -62,6 +70,11 @@ def allowed_places() -> frozenset[str]:
 
 
 @functools.lru_cache(maxsize=1)
+def first_names() -> frozenset[str]:
+    return frozenset(_read_lines("first_names.txt"))
+
+
+@functools.lru_cache(maxsize=1)
 def street_suffixes() -> tuple[str, ...]:
     return tuple(_read_lines("street_suffixes.txt"))
 
@@ -74,6 +87,8 @@ def is_medical_name(span_text: str, following_text: str) -> bool:
         return True
     words = [w for w in re.split(r"[\s\-]+", norm) if w]
     if words and all(w in allow_words() for w in words):
+        return True
+    if len(words) > 1 and _MEDICAL_LAST_WORD.fullmatch(words[-1]):
         return True
     return bool(_HEAD_AFTER.match(following_text))
 

@@ -18,11 +18,11 @@ from presidio_analyzer.predefined_recognizers import (
     UrlRecognizer,
 )
 
-from curate.scrub.allow_list import is_allowed_place, is_medical_name, street_suffixes
+from curate.scrub.allow_list import first_names, is_allowed_place, is_medical_name, street_suffixes
 
 STATE_ABBR = (
     "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK OR "
-    "PA RI SC SD TN TX UT VT VA WA WV WI WY DC PR"
+    "PA RI SC SD TN TX UT VT VA WA WV WI WY DC PR AS GU MP VI FM MH PW AA AE AP"
 ).split()
 STATE_NAMES = (
     "Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|Delaware|Florida|Georgia|Hawaii|Idaho|Illinois|"
@@ -33,6 +33,10 @@ STATE_NAMES = (
 )
 # A state abbreviation only counts before a ZIP or a punctuation/end: "IN", "OR", "ME" are also words.
 _STATE = rf"(?:{STATE_NAMES}|(?:{'|'.join(STATE_ABBR)})(?=\s+\d{{5}}|\s*[,.;)\n]|\s*$))"
+_ANY_STATE = rf"(?:{STATE_NAMES}|{'|'.join(STATE_ABBR)})\b"
+_CITY = r"(?P<v>(?:[A-Z][a-z]+\s+){0,2}[A-Z][a-z]+)"
+# Top-level domains seen in clinical and patient-facing links (presidio's URL pattern cuts ".biz" to ".bi").
+_TLD = r"(?:com|org|net|edu|gov|mil|biz|info|io|us|co|uk|ca|health|care|med|app|ai|me|tv)"
 
 MONTH = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|"
@@ -109,8 +113,13 @@ def clinical_patterns() -> dict[str, list[tuple[str, float]]]:
              rf"(?:{suffixes})\.?(?![A-Za-z]){unit}", 0.85),
             (r"\b(?i:P\.?\s?O\.?\s+Box)\s+\d+\b", 0.9),
         ],
-        "LOCATION": [  # the city of "City, ST 02115" / "City, Texas" (NER finds most others)
-            (rf"\b(?P<v>(?:[A-Z][a-z]+\s+){{0,2}}[A-Z][a-z]+),\s+{_STATE}", 0.75),
+        "LOCATION": [  # the city of "City, ST", "City, Texas", "City ST 02115" (NER finds most others)
+            (rf"\b{_CITY},\s+{_ANY_STATE}", 0.75),
+            (rf"\b{_CITY}\s+{_ANY_STATE}\s+\d{{5}}", 0.75),
+        ],
+        "URL": [
+            (r"(?i)\b(?:https?://|www\.)[^\s<>\"'()]+[^\s<>\"'().,;:!?]", 0.8),
+            (rf"(?i)(?<![@\w.\-])(?:[a-z0-9\-]+\.)+{_TLD}(?:/[^\s<>\"'()]*[^\s<>\"'().,;:!?])?(?![\w@])", 0.6),
         ],
         "PHONE": [(rf"(?<![\w+])(?P<v>{_PHONE_CORE})(?!\d)", 0.75)],
         "FAX": [(rf"(?i:\b(?:fax|facsimile)(?:\s*(?:number|no\.?|#))?\s*(?:is\s+)?[:#]?\s*)(?P<v>{_PHONE_CORE})(?!\d)", 0.95)],
@@ -141,6 +150,8 @@ def clinical_patterns() -> dict[str, list[tuple[str, float]]]:
         ],
         "VEHICLE_ID": [
             (_labelled(r"VIN|vehicle\s+identification|vehicle(?:\s+(?:id|number|#))?|(?:licen[cs]e\s+)?plate|tag"), 0.9),
+            (r"(?i:\b(?:licen[cs]e\s+)?(?:plate|tag)(?:\s+(?:number|no\.?|#))?\s*(?:is\s+)?[:#]?\s*)"
+             r"(?P<v>(?=[A-Z0-9 \-]*\d)[A-Z0-9]{1,7}(?:[\s\-][A-Z0-9]{1,7})?)(?![A-Za-z0-9])", 0.9),  # plate "LDW 012"
             # A VIN: 17 characters without I, O, Q, mixing letters and digits.
             (r"(?<![A-Za-z0-9])(?=[A-HJ-NPR-Z0-9]*\d)(?=[A-HJ-NPR-Z0-9]*[A-HJ-NPR-Z])[A-HJ-NPR-Z0-9]{17}(?![A-Za-z0-9])", 0.8),
         ],
@@ -160,7 +171,7 @@ def clinical_patterns() -> dict[str, list[tuple[str, float]]]:
         "ID": [
             (_labelled(r"identifier|case|accession|specimen|encounter|visit|order|requisition|claim|reference|ref\.?"
                        r"|ticket|employee|badge|study\s+id|subject|enrollment|enrolment|confirmation|ID"), 0.85),
-            (r"(?<![A-Za-z0-9\-])(?P<v>[A-Z]{1,4}-?\d{6,12})(?![A-Za-z0-9\-])", 0.6),  # AB-123456
+            (r"(?<![A-Za-z0-9\-])(?P<v>[A-Z]{1,4}-?(?:\d{6,12}|\d{3,}(?:-\d{2,})+))(?![A-Za-z0-9\-])", 0.6),  # AB-123456
         ],
         "PERSON": [  # titled and labelled names; NER finds the rest
             (rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sr|Sister|Nurse)\.?\s+"
@@ -170,6 +181,35 @@ def clinical_patterns() -> dict[str, list[tuple[str, float]]]:
              rf"(?P<v>{_NAME_WORD}(?:\s+[A-Z]\.)?(?:\s+{_NAME_WORD}){{1,2}})", 0.9),
         ],
     }
+
+
+class NameListRecognizer(LocalRecognizer):
+    """A listed first name followed by one or two capitalised words ("April Barnes", "Tonya J. Pierce"): the names
+    the small NER model misses. Medical phrases ("Addison Disease") are skipped by the same allow-list rules."""
+
+    # A lookahead, so that "Patient Amanda Jones" is also tried from "Amanda".
+    PATTERN = re.compile(rf"\b(?=(?P<span>(?P<first>[A-Z][a-z]{{2,14}})(?:\s+[A-Z]\.)?(?:\s+{_NAME_WORD}){{1,2}}))")
+
+    def __init__(self) -> None:
+        self.names = first_names()
+        super().__init__(supported_entities=["PERSON"], name="NameListRecognizer", supported_language="en")
+
+    def load(self) -> None:
+        pass
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        if entities and "PERSON" not in entities:
+            return []
+        results = []
+        for match in self.PATTERN.finditer(text):
+            if match.group("first") not in self.names:
+                continue
+            start, end = match.span("span")
+            span, after = match.group("span"), text[end:end + 40]
+            if is_medical_name(span, after) or is_allowed_place(span, after):
+                continue
+            results.append(RecognizerResult("PERSON", start, end, 0.7))
+        return results
 
 
 class ClinicalNerRecognizer(SpacyRecognizer):
@@ -213,6 +253,8 @@ def build_recognizers(entities: list[str], *, with_ner: bool) -> list:
         recognizers.append(IpRecognizer(supported_entity="IP_ADDRESS"))
     if "ACCOUNT" in entities:
         recognizers.append(CreditCardRecognizer(supported_entity="ACCOUNT"))
+    if "PERSON" in entities:
+        recognizers.append(NameListRecognizer())
     if with_ner and ({"PERSON", "LOCATION"} & set(entities)):
         recognizers.append(ClinicalNerRecognizer())
     return recognizers
