@@ -15,10 +15,16 @@ from presidio_analyzer.predefined_recognizers import (
     EmailRecognizer,
     IpRecognizer,
     SpacyRecognizer,
-    UrlRecognizer,
 )
 
-from curate.scrub.allow_list import first_names, is_allowed_place, is_medical_name, street_suffixes
+from curate.scrub.allow_list import (
+    first_names,
+    is_allowed_place,
+    is_medical_name,
+    looks_like_name,
+    looks_like_place,
+    street_suffixes,
+)
 
 STATE_ABBR = (
     "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK OR "
@@ -45,10 +51,12 @@ MONTH = (
 _DAY = r"(?:0?[1-9]|[12]\d|3[01])"
 _MON_NUM = r"(?:0?[1-9]|1[0-2])"
 _YEAR = r"(?:1[89]\d{2}|20\d{2})"
-_SEP = r"[/\-.]"
+_SEP = r"(?P<sep>[/\-.])"
+_SEP2 = r"(?P=sep)"  # the same separator twice: "3-3.65 mm" is not a date
 
-# A value after a label: letters, digits and dashes with at least one digit, 4 to 26 characters.
-_VALUE = r"(?P<v>(?=[A-Za-z0-9\-/]*\d)[A-Za-z0-9][A-Za-z0-9\-/]{2,24}[A-Za-z0-9])(?![A-Za-z0-9])"
+# A value after a label: letters, digits and dashes with at least three digits, 4 to 26 characters ("pulse id
+# 110/min" and "ref: 19-60" are not identifiers).
+_VALUE = r"(?P<v>(?=(?:[A-Za-z\-]*\d){3})[A-Za-z0-9][A-Za-z0-9\-]{2,24}[A-Za-z0-9])(?![A-Za-z0-9/])"
 # Between a label and its value: "number", "no.", "#", "ID", "is", ":" in any common order.
 _GAP = r"(?:\s*(?:number|numbers|no\.?|num\.?|nr\.?|id|ID|code)(?![A-Za-z]))?\s*(?:is\s+|was\s+|of\s+)?[:#=\-]?\s*#?\s*"
 
@@ -90,9 +98,9 @@ def clinical_patterns() -> dict[str, list[tuple[str, float]]]:
     unit = r"(?:,?\s+(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Room|Rm\.?|Floor|Fl\.?|Bldg\.?|#)\s*#?\s*[A-Za-z0-9\-]+)?"
     return {
         "DATE": [
-            (rf"\b{_MON_NUM}{_SEP}{_DAY}{_SEP}(?:{_YEAR}|\d{{2}})(?![\d/\-])", 0.9),  # 03/14/1952, 3-14-52
-            (rf"\b{_DAY}{_SEP}{_MON_NUM}{_SEP}{_YEAR}(?![\d/\-])", 0.9),  # 14.03.1952
-            (rf"\b{_YEAR}{_SEP}{_MON_NUM}{_SEP}{_DAY}(?![\d/\-])", 0.9),  # 1952-03-14
+            (rf"\b{_MON_NUM}{_SEP}{_DAY}{_SEP2}(?:{_YEAR}|\d{{2}})(?![\d/\-])", 0.9),  # 03/14/1952, 3-14-52
+            (rf"\b{_DAY}{_SEP}{_MON_NUM}{_SEP2}{_YEAR}(?![\d/\-])", 0.9),  # 14.03.1952
+            (rf"\b{_YEAR}{_SEP}{_MON_NUM}{_SEP2}{_DAY}(?![\d/\-])", 0.9),  # 1952-03-14
             (rf"\b{MONTH}\s+{_DAY}(?:st|nd|rd|th)?(?:,?\s+{_YEAR})?(?!\d)", 0.85),  # March 14(, 1952)
             (rf"\b{_DAY}(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTH},?(?:\s+{_YEAR})?(?!\d)", 0.85),  # 14(th) (of) March (1952)
             (rf"\b{_DAY}-{MONTH}-(?:{_YEAR}|\d{{2}})\b", 0.9),  # 14-Mar-1952
@@ -170,7 +178,8 @@ def clinical_patterns() -> dict[str, list[tuple[str, float]]]:
         ],
         "ID": [
             (_labelled(r"identifier|case|accession|specimen|encounter|visit|order|requisition|claim|reference|ref\.?"
-                       r"|ticket|employee|badge|study\s+id|subject|enrollment|enrolment|confirmation|ID"), 0.85),
+                       r"|ticket|employee|badge|study\s+id|subject|enrollment|enrolment|confirmation"), 0.85),
+            (rf"\bID{_GAP}{_VALUE}", 0.85),  # upper-case only: "pulse id 110/min" is a typo, not an identifier
             (r"(?<![A-Za-z0-9\-])(?P<v>[A-Z]{1,4}-?(?:\d{6,12}|\d{3,}(?:-\d{2,})+))(?![A-Za-z0-9\-])", 0.6),  # AB-123456
         ],
         "PERSON": [  # titled and labelled names; NER finds the rest
@@ -188,7 +197,7 @@ class NameListRecognizer(LocalRecognizer):
     the small NER model misses. Medical phrases ("Addison Disease") are skipped by the same allow-list rules."""
 
     # A lookahead, so that "Patient Amanda Jones" is also tried from "Amanda".
-    PATTERN = re.compile(rf"\b(?=(?P<span>(?P<first>[A-Z][a-z]{{2,14}})(?:\s+[A-Z]\.)?(?:\s+{_NAME_WORD}){{1,2}}))")
+    PATTERN = re.compile(r"\b(?=(?P<span>(?P<first>[A-Z][a-z]{2,14})(?:\s+[A-Z]\.)?(?:\s+[A-Z][a-z][a-zA-Z'’\-]*){1,2}))")
 
     def __init__(self) -> None:
         self.names = first_names()
@@ -206,15 +215,17 @@ class NameListRecognizer(LocalRecognizer):
                 continue
             start, end = match.span("span")
             span, after = match.group("span"), text[end:end + 40]
-            if is_medical_name(span, after) or is_allowed_place(span, after):
+            before = text[max(0, start - 40):start]
+            if is_medical_name(span, after) or is_allowed_place(span, after) or not looks_like_name(span, text, before):
                 continue
             results.append(RecognizerResult("PERSON", start, end, 0.7))
         return results
 
 
 class ClinicalNerRecognizer(SpacyRecognizer):
-    """spaCy NER for names and places, minus medical language: eponyms, drugs and terms on the allow-list, and
-    places Safe Harbor allows (states, countries, regions)."""
+    """spaCy NER for names and places, minus medical language: eponyms, drugs and terms on the allow-list, places
+    Safe Harbor allows (states, countries, regions), names with no word on the Census name lists, and one-word places
+    without a place cue (the small model tags capitalised medical words as both)."""
 
     def __init__(self) -> None:
         super().__init__(supported_entities=["PERSON", "LOCATION"], name="ClinicalNerRecognizer")
@@ -223,11 +234,12 @@ class ClinicalNerRecognizer(SpacyRecognizer):
         kept = []
         for result in super().analyze(text, entities, nlp_artifacts):
             span, after = text[result.start:result.end], text[result.end:result.end + 40]
-            if not any(c.isalpha() for c in span):
+            before = text[max(0, result.start - 40):result.start]
+            if not any(c.isalpha() for c in span) or _is_acronym(span):
                 continue
-            if result.entity_type == "PERSON" and (is_medical_name(span, after) or _is_acronym(span)):
+            if result.entity_type == "PERSON" and (is_medical_name(span, after) or not looks_like_name(span, text, before)):
                 continue
-            if result.entity_type == "LOCATION" and (is_allowed_place(span, after) or _is_acronym(span)):
+            if result.entity_type == "LOCATION" and (is_allowed_place(span, after) or not looks_like_place(span, before)):
                 continue
             kept.append(result)
         return kept
@@ -240,15 +252,15 @@ def _is_acronym(span: str) -> bool:
 
 
 def build_recognizers(entities: list[str], *, with_ner: bool) -> list:
-    """The recognizers for the wanted entity types (presidio's own where they are good, ours elsewhere)."""
+    """The recognizers for the wanted entity types: presidio's own where they are good (email, IP, card numbers),
+    ours elsewhere. Presidio's URL recognizer is left out: it cuts ".biz" links short and reads "H.influenza" and
+    "fracture.Reason" as links; ours needs a scheme, "www." or a known top-level domain."""
     recognizers: list = []
     for entity, patterns in clinical_patterns().items():
         if entity in entities:
             recognizers.append(RegexRecognizer(entity, patterns, name=f"Clinical{entity.title().replace('_', '')}"))
     if "EMAIL" in entities:
         recognizers.append(EmailRecognizer(supported_entity="EMAIL"))
-    if "URL" in entities:
-        recognizers.append(UrlRecognizer(supported_entity="URL"))
     if "IP_ADDRESS" in entities:
         recognizers.append(IpRecognizer(supported_entity="IP_ADDRESS"))
     if "ACCOUNT" in entities:

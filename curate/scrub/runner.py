@@ -7,6 +7,7 @@ so rows are split across processes here instead (bench/scrub.py compares the two
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import multiprocessing
 import os
@@ -98,6 +99,12 @@ class BatchScrubber:
             self.cache.popitem(last=False)
 
 
+@functools.lru_cache(maxsize=2)
+def local_scrubber(config: EngineConfig) -> BatchScrubber:
+    """The in-process engine for a config, built once (loading spaCy and presidio takes seconds)."""
+    return BatchScrubber(config)
+
+
 _WORKER: BatchScrubber | None = None
 
 
@@ -127,14 +134,16 @@ def scrub_batches(batches: list[list[dict[str, Any]]], config: EngineConfig, *, 
     """Scrubbed rows with their findings, in input order. `workers` > 1 spreads batches over processes; at most
     two batches per worker are in flight, so memory stays bounded."""
     if workers <= 1 or len(batches) <= 1:
-        scrub = BatchScrubber(config)
+        scrub = local_scrubber(config)
         for batch in batches:
             yield from scrub(batch)
             if on_batch:
                 on_batch(len(batch))
         return
-    # spawn: workers start clean (no copied threads or locks from the parent's progress bar).
-    context = multiprocessing.get_context("spawn")
+    # fork where there is one: scripts and notebooks need no `if __name__ == "__main__"` guard, and workers only
+    # run this module's code (never the parent's progress bar, whose thread they copy).
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                              initargs=(config,)) as pool:
         pending: dict[int, Future] = {}

@@ -79,7 +79,8 @@ def _slots(fake, rng: random.Random) -> dict[str, Callable[[], str]]:
         "AGE_90_PLUS": lambda: str(rng.randint(90, 104)),
         "HEALTH_PLAN": lambda: fake.bothify("???#########").upper(),
         "ACCOUNT": lambda: rng.choice([fake.numerify("##########"), fake.credit_card_number(), fake.bothify("AC-########")]),
-        "LICENSE": lambda: rng.choice([fake.bothify("??#######").upper(), fake.numerify("MD-######"), fake.numerify("##########")]),
+        "LICENSE": lambda: rng.choice([fake.bothify("??#######").upper(), fake.numerify("MD-######"),
+                                       fake.numerify("##########")]),
         "VIN": lambda: fake.vin(),
         "PLATE": lambda: fake.license_plate(),
         "DEVICE": lambda: fake.bothify("??-####-#####").upper(),
@@ -139,7 +140,8 @@ def synthetic_phi_notes(n_notes: int = 300, *, seed: int = 13, sentences: int = 
     slots["FAX_PHONE"] = slots["PHONE"]
     slots["URL_HOST"] = lambda: fake.domain_name()
     slots["MRN_UNLABELLED_BARE"] = lambda: fake.numerify("%######")
-    kinds = {**{k: k for k in KINDS}, **_SLOT_KIND, "FAX_PHONE": "FAX", "URL_HOST": "URL", "MRN_UNLABELLED_BARE": "MRN_UNLABELLED"}
+    kinds = {**{k: k for k in KINDS}, **_SLOT_KIND, "FAX_PHONE": "FAX", "URL_HOST": "URL",
+             "MRN_UNLABELLED_BARE": "MRN_UNLABELLED"}
     order: list[str] = []
     notes = []
     for _ in range(n_notes):
