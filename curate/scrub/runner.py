@@ -67,6 +67,7 @@ class BatchScrubber:
     """Scrubs a batch of rows with one engine, remembering short repeated texts."""
 
     def __init__(self, config: EngineConfig) -> None:
+        self.config = config
         self.scrubber = Scrubber.build(config)
         self.cache: OrderedDict[str, tuple[str, Counter[str]]] = OrderedDict()
 
@@ -111,7 +112,8 @@ _WORKER: BatchScrubber | None = None
 def _init_worker(config: EngineConfig) -> None:
     global _WORKER
     os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
-    _WORKER = BatchScrubber(config)
+    if _WORKER is None or _WORKER.config != config:  # not inherited from the parent by fork: build it here
+        _WORKER = BatchScrubber(config)
 
 
 def _run_batch(rows: list[dict[str, Any]]) -> tuple[list[tuple[dict[str, Any], dict[str, int]]], str | None]:
@@ -142,8 +144,11 @@ def scrub_batches(batches: list[list[dict[str, Any]]], config: EngineConfig, *, 
         return
     # fork where there is one: scripts and notebooks need no `if __name__ == "__main__"` guard, and workers only
     # run this module's code (never the parent's progress bar, whose thread they copy).
+    global _WORKER
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
+    if method == "fork":  # build the engine once here; forked workers share it copy-on-write
+        _WORKER = local_scrubber(config)
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                              initargs=(config,)) as pool:
         pending: dict[int, Future] = {}
