@@ -63,7 +63,24 @@ def load_ner(model: str):
     nlp.select_pipes(enable=[name for name in nlp.pipe_names if name in keep])
     if keep == {"ner"}:
         _gate_ner(nlp)
+        nlp.tokenizer = TextKeepingTokenizer(nlp.tokenizer)
     return nlp
+
+
+class TextKeepingTokenizer:
+    """spaCy's tokenizer, also keeping the input text in `doc.user_data["text"]` (read back without a token walk)."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, text: str):
+        doc = self.tokenizer(text)
+        doc.user_data["text"] = text
+        return doc
+
+    def pipe(self, texts, batch_size: int = 1000):
+        for text in texts:
+            yield self(text)
 
 
 def _ner_listens(nlp) -> bool:
@@ -105,8 +122,10 @@ class GatedNer:
         from spacy.util import filter_spans
 
         docs = list(docs)
-        pieces = [(i, start, self.nlp.make_doc(doc.text[start:end]))
-                  for i, doc in enumerate(docs) for start, end in candidate_sentences(doc.text)]
+        # Doc.text joins every token (slow on 2 KB texts): use the text the tokenizer saw, stashed in user_data.
+        texts = [doc.user_data.get("text") or doc.text for doc in docs]
+        pieces = [(i, start, self.nlp.make_doc(text[start:end]))
+                  for i, text in enumerate(texts) for start, end in candidate_sentences(text)]
         found: dict[int, list] = {}
         for (i, start, _), sub in zip(pieces, self.ner.pipe((p[2] for p in pieces), batch_size=batch_size)):
             for ent in sub.ents:
@@ -156,6 +175,15 @@ def build_analyzer(config: EngineConfig):
 
         def load(self) -> None:
             self.nlp = {"en": nlp}
+
+        def process_batch(self, texts, language, batch_size=1, n_process=1, as_tuples=False):
+            # presidio reads doc.text back for each doc (a walk over every token): hand back the input instead.
+            if as_tuples or n_process != 1:
+                yield from super().process_batch(texts, language, batch_size, n_process, as_tuples)
+                return
+            texts = [str(t) for t in texts]
+            for text, doc in zip(texts, self.nlp[language].pipe(texts, batch_size=batch_size)):
+                yield text, self._doc_to_nlp_artifact(doc, language)
 
     ner_config = NerModelConfiguration(
         model_to_presidio_entity_mapping=dict(NER_LABELS),
