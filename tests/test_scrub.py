@@ -195,3 +195,18 @@ def test_real_benchmark_questions_barely_altered(shared_data):
     for row, original in zip(kept, rows):
         if not row["phi_found"]:
             assert row["question"] == original["question"] and row["options"] == original["options"]
+
+
+def test_ner_gate_and_overlap_merge():
+    from types import SimpleNamespace
+
+    from curate.scrub.engine import candidate_sentences, merge_findings
+
+    text = "The patient presents with dyspnea. He was seen by Dr. Smith today. John has asthma.\nno capitals here"
+    chosen = [text[s:e].strip() for s, e in candidate_sentences(text)]
+    assert chosen == ["He was seen by Dr.", "Smith today.", "John has asthma."]
+    found = [SimpleNamespace(start=0, end=10, entity_type="PHONE", score=0.75),
+             SimpleNamespace(start=5, end=14, entity_type="FAX", score=0.95),
+             SimpleNamespace(start=20, end=25, entity_type="DATE", score=0.9)]
+    # Overlaps become one span covering both, typed by the strongest finding.
+    assert merge_findings(found) == [(0, 14, "FAX", 0.95), (20, 25, "DATE", 0.9)]
