@@ -85,12 +85,12 @@ def last_names() -> frozenset[str]:
 
 # A single-word place is kept only after a word that introduces a place ("lives in Springfield"): alone, the
 # small NER model tags capitalised medical words ("Placenta", "Rifampicin") as places.
-_PLACE_CUE = re.compile(
-    r"\b(?:(?:lives?|living|resides?|residing|moved|born|raised|works?|working|hospital|clinic|vacation(?:ing)?|trip|"
+PLACE_CUES = (
+    r"(?:(?:lives?|living|resides?|residing|moved|born|raised|works?|working|hospital|clinic|vacation(?:ing)?|trip|"
     r"camping|hiking|stay(?:ed|ing)?)\s+(?:in|at|near|to)|from|near|visited|visiting|resident\s+of|travell?ed\s+to|"
-    r"returned\s+(?:home\s+)?from|flew\s+to|drove\s+to|city\s+of|town\s+of|county\s+of)\s+(?:the\s+)?$",
-    re.IGNORECASE,
+    r"returned\s+(?:home\s+)?from|flew\s+to|drove\s+to|city\s+of|town\s+of|county\s+of)"
 )
+_PLACE_CUE = re.compile(rf"\b{PLACE_CUES}\s+(?:the\s+)?(?:city\s+of\s+|town\s+of\s+)?$", re.IGNORECASE)
 
 
 def looks_like_name(span_text: str, text: str = "", before: str = "") -> bool:
