@@ -112,6 +112,15 @@ class FilteredTrace(Trace, Verdict):
     """A Trace row with its Verdict: the table `filter` writes and later stages extend."""
 
 
+def question_columns(question: Question) -> dict[str, Any]:
+    """The question's columns as `filter` adds them to each trace row, so every later stage (dedupe, decontaminate,
+    scrub, review, publish) sees the text it works on in the row itself. The gold letter is `gold`: `answer` is the
+    Verdict's canonical answer."""
+    return {"source": question.source, "split": question.split, "question": question.question,
+            "context": question.context, "options": dict(question.options), "gold": question.answer,
+            "meta": dict(question.meta)}
+
+
 def canonical_text(reasoning: str, letter: str) -> str:
     """The training format, whatever the teacher wrote."""
     return f"<think>\n{reasoning.strip()}\n</think>\n<answer>{letter}</answer>"

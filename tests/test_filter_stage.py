@@ -242,3 +242,16 @@ def test_run_filter_options_are_named_so_callers_can_check_them(tmp_path):
         sig.bind("t", "q", "o", selct="k")  # a misspelt option is refused by name (`curate run` checks configs so)
     with pytest.raises(ValueError, match="select"):  # a bad policy fails before any file is read
         run_filter(tmp_path / "missing.jsonl", tmp_path / "missing.jsonl", tmp_path / "o.jsonl", select="some")
+
+
+def test_rows_carry_the_question_columns_for_later_stages():
+    """dedupe, decontaminate, scrub, review and publish read the question from the row itself (and scrub must see
+    the question text that gets published), so filter adds it, with the gold letter as `gold`."""
+    questions, traces = sample_set()
+    kept, rejected, _ = filter_traces(traces, questions)
+    row = kept[1].row()
+    assert (row["source"], row["split"], row["question"], row["gold"], row["answer"]) == \
+        ("medmcqa", "test", "Question q2?", "A", "A")
+    assert row["options"] == questions[1].options and row["context"] is None and row["meta"] == {}
+    wrong = next(r.row for r in rejected if r.row["trace_id"] == "q1-1")
+    assert (wrong["gold"], wrong["answer"], wrong["predicted"]) == ("B", "C", "C")

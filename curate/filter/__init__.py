@@ -26,7 +26,7 @@ from curate.filter.checks import (
 from curate.filter.extract import Extraction, Options, extract_answer
 from curate.filter.select import Candidate, check_selection, pass_rates, select
 from curate.io import InputError, Rejected
-from curate.records import FilteredTrace, Question, Trace, canonical_text
+from curate.records import FilteredTrace, Question, Trace, canonical_text, question_columns
 from curate.stage_report import StageCounter, StageReport
 
 __all__ = [
@@ -51,8 +51,10 @@ class UnknownQuestion(ValueError):
         super().__init__(f"trace {trace_id}: question_id {question_id!r} is not in the questions")
 
 
-def _verdict_row(trace: Trace, **verdict: Any) -> dict[str, Any]:
+def _verdict_row(trace: Trace, question: Question | None, **verdict: Any) -> dict[str, Any]:
     row = trace.row()
+    if question is not None:
+        row.update(question_columns(question))
     row.update(verdict)
     return row
 
@@ -169,7 +171,7 @@ def filter_traces(
         per_teacher = teachers.setdefault(trace.teacher, Counter())
         per_teacher["in"] += 1
         counter.seen(source)
-        row = _verdict_row(trace, **verdict)
+        row = _verdict_row(trace, question, **verdict)
         if verdict["kept"]:
             counter.kept(source)
             per_teacher["out"] += 1
