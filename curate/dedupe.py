@@ -1,0 +1,249 @@
+"""Dedupe: one representative per cluster of duplicate questions, and no near-identical traces of one question.
+
+Three passes, each cheaper than the next would be alone:
+1. exact duplicates after normalisation (case, whitespace, punctuation, option order: `curate.textnorm`);
+2. near-duplicate questions (stem + sorted options + context): MinHash LSH over word shingles proposes candidate
+   pairs (no all-pairs comparison), rapidfuzz confirms each one, union-find turns confirmed pairs into clusters;
+3. near-duplicate traces of the same question (their reasoning text), for diversity; optional.
+The representative of a cluster is its first row in input order, so the output does not depend on anything but
+the input. Rejected rows carry `dup_of` (the kept row's id), `dup_score` and a reason code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rapidfuzz import fuzz
+
+from curate.io import Rejected, read_rows, write_rows
+from curate.minhash import EMPTY, band_keys, candidate_pairs, signatures
+from curate.ngrams import Vocab, gram_hashes
+from curate.question_rows import group_by_question, load_questions, row_id
+from curate.stage_report import StageCounter, StageReport
+from curate.textnorm import QuestionText, normalize, option_overlap, question_text
+
+STAGE = "dedupe"
+EXACT, NEAR, NEAR_TRACE = "exact_duplicate", "near_duplicate", "near_duplicate_trace"
+#: Trace text fields, most canonical first (filter writes `reasoning`; servers may return `reasoning_content`).
+TRACE_TEXT_FIELDS = ("reasoning", "reasoning_content", "completion")
+
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+@dataclass
+class DedupeOptions:
+    threshold: float = 0.9  # rapidfuzz similarity (0..1) that confirms a near-duplicate question
+    trace_threshold: float | None = 0.9  # same for traces of one question; None turns the trace pass off
+    num_perm: int = 64  # MinHash permutations
+    bands: int = 16  # LSH bands (num_perm / bands rows each): 16 x 4 proposes pairs from Jaccard ~0.5 upwards
+    shingle: int = 2  # words per shingle
+    seed: int = 1
+    chunk: int = 20_000  # documents hashed per numpy pass (bounds the temporaries)
+    max_bucket: int = 64
+
+
+@dataclass
+class Clusters:
+    """Result of a duplicate search over n texts: `rep[i]` is the kept text that i duplicates (i itself if kept)."""
+
+    rep: np.ndarray
+    kind: list[str | None]
+    score: np.ndarray
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def question_similarity(a: QuestionText, b: QuestionText) -> float:
+    """Similarity of two questions (0..1): `similarity` of their full texts, or 0 when both have options and fewer
+    than half of them agree (a shared stem or case vignette with different options asks a different question)."""
+    if a.options and b.options and min(option_overlap(a.options, b.options), option_overlap(b.options, a.options)) < 0.5:
+        return 0.0
+    return similarity(a.full, b.full)
+
+
+def similarity(a: str, b: str) -> float:
+    """rapidfuzz similarity of two normalised texts (0..1): the Indel ratio, or the best alignment of the shorter
+    inside the longer when their lengths are within 25% (a truncated stem is still the same question)."""
+    score = fuzz.ratio(a, b)
+    short, long = (a, b) if len(a) <= len(b) else (b, a)
+    if long and len(short) >= 0.75 * len(long) and score < 100:
+        score = max(score, fuzz.partial_ratio(short, long))
+    return score / 100.0
+
+
+class _UnionFind:
+    """Union-find whose root is always the smallest index: the first row in input order represents its cluster."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = np.arange(n, dtype=np.int64)
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:  # path compression
+            parent[x], x = root, parent[x]
+        return int(root)
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def near_duplicate_candidates(texts: Sequence[str], options: DedupeOptions,
+                              progress: Progress | None = None) -> np.ndarray:
+    """LSH candidate pairs (i, j), i < j, over normalised texts, hashed chunk by chunk."""
+    vocab = Vocab()
+    keys = np.zeros((len(texts), options.bands), dtype=np.uint64)
+    valid = np.zeros(len(texts), dtype=bool)
+    for start in range(0, len(texts), options.chunk):
+        docs = [t.split() for t in texts[start : start + options.chunk]]
+        ids, offsets = vocab.encode(docs)
+        hashes, owner = gram_hashes(ids, offsets, options.shingle, whole_if_short=True)
+        sig = signatures(hashes, owner, len(docs), num_perm=options.num_perm, seed=options.seed)
+        keys[start : start + len(docs)] = band_keys(sig, options.bands)
+        valid[start : start + len(docs)] = sig[:, 0] != EMPTY
+        if progress:
+            progress("minhash", min(start + options.chunk, len(texts)), len(texts))
+    return candidate_pairs(keys, valid, max_bucket=options.max_bucket)
+
+
+def find_duplicates(texts: Sequence[QuestionText] | Sequence[str], options: DedupeOptions | None = None,
+                    progress: Progress | None = None) -> Clusters:
+    """Exact then near-duplicate clusters over questions (`QuestionText`) or plain normalised strings."""
+    options = options or DedupeOptions()
+    n = len(texts)
+    keys = [t.key if isinstance(t, QuestionText) else t for t in texts]
+    fulls = [t.full if isinstance(t, QuestionText) else t for t in texts]
+    rep = np.arange(n, dtype=np.int64)
+    kind: list[str | None] = [None] * n
+    score = np.zeros(n)
+    first: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        j = first.setdefault(key, i)
+        if j != i:
+            rep[i], kind[i], score[i] = j, EXACT, 1.0
+    unique = np.flatnonzero(rep == np.arange(n))
+    pairs = near_duplicate_candidates([fulls[i] for i in unique], options, progress)
+    uf = _UnionFind(len(unique))
+    best = np.zeros(len(unique))
+    confirmed = 0
+    for done, (a, b) in enumerate(pairs.tolist()):
+        ta, tb = texts[unique[a]], texts[unique[b]]
+        s = question_similarity(ta, tb) if isinstance(ta, QuestionText) else similarity(ta, tb)
+        if s >= options.threshold:
+            confirmed += 1
+            uf.union(a, b)
+            best[a], best[b] = max(best[a], s), max(best[b], s)
+        if progress and done % 50_000 == 0:
+            progress("confirm", done, len(pairs))
+    for local, i in enumerate(unique):
+        root = uf.find(local)
+        if root != local:
+            rep[i], kind[i], score[i] = unique[root], NEAR, best[local]
+    # Exact duplicates of a row that is itself a near-duplicate point at the final representative.
+    rep = rep[rep]
+    stats = {"exact_duplicates": kind.count(EXACT), "near_duplicates": kind.count(NEAR),
+             "candidate_pairs": len(pairs), "confirmed_pairs": confirmed}
+    return Clusters(rep=rep, kind=kind, score=score, stats=stats)
+
+
+def trace_text(row: dict[str, Any]) -> str | None:
+    for name in TRACE_TEXT_FIELDS:
+        value = row.get(name)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
+
+
+def near_duplicate_traces(texts: Sequence[str | None], threshold: float) -> list[tuple[int, float] | None]:
+    """Among traces of ONE question (input order), each trace that nearly repeats an earlier kept one:
+    (index of the kept trace, similarity), else None. Groups are small (samples per question), so pairwise."""
+    kept: list[tuple[int, str]] = []
+    out: list[tuple[int, float] | None] = []
+    cutoff = threshold * 100
+    for i, text in enumerate(texts):
+        match = None
+        if text is not None:
+            norm = normalize(text)
+            for j, other in kept:
+                s = fuzz.ratio(norm, other, score_cutoff=cutoff)
+                if s:
+                    match = (j, s / 100.0)
+                    break
+            if match is None:
+                kept.append((i, norm))
+        out.append(match)
+    return out
+
+
+@dataclass
+class DedupeResult:
+    kept: list[dict[str, Any]]
+    rejected: list[Rejected]
+    stats: dict[str, int]
+
+
+def dedupe(rows: list[dict[str, Any]], *, questions: dict[str, dict[str, Any]] | None = None,
+           options: DedupeOptions | None = None, path: str | os.PathLike[str] = "<rows>",
+           progress: Progress | None = None) -> DedupeResult:
+    """Dedupe rows that carry a question (Question rows, or trace rows with `questions` to join their text).
+
+    Duplicate questions take all their rows with them; `dup_of` names the first row of the kept question."""
+    options = options or DedupeOptions()
+    groups = group_by_question(rows, questions, path=path)
+    clusters = find_duplicates([question_text(q) for q in groups.questions], options, progress)
+    drop: dict[int, tuple[str, str | None, float]] = {}
+    for g, members in enumerate(groups.rows_of):
+        r = int(clusters.rep[g])
+        if r != g:
+            kept_id = row_id(rows[groups.rows_of[r][0]])
+            for i in members:
+                drop[i] = (clusters.kind[g] or NEAR, kept_id, float(clusters.score[g]))
+        elif options.trace_threshold is not None and len(members) > 1:
+            matches = near_duplicate_traces([trace_text(rows[i]) for i in members], options.trace_threshold)
+            for i, match in zip(members, matches):
+                if match is not None:
+                    drop[i] = (NEAR_TRACE, row_id(rows[members[match[0]]]), match[1])
+    kept, rejected = [], []
+    for i, row in enumerate(rows):
+        if i in drop:
+            reason, dup_of, s = drop[i]
+            rejected.append(Rejected(row={**row, "dup_of": dup_of, "dup_score": round(s, 4)}, reasons=[reason],
+                                     detail=f"duplicate of {dup_of} (similarity {s:.3f})"))
+        else:
+            kept.append(row)
+    stats = {**clusters.stats, "questions": len(groups.questions),
+             "near_duplicate_traces": sum(1 for v in drop.values() if v[0] == NEAR_TRACE)}
+    return DedupeResult(kept=kept, rejected=rejected, stats=stats)
+
+
+def run_dedupe(input: Path, output: Path, *, rejected: Path | None = None, report: Path | None = None,
+               threshold: float = 0.9, questions: Path | None = None, trace_threshold: float | None = 0.9,
+               progress: Progress | None = None, **options: Any) -> StageReport:
+    """File-level dedupe (the CLI and `curate run` call this): read, dedupe, write output, rejected and report.
+    Every input problem is raised before anything is written."""
+    opts = DedupeOptions(threshold=threshold, trace_threshold=trace_threshold, **options)
+    rows = read_rows(input)
+    question_map = load_questions(questions) if questions else None
+    result = dedupe(rows, questions=question_map, options=opts, path=input, progress=progress)
+    counter = StageCounter(STAGE)
+    for row in result.kept:
+        counter.seen(row.get("source"))
+        counter.kept(row.get("source"))
+    for r in result.rejected:
+        counter.seen(r.row.get("source"))
+        counter.dropped(r.reasons, r.row.get("source"))
+    if rejected is not None:
+        write_rows([r.as_row(STAGE) for r in result.rejected], rejected)
+    write_rows(result.kept, output)
+    stage_report = counter.report(threshold=threshold, trace_threshold=trace_threshold, **result.stats)
+    if report is not None:
+        stage_report.write(report)
+    return stage_report
