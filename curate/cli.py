@@ -16,7 +16,7 @@ app = typer.Typer(
 )
 
 #: Modules under curate.commands, each with `register(app)`. Order is the order shown in --help.
-COMMAND_MODULES = ("sources", "inspect")
+COMMAND_MODULES = ("sources", "inspect", "dedupe", "decontaminate")
 
 
 def build_app() -> typer.Typer:
