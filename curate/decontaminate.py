@@ -48,6 +48,8 @@ class DecontaminateOptions:
     threshold: float = 0.9  # rapidfuzz similarity (0..1) that confirms a fuzzy match
     ngram: int = 13  # words in a "long" n-gram: sharing one is contamination
     long_max_df: int = 1  # a long n-gram in more than this many items is boilerplate
+    ngram_min_share: float = 0.5  # shared long n-grams (weighted share of the item's) that alone flag a row
+    ngram_min_similarity: float = 0.7  # otherwise the fuzzy similarity that must back a shared long n-gram
     cand_ngram: int = 3  # words per n-gram for fuzzy candidate search
     cand_max_df: int = 20  # short n-grams in more items than this are boilerplate, no evidence
     min_coverage: float = 0.25  # share of an item's (weighted) short n-grams a row must contain to be compared
@@ -183,14 +185,16 @@ class BenchmarkIndex:
             return None  # same question wording about a different abstract
         if q.stem == it.text.stem:
             return Match(it.benchmark, it.item_id, "exact", 1.0)
-        if long_hit > 0:
-            return Match(it.benchmark, it.item_id, "ngram", long_hit)
+        score = self.fuzzy(q, it, options_agree=overlap is not None and overlap >= 0.75)
+        # A long verbatim passage is contamination when it is much of the item, or backed by a fair overall
+        # likeness: one shared 13-gram can still be a template phrase the benchmark happens to use once.
+        if long_hit >= o.ngram_min_share or (long_hit > 0 and score >= o.ngram_min_similarity):
+            return Match(it.benchmark, it.item_id, "ngram", max(long_hit, score))
         if it.stem_words < o.medium_words and overlap is not None and overlap < 0.25:
             return None  # a mid-length stem with none of the same options asks something else
         # The same options (all of them, and distinctive ones: not yes/no/maybe) make a lightly reworded short stem
         # the same question, so the stem may differ a little more.
         same_options = overlap == 1.0 and len(it.text.options) >= 4
-        score = self.fuzzy(q, it, options_agree=overlap is not None and overlap >= 0.75)
         if score >= o.threshold - (o.same_options_slack if same_options else 0.0):
             return Match(it.benchmark, it.item_id, "fuzzy", score)
         return None
