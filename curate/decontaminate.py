@@ -162,17 +162,21 @@ class BenchmarkIndex:
         return {"items": len(self.items), "boilerplate_ngrams_ignored": self.long.dropped_boilerplate,
                 "boilerplate_short_ngrams_ignored": self.candidates.dropped_boilerplate}
 
-    def fuzzy(self, q: QuestionText, it: Item, *, options_agree: bool) -> float:
+    def fuzzy(self, q: QuestionText, it: Item, *, options_agree: bool, cutoff: float = 0.0) -> float:
         """Stem similarity: Indel ratio; or, for a stem embedded in a longer row, the best alignment of the item
         inside it; or, for a truncated stem (at least half the item), the ratio against the item's same-length
-        prefix. Short texts may align only when the options agree too."""
+        prefix. Short texts may align only when the options agree too. Scores under `cutoff` may come back as 0
+        (rapidfuzz stops early: partial alignment of long texts is the costly part)."""
         a, b = q.stem, it.text.stem
-        score = fuzz.ratio(a, b)
+        cut = cutoff * 100
+        score = fuzz.ratio(a, b, score_cutoff=cut)
         min_chars = 15 if options_agree else self.options.min_partial_chars
-        if len(a) >= len(b) + 10 and len(b) >= min_chars:  # item inside a longer row
-            score = max(score, fuzz.partial_ratio(b, a))
-        elif len(a) < len(b) and len(a) >= max(min_chars, 0.5 * len(b)):  # truncated stem
-            score = max(score, fuzz.ratio(a, b[: len(a)]))
+        if score >= 100 or len(b) < min_chars:
+            return score / 100.0
+        if len(a) >= len(b) + 10:  # item inside a longer row
+            score = max(score, fuzz.partial_ratio(b, a, score_cutoff=max(cut, score)))
+        elif min_chars <= len(a) < len(b) and len(a) >= 0.5 * len(b):  # truncated stem
+            score = max(score, fuzz.ratio(a, b[: len(a)], score_cutoff=max(cut, score)))
         return score / 100.0
 
     def confirm(self, q: QuestionText, i: int, long_hit: float) -> Match | None:
@@ -185,17 +189,19 @@ class BenchmarkIndex:
             return None  # same question wording about a different abstract
         if q.stem == it.text.stem:
             return Match(it.benchmark, it.item_id, "exact", 1.0)
-        score = self.fuzzy(q, it, options_agree=overlap is not None and overlap >= 0.75)
+        # The same options (all of them, and distinctive ones: not yes/no/maybe) make a lightly reworded short stem
+        # the same question, so the stem may differ a little more.
+        same_options = overlap == 1.0 and len(it.text.options) >= 4
+        fuzzy_bar = o.threshold - (o.same_options_slack if same_options else 0.0)
+        score = self.fuzzy(q, it, options_agree=overlap is not None and overlap >= 0.75,
+                           cutoff=min(fuzzy_bar, o.ngram_min_similarity) if long_hit > 0 else fuzzy_bar)
         # A long verbatim passage is contamination when it is much of the item, or backed by a fair overall
         # likeness: one shared 13-gram can still be a template phrase the benchmark happens to use once.
         if long_hit >= o.ngram_min_share or (long_hit > 0 and score >= o.ngram_min_similarity):
             return Match(it.benchmark, it.item_id, "ngram", max(long_hit, score))
         if it.stem_words < o.medium_words and overlap is not None and overlap < 0.25:
             return None  # a mid-length stem with none of the same options asks something else
-        # The same options (all of them, and distinctive ones: not yes/no/maybe) make a lightly reworded short stem
-        # the same question, so the stem may differ a little more.
-        same_options = overlap == 1.0 and len(it.text.options) >= 4
-        if score >= o.threshold - (o.same_options_slack if same_options else 0.0):
+        if score >= fuzzy_bar:
             return Match(it.benchmark, it.item_id, "fuzzy", score)
         return None
 
