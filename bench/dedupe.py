@@ -254,12 +254,14 @@ def print_table(results: list[dict]) -> None:
     print("|" + "|".join("-" * len(c) for c in header.split("|")[1:]))
     for r in results:
         if "error" in r or "skipped" in r:
-            print(f"| {r['method']:<14}| {r['n']:>9} | {'-':>9} | {'-':>8} | {'-':>8} | {'-':>7} | {r.get('error') or r.get('skipped')}")
+            why = r.get("error") or r.get("skipped")
+            print(f"| {r['method']:<14}| {r['n']:>9} | {'-':>9} | {'-':>8} | {'-':>8} | {'-':>7} | {why}")
             continue
         ratio = f"{r['wall_s'] / ours[r['n']]:.1f}" if ours.get(r["n"]) and r["method"] != "corpus" else "-"
         notes = []
         if r.get("extrapolated"):
-            notes.append("extrapolated" + (f" from {r['sample']} docs in {r['sample_wall_s']}s" if "sample" in r else " from 100k"))
+            source = f" from {r['sample']} docs in {r['sample_wall_s']}s" if "sample" in r else " linearly from the run above"
+            notes.append("extrapolated" + source)
         for key in ("candidate_pairs", "confirmed_pairs", "other_rejected", "flagged"):
             if key in r:
                 notes.append(f"{key} {r[key]}")

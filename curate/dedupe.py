@@ -96,46 +96,56 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def near_duplicate_candidates(texts: Sequence[str], options: DedupeOptions,
-                              progress: Progress | None = None) -> np.ndarray:
-    """LSH candidate pairs (i, j), i < j, over normalised texts, hashed chunk by chunk."""
-    vocab = Vocab()
-    keys = np.zeros((len(texts), options.bands), dtype=np.uint64)
-    valid = np.zeros(len(texts), dtype=bool)
-    for start in range(0, len(texts), options.chunk):
-        docs = [t.split() for t in texts[start : start + options.chunk]]
-        ids, offsets = vocab.encode(docs)
-        hashes, owner = gram_hashes(ids, offsets, options.shingle, whole_if_short=True)
-        sig = signatures(hashes, owner, len(docs), num_perm=options.num_perm, seed=options.seed)
-        keys[start : start + len(docs)] = band_keys(sig, options.bands)
-        valid[start : start + len(docs)] = sig[:, 0] != EMPTY
-        if progress:
-            progress("minhash", min(start + options.chunk, len(texts)), len(texts))
-    return candidate_pairs(keys, valid, max_bucket=options.max_bucket)
+def _full(t: QuestionText | str) -> str:
+    return t.full if isinstance(t, QuestionText) else t
+
+
+def _key(t: QuestionText | str) -> str:
+    return t.key if isinstance(t, QuestionText) else t
 
 
 def find_duplicates(texts: Sequence[QuestionText] | Sequence[str], options: DedupeOptions | None = None,
                     progress: Progress | None = None) -> Clusters:
-    """Exact then near-duplicate clusters over questions (`QuestionText`) or plain normalised strings."""
+    """Exact then near-duplicate clusters over questions (`QuestionText`) or plain normalised strings.
+
+    `texts` may be a lazy sequence (`LazyQuestions`): one streaming pass reads each item once for its exact key and
+    MinHash band keys, and only the rows in candidate pairs are read again to confirm them; what stays in memory per
+    row is a key and `bands` 64-bit integers."""
     options = options or DedupeOptions()
     n = len(texts)
-    keys = [t.key if isinstance(t, QuestionText) else t for t in texts]
-    fulls = [t.full if isinstance(t, QuestionText) else t for t in texts]
     rep = np.arange(n, dtype=np.int64)
     kind: list[str | None] = [None] * n
     score = np.zeros(n)
     first: dict[str, int] = {}
-    for i, key in enumerate(keys):
-        j = first.setdefault(key, i)
-        if j != i:
-            rep[i], kind[i], score[i] = j, EXACT, 1.0
-    unique = np.flatnonzero(rep == np.arange(n))
-    pairs = near_duplicate_candidates([fulls[i] for i in unique], options, progress)
-    uf = _UnionFind(len(unique))
-    best = np.zeros(len(unique))
+    vocab = Vocab()
+    keys = np.zeros((n, options.bands), dtype=np.uint64)
+    valid = np.zeros(n, dtype=bool)
+    for start in range(0, n, options.chunk):
+        docs, members = [], []
+        for i in range(start, min(start + options.chunk, n)):
+            t = texts[i]
+            j = first.setdefault(_key(t), i)
+            if j != i:
+                rep[i], kind[i], score[i] = j, EXACT, 1.0
+                continue
+            docs.append(_full(t).split())
+            members.append(i)
+        if docs:
+            ids, offsets = vocab.encode(docs)
+            hashes, owner = gram_hashes(ids, offsets, options.shingle, whole_if_short=True)
+            sig = signatures(hashes, owner, len(docs), num_perm=options.num_perm, seed=options.seed)
+            keys[members] = band_keys(sig, options.bands)
+            valid[members] = sig[:, 0] != EMPTY
+        if progress:
+            progress("minhash", min(start + options.chunk, n), n)
+    del first
+    pairs = candidate_pairs(keys, valid, max_bucket=options.max_bucket)
+    del keys
+    uf = _UnionFind(n)
+    best = np.zeros(n)
     confirmed = 0
     for done, (a, b) in enumerate(pairs.tolist()):
-        ta, tb = texts[unique[a]], texts[unique[b]]
+        ta, tb = texts[a], texts[b]
         s = question_similarity(ta, tb) if isinstance(ta, QuestionText) else similarity(ta, tb)
         if s >= options.threshold:
             confirmed += 1
@@ -143,15 +153,29 @@ def find_duplicates(texts: Sequence[QuestionText] | Sequence[str], options: Dedu
             best[a], best[b] = max(best[a], s), max(best[b], s)
         if progress and done % 50_000 == 0:
             progress("confirm", done, len(pairs))
-    for local, i in enumerate(unique):
-        root = uf.find(local)
-        if root != local:
-            rep[i], kind[i], score[i] = unique[root], NEAR, best[local]
+    for i in np.flatnonzero(valid).tolist():
+        root = uf.find(i)
+        if root != i:
+            rep[i], kind[i], score[i] = root, NEAR, best[i]
     # Exact duplicates of a row that is itself a near-duplicate point at the final representative.
     rep = rep[rep]
     stats = {"exact_duplicates": kind.count(EXACT), "near_duplicates": kind.count(NEAR),
              "candidate_pairs": len(pairs), "confirmed_pairs": confirmed}
     return Clusters(rep=rep, kind=kind, score=score, stats=stats)
+
+
+class LazyQuestions(Sequence):
+    """`question_text` of each question row, computed when read: find_duplicates reads most rows once, so a
+    million normalised copies never sit in memory together."""
+
+    def __init__(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return question_text(self.rows[i])
 
 
 def trace_text(row: dict[str, Any]) -> str | None:
@@ -198,7 +222,7 @@ def dedupe(rows: list[dict[str, Any]], *, questions: dict[str, dict[str, Any]] |
     Duplicate questions take all their rows with them; `dup_of` names the first row of the kept question."""
     options = options or DedupeOptions()
     groups = group_by_question(rows, questions, path=path)
-    clusters = find_duplicates([question_text(q) for q in groups.questions], options, progress)
+    clusters = find_duplicates(LazyQuestions(groups.questions), options, progress)
     drop: dict[int, tuple[str, str | None, float]] = {}
     for g, members in enumerate(groups.rows_of):
         r = int(clusters.rep[g])

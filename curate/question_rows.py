@@ -36,7 +36,8 @@ def load_questions(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
 @dataclass
 class QuestionGroups:
     """Rows grouped by question, in first-appearance order: `questions[g]` is group g's question row,
-    `rows_of[g]` the input positions of its rows, `group_of[i]` the group of input row i."""
+    `rows_of[g]` the input positions of its rows, `group_of[i]` the group of input row i. Question rows are
+    the first row of their group or the joined Question row: read them, never change them."""
 
     questions: list[dict[str, Any]]
     rows_of: list[list[int]]
@@ -67,7 +68,7 @@ def group_by_question(rows: list[dict[str, Any]], questions: dict[str, dict[str,
 def _question_of(row: dict[str, Any], key: str, questions: dict[str, dict[str, Any]] | None,
                  path: str | os.PathLike[str], index: int) -> dict[str, Any]:
     if isinstance(row.get("question"), str):
-        return {"id": key, "question": row["question"], "options": row.get("options"), "context": row.get("context")}
+        return row  # read only: no copy, a million rows should not cost a million dicts more
     if questions is None:
         raise InputError(path, "row has no question text and no Question file was given (pass --questions FILE)",
                          row=index, record_id=row_id(row), field="question")
