@@ -57,21 +57,28 @@ class Clusters:
     stats: dict[str, int] = field(default_factory=dict)
 
 
-def question_similarity(a: QuestionText, b: QuestionText) -> float:
-    """Similarity of two questions (0..1): `similarity` of their full texts, or 0 when both have options and fewer
-    than half of them agree (a shared stem or case vignette with different options asks a different question)."""
-    if a.options and b.options and min(option_overlap(a.options, b.options), option_overlap(b.options, a.options)) < 0.5:
+def question_similarity(a: QuestionText, b: QuestionText, cutoff: float = 0.0) -> float:
+    """Similarity of two questions (0..1): of their full texts, or of their stems when one is a truncation of the
+    other; 0 when both have options and fewer than half of them agree (a shared stem or case vignette with
+    different options asks a different question), or when their contexts differ."""
+    score = similarity(a.full, b.full, cutoff)
+    if not score and a.context == b.context:
+        score = similarity(a.stem, b.stem, cutoff)
+    if score and a.options and b.options and min(option_overlap(a.options, b.options),
+                                                 option_overlap(b.options, a.options)) < 0.5:
         return 0.0
-    return similarity(a.full, b.full)
+    return score
 
 
-def similarity(a: str, b: str) -> float:
-    """rapidfuzz similarity of two normalised texts (0..1): the Indel ratio, or the best alignment of the shorter
-    inside the longer when their lengths are within 25% (a truncated stem is still the same question)."""
-    score = fuzz.ratio(a, b)
+def similarity(a: str, b: str, cutoff: float = 0.0) -> float:
+    """rapidfuzz similarity of two normalised texts (0..1): the Indel ratio, or, when the shorter is at least 75% of
+    the longer, its ratio against the longer's start (a truncated stem is still the same question). Scores under
+    `cutoff` come back as 0 (rapidfuzz then stops early)."""
+    cut = cutoff * 100
+    score = fuzz.ratio(a, b, score_cutoff=cut)
     short, long = (a, b) if len(a) <= len(b) else (b, a)
-    if long and len(short) >= 0.75 * len(long) and score < 100:
-        score = max(score, fuzz.partial_ratio(short, long))
+    if not score and long and len(short) >= 0.75 * len(long):
+        score = fuzz.ratio(short, long[: len(short)], score_cutoff=cut)
     return score / 100.0
 
 
@@ -144,15 +151,19 @@ def find_duplicates(texts: Sequence[QuestionText] | Sequence[str], options: Dedu
     uf = _UnionFind(n)
     best = np.zeros(n)
     confirmed = 0
+    # Each row in a candidate pair is read (normalised) once, not once per pair.
+    cache = {i: texts[i] for i in np.unique(pairs).tolist()}
     for done, (a, b) in enumerate(pairs.tolist()):
-        ta, tb = texts[a], texts[b]
-        s = question_similarity(ta, tb) if isinstance(ta, QuestionText) else similarity(ta, tb)
+        ta, tb = cache[a], cache[b]
+        s = (question_similarity(ta, tb, options.threshold) if isinstance(ta, QuestionText)
+             else similarity(ta, tb, options.threshold))
         if s >= options.threshold:
             confirmed += 1
             uf.union(a, b)
             best[a], best[b] = max(best[a], s), max(best[b], s)
         if progress and done % 50_000 == 0:
             progress("confirm", done, len(pairs))
+    del cache
     for i in np.flatnonzero(valid).tolist():
         root = uf.find(i)
         if root != i:

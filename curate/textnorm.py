@@ -17,10 +17,16 @@ from curate.records import stable_hash
 _NON_WORD = re.compile(r"[\W_]+")
 
 
+# ASCII fast path (most questions): every character but a-z, A-Z, 0-9 becomes a space; same result as the regex.
+_ASCII_TABLE = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})
+
+
 def normalize(text: str | None) -> str:
     """Lower case (casefold), NFKC, punctuation to spaces, whitespace collapsed: 'Dx  of  M.I.?' -> 'dx of m i'."""
     if not text:
         return ""
+    if text.isascii():
+        return " ".join(text.translate(_ASCII_TABLE).lower().split())
     text = unicodedata.normalize("NFKC", text).casefold()
     return " ".join(_NON_WORD.sub(" ", text).split())
 
@@ -62,13 +68,13 @@ def question_text(row: dict[str, Any]) -> QuestionText:
 def option_overlap(options: tuple[str, ...] | list[str], reference: tuple[str, ...] | list[str], *, cutoff: float = 90) -> float:
     """Share of `reference` options (normalised) that have a counterpart in `options` (equal, or rapidfuzz ratio >=
     `cutoff`): 1.0 for the same options in any order, 0.0 for unrelated ones."""
-    from rapidfuzz import fuzz
+    from rapidfuzz import fuzz, process
 
     if not reference:
         return 0.0
     pool = set(options)
     found = 0
     for ref in reference:
-        if ref in pool or any(fuzz.ratio(ref, other, score_cutoff=cutoff) for other in pool):
+        if ref in pool or (pool and process.extractOne(ref, pool, scorer=fuzz.ratio, score_cutoff=cutoff)):
             found += 1
     return found / len(reference)

@@ -154,7 +154,8 @@ def test_representative_is_first_in_input_order():
 def test_threshold_is_configurable():
     rows = hand_made()
     strict = dedupe(rows, options=DedupeOptions(threshold=0.999))
-    assert {r.row["id"] for r in strict.rejected} == {"surface", "reordered"}  # exact ones only
+    # Exact ones, and the pure truncation (its stem equals the start of the original: similarity 1.0).
+    assert {r.row["id"] for r in strict.rejected} == {"surface", "reordered", "truncated"}
 
 
 def test_find_duplicates_on_plain_strings():
