@@ -88,7 +88,8 @@ def generate(n: int, seed: int = SEED) -> tuple[list[dict], dict[int, int]]:
         options = [f"option {i}" for i in range(5000)]
         lengths = [60, 90, 120, 15, 25]
     p = freq / freq.sum()
-    body_len = np.maximum(np.asarray(lengths)[rng.integers(0, len(lengths), n)] - 12, 4)
+    lengths = np.asarray(lengths)[rng.integers(0, len(lengths), n)]
+    body_len = np.where(lengths > 25, lengths - 18, np.maximum(lengths, 4))
     flat = rng.choice(len(vocab), size=int(body_len.sum()), p=p).astype(np.int32)
     ends = np.cumsum(body_len)
     op_idx = rng.integers(0, len(openings), n)
@@ -99,7 +100,10 @@ def generate(n: int, seed: int = SEED) -> tuple[list[dict], dict[int, int]]:
     for i in range(n):
         body = " ".join(vocab[flat[start : ends[i]]].tolist())
         start = ends[i]
-        rows.append({"id": f"syn:{i}", "source": "synthetic", "question": f"{openings[op_idx[i]]} {body}. {closings[cl_idx[i]]}",
+        # Long (MedQA-like) stems get a real opening and closing around the body; short (MedMCQA-like) ones are
+        # the body alone, as real short questions do not share a vignette template.
+        text = f"{openings[op_idx[i]]} {body}. {closings[cl_idx[i]]}" if body_len[i] > 12 else f"{body}?"
+        rows.append({"id": f"syn:{i}", "source": "synthetic", "question": text,
                      "options": {L: options[k] for L, k in zip("ABCD", opt_idx[i])}})
     # Plant near-duplicates: copies of earlier rows, spread over the corpus.
     prng = random.Random(seed)
@@ -110,7 +114,10 @@ def generate(n: int, seed: int = SEED) -> tuple[list[dict], dict[int, int]]:
         src = prng.randrange(0, i)
         while src in planted:
             src = planted[src]
-        rows[i] = {**kinds[k % len(kinds)](rows[src], prng), "id": rows[i]["id"]}
+        kind = kinds[k % len(kinds)]
+        if len(rows[src]["question"].split()) < 25 and kind in kinds[2:4]:
+            kind = kinds[k % 2]  # changed words in a 5-word question make another question, not a near-copy
+        rows[i] = {**kind(rows[src], prng), "id": rows[i]["id"]}
         planted[i] = src
     return rows, planted
 

@@ -44,7 +44,7 @@ class DedupeOptions:
     shingle: int = 2  # words per shingle
     seed: int = 1
     chunk: int = 20_000  # documents hashed per numpy pass (bounds the temporaries)
-    max_bucket: int = 64
+    max_bucket: int = 16  # LSH buckets larger than this give linearly many candidate pairs, not all of theirs
 
 
 @dataclass

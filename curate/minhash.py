@@ -63,9 +63,10 @@ def band_keys(sig: np.ndarray, bands: int) -> np.ndarray:
     return keys
 
 
-def candidate_pairs(keys: np.ndarray, valid: np.ndarray | None = None, *, max_bucket: int = 64) -> np.ndarray:
-    """Unique (i, j) pairs, i < j, of documents sharing a band key. Buckets larger than `max_bucket` pair every
-    member with the bucket's first member only, so one huge bucket cannot blow up into n^2 pairs."""
+def candidate_pairs(keys: np.ndarray, valid: np.ndarray | None = None, *, max_bucket: int = 16) -> np.ndarray:
+    """Unique (i, j) pairs, i < j, of documents sharing a band key. Buckets of up to `max_bucket` members give all
+    their pairs; larger ones (templated texts) give each member paired with the bucket's first member and with its
+    predecessor, so the pair count stays linear in the corpus size whatever the buckets look like."""
     n_docs, bands = keys.shape
     docs = np.arange(n_docs, dtype=np.int64)
     if valid is not None:
@@ -80,18 +81,19 @@ def candidate_pairs(keys: np.ndarray, valid: np.ndarray | None = None, *, max_bu
         multi = sizes > 1
         if not multi.any():
             continue
-        # Star pairs (first member, each other member) for every bucket, vectorised.
-        firsts = np.repeat(sd[starts[multi]], sizes[multi] - 1)
-        member_mask = np.ones(len(sk), dtype=bool)
-        member_mask[starts] = False
-        in_multi = np.repeat(multi, sizes)
-        others = sd[member_mask & in_multi]
-        chunks.append(np.stack([firsts, others], axis=1))
+        # Star pairs (first member, each other member) and chain pairs (each member, its predecessor), vectorised.
+        bucket_of = np.repeat(np.arange(len(starts)), sizes)
+        follower = np.ones(len(sk), dtype=bool)
+        follower[starts] = False
+        follower &= np.repeat(multi, sizes)
+        idx = np.flatnonzero(follower)
+        chunks.append(np.stack([sd[starts[bucket_of[idx]]], sd[idx]], axis=1))
+        chunks.append(np.stack([sd[idx - 1], sd[idx]], axis=1))
         # All remaining pairs inside small buckets (rare: most buckets are pairs).
-        small = multi & (sizes > 2) & (sizes <= max_bucket)
+        small = multi & (sizes > 3) & (sizes <= max_bucket)
         for s, size in zip(starts[small], sizes[small]):
-            members = sd[s + 1 : s + size]
-            ii, jj = np.triu_indices(len(members), k=1)
+            members = sd[s : s + size]
+            ii, jj = np.triu_indices(len(members), k=2)
             chunks.append(np.stack([members[ii], members[jj]], axis=1))
     if not chunks:
         return np.zeros((0, 2), dtype=np.int64)
