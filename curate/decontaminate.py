@@ -48,6 +48,7 @@ class DecontaminateOptions:
     threshold: float = 0.9  # rapidfuzz similarity (0..1) that confirms a fuzzy match
     ngram: int = 13  # words in a "long" n-gram: sharing one is contamination
     long_max_df: int = 1  # a long n-gram in more than this many items is boilerplate
+    sub_max_df: int = 2  # ... and so is one holding an (ngram-3)-gram found in more items than this
     ngram_min_share: float = 0.5  # shared long n-grams (weighted share of the item's) that alone flag a row
     ngram_min_similarity: float = 0.7  # otherwise the fuzzy similarity that must back a shared long n-gram
     cand_ngram: int = 3  # words per n-gram for fuzzy candidate search
@@ -150,7 +151,8 @@ class BenchmarkIndex:
         ids, offsets = self.vocab.encode([_candidate_words(it.text) for it in self.items])
         self.candidates = NgramIndex.build(ids, offsets, options.cand_ngram, max_df=options.cand_max_df)
         ids, offsets = self.vocab.encode([_words(it.text) for it in self.items])
-        self.long = NgramIndex.build(ids, offsets, options.ngram, max_df=options.long_max_df)
+        self.long = NgramIndex.build(ids, offsets, options.ngram, max_df=options.long_max_df,
+                                     sub_n=max(options.ngram - 3, options.cand_ngram), sub_max_df=options.sub_max_df)
         self.vocab.frozen = True  # training words the benchmark never uses cannot help a match
         self.by_stem: dict[str, list[int]] = {}
         for i, it in enumerate(self.items):

@@ -55,6 +55,22 @@ class Vocab:
         return np.asarray(flat, dtype=np.int64), offsets
 
 
+def _rolling(ids: np.ndarray, offsets: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hash of the n words starting at every position of the concatenated ids, and whether those n words lie in
+    one document (positions past the last full gram are absent: arrays have len(ids) - n + 1 entries)."""
+    total = len(ids)
+    if total < n:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=bool)
+    width = total - n + 1
+    h = np.zeros(width, dtype=np.uint64)
+    values = ids.astype(np.uint64)
+    for j in range(n):
+        h = h * _MULT + values[j : j + width]
+    owners = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))[:width]
+    valid = np.arange(width, dtype=np.int64) + n <= offsets[owners + 1]
+    return mix64(h), valid
+
+
 def gram_hashes(ids: np.ndarray, offsets: np.ndarray, n: int, *, whole_if_short: bool) -> tuple[np.ndarray, np.ndarray]:
     """Hashes of every word n-gram of every document: (hashes uint64, owner doc index int64), in document order.
 
@@ -62,20 +78,9 @@ def gram_hashes(ids: np.ndarray, offsets: np.ndarray, n: int, *, whole_if_short:
     one shingle per non-empty document) and nothing otherwise (a "long n-gram" index must not match short texts).
     """
     lengths = np.diff(offsets)
-    total = len(ids)
-    owner_of_pos = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
-    if total >= n:
-        width = total - n + 1
-        h = np.zeros(width, dtype=np.uint64)
-        values = ids.astype(np.uint64)
-        for j in range(n):
-            h = h * _MULT + values[j : j + width]
-        starts = np.arange(width, dtype=np.int64)
-        owners = owner_of_pos[:width]
-        valid = starts + n <= offsets[owners + 1]
-        hashes, owner = mix64(h[valid]), owners[valid]
-    else:
-        hashes, owner = np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+    h, valid = _rolling(ids, offsets, n)
+    owner_of_pos = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)[: len(h)]
+    hashes, owner = h[valid], owner_of_pos[valid]
     if whole_if_short:
         short = np.nonzero((lengths > 0) & (lengths < n))[0]
         if len(short):
@@ -90,6 +95,23 @@ def gram_hashes(ids: np.ndarray, offsets: np.ndarray, n: int, *, whole_if_short:
             order = np.argsort(owner, kind="stable")
             hashes, owner = hashes[order], owner[order]
     return hashes, owner
+
+
+def boilerplate_grams(ids: np.ndarray, offsets: np.ndarray, n: int, sub_n: int, max_df: int) -> np.ndarray:
+    """For each valid n-gram (in `gram_hashes` order): does it contain a sub-n-gram found in more than `max_df`
+    documents? "bilaterally. Which of the following is the most appropriate next step in the management of this"
+    is one item's 13-gram, but 12 of its words are the exam's boilerplate: it proves nothing."""
+    h, valid = _rolling(ids, offsets, n)
+    sub, sub_valid = _rolling(ids, offsets, sub_n)
+    owner = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))[: len(sub)]
+    uh, uo = unique_per_doc(sub[sub_valid], owner[sub_valid])
+    grams, df = np.unique(uh, return_counts=True)
+    frequent = grams[df > max_df]
+    flag = np.isin(sub, frequent) & sub_valid
+    contains = np.zeros(len(h), dtype=bool)
+    for j in range(n - sub_n + 1):
+        contains |= flag[j : j + len(h)]
+    return contains[valid]
 
 
 def unique_per_doc(hashes: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,9 +143,18 @@ class NgramIndex:
     dropped_boilerplate: int
 
     @classmethod
-    def build(cls, ids: np.ndarray, offsets: np.ndarray, n: int, *, max_df: int) -> NgramIndex:
+    def build(cls, ids: np.ndarray, offsets: np.ndarray, n: int, *, max_df: int,
+              sub_n: int | None = None, sub_max_df: int = 2) -> NgramIndex:
+        """Index the n-grams of documents; with `sub_n`, also leave out n-grams that contain a `sub_n`-gram found in
+        more than `sub_max_df` documents (mostly boilerplate, see `boilerplate_grams`)."""
         n_docs = len(offsets) - 1
-        h, o = unique_per_doc(*gram_hashes(ids, offsets, n, whole_if_short=False))
+        h, o = gram_hashes(ids, offsets, n, whole_if_short=False)
+        dropped = 0
+        if sub_n is not None and len(h):
+            boiler = boilerplate_grams(ids, offsets, n, sub_n, sub_max_df)
+            dropped = int(boiler.sum())
+            h, o = h[~boiler], o[~boiler]
+        h, o = unique_per_doc(h, o)
         order = np.argsort(h, kind="stable")
         h, o = h[order], o[order]
         uniq, starts, counts = np.unique(h, return_index=True, return_counts=True)
@@ -136,7 +167,7 @@ class NgramIndex:
         weight = np.log1p(n_docs / counts).astype(np.float64)
         doc_weight = np.bincount(o, weights=np.repeat(weight, counts), minlength=n_docs)
         return cls(n=n, hashes=uniq, ptr=ptr, postings=o, weight=weight, doc_weight=doc_weight, n_docs=n_docs,
-                   dropped_boilerplate=int((~keep_gram).sum()))
+                   dropped_boilerplate=int((~keep_gram).sum()) + dropped)
 
     def query(self, ids: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For a chunk of query documents: (query doc, indexed doc, summed weight of shared grams), one entry per

@@ -271,3 +271,24 @@ def test_pubmedqa_context_is_part_of_the_question(real):
     matches = index.match([question_text(same), question_text(moved)])
     assert matches[0] is not None and matches[0].item_id == item["id"]
     assert matches[1] is None
+
+
+def test_long_ngram_made_of_boilerplate_is_no_evidence():
+    """Found at 1M synthetic rows: one item's 13-gram 'bilaterally which of the following is the most appropriate
+    next step in the management of this' is 12 words of exam boilerplate. With the boilerplate sub-gram filter off
+    (sub_max_df huge) the unrelated row is flagged; with it on (default) it is not."""
+    closing = "Which of the following is the most appropriate next step in the management of this patient?"
+    items = [{"id": f"c{k}", "question": f"{body} {closing}", "options": {"A": f"a{k}", "B": f"b{k}"}}
+             for k, body in enumerate([
+                 "The patient is given prophylactic labetalol and magnesium sulfate. Examination shows absent deep "
+                 "tendon reflexes bilaterally.",
+                 "A 3-year-old girl has had a barking cough and stridor for two days.",
+                 "A 60-year-old man has crushing chest pain radiating to his jaw for an hour.",
+                 "A 25-year-old woman has a painless genital ulcer and inguinal lymph nodes."])]
+    row = {"question": "A 32-year-old man presents to the emergency department with fever for two weeks and a dry "
+                       "cough. His pulse is 76/min and he had a similar episode last year after travel abroad. "
+                       f"Coarse crackles are heard bilaterally. {closing}",
+           "options": {"A": "Macrophages", "B": "Pulmonary fibrosis"}}
+    assert BenchmarkIndex({"b": items}).match([question_text(row)]) == [None]
+    unfiltered = BenchmarkIndex({"b": items}, DecontaminateOptions(sub_max_df=10**9))
+    assert unfiltered.match([question_text(row)])[0] is not None
