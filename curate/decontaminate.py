@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 from rapidfuzz import fuzz
 
-from curate.io import InputError, Rejected, read_rows, write_rows
+from curate.io import InputError, Rejected, write_rows
 from curate.ngrams import NgramIndex, Vocab
-from curate.question_rows import group_by_question, load_questions, row_id
+from curate.question_rows import group_by_question, load_questions, read_located, row_id
 from curate.stage_report import StageCounter, StageReport
 from curate.textnorm import QuestionText, option_overlap, question_text
 
@@ -262,9 +262,10 @@ class DecontaminateResult:
 
 
 def decontaminate(rows: list[dict[str, Any]], index: BenchmarkIndex, *, questions: dict[str, dict[str, Any]] | None = None,
-                  path: str | os.PathLike[str] = "<rows>", progress: Progress | None = None) -> DecontaminateResult:
+                  path: str | os.PathLike[str] = "<rows>", progress: Progress | None = None,
+                  locs: list[int] | None = None) -> DecontaminateResult:
     """Split rows into clean and contaminated; a contaminated question takes all its rows (traces) with it."""
-    groups = group_by_question(rows, questions, path=path)
+    groups = group_by_question(rows, questions, path=path, locs=locs)
     matches = index.match([question_text(q) for q in groups.questions], progress)
     kept, rejected = [], []
     per_benchmark: Counter[str] = Counter()
@@ -287,11 +288,11 @@ def decontaminate(rows: list[dict[str, Any]], index: BenchmarkIndex, *, question
 def exposure(training: list[dict[str, Any]], benchmarks: dict[str, list[dict[str, Any]]], *,
              options: DecontaminateOptions | None = None, questions: dict[str, dict[str, Any]] | None = None,
              path: str | os.PathLike[str] = "<rows>", progress: Progress | None = None,
-             max_listed: int = 10) -> tuple[list[dict[str, Any]], list[Rejected]]:
+             max_listed: int = 10, locs: list[int] | None = None) -> tuple[list[dict[str, Any]], list[Rejected]]:
     """The other direction: which benchmark items occur in a training file. Returns (clean items, exposed items);
     exposed items carry `found_in` (up to `max_listed` training row ids with method and score) and `found_count`."""
     index = BenchmarkIndex(benchmarks, options)
-    groups = group_by_question(training, questions, path=path)
+    groups = group_by_question(training, questions, path=path, locs=locs)
     matches = index.match([question_text(q) for q in groups.questions], progress)
     found: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for g, m in enumerate(matches):
@@ -320,12 +321,13 @@ def run_decontaminate(input: Path, output: Path, *, benchmarks: list[str], bench
     if not benchmarks:
         raise ValueError("no benchmark given: pass --benchmark SOURCE:SPLIT (e.g. medqa:test)")
     opts = DecontaminateOptions(threshold=threshold, **options)
-    rows = read_rows(input)
+    rows, locs = read_located(input)
     question_map = load_questions(questions) if questions else None
     bench = load_benchmarks(benchmarks, benchmark_paths)
     counter = StageCounter(STAGE)
     if reverse:
-        clean, exposed = exposure(rows, bench, options=opts, questions=question_map, path=input, progress=progress)
+        clean, exposed = exposure(rows, bench, options=opts, questions=question_map, path=input,
+                                  progress=progress, locs=locs)
         for row in clean:
             counter.seen(row.get("source"))
             counter.kept(row.get("source"))
@@ -340,7 +342,7 @@ def run_decontaminate(input: Path, output: Path, *, benchmarks: list[str], bench
                                       items=sum(len(v) for v in bench.values()), exposed_per_benchmark=per_benchmark)
     else:
         index = BenchmarkIndex(bench, opts)
-        result = decontaminate(rows, index, questions=question_map, path=input, progress=progress)
+        result = decontaminate(rows, index, questions=question_map, path=input, progress=progress, locs=locs)
         for row in result.kept:
             counter.seen(row.get("source"))
             counter.kept(row.get("source"))

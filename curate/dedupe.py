@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 from rapidfuzz import fuzz
 
-from curate.io import Rejected, read_rows, write_rows
+from curate.io import Rejected, write_rows
 from curate.minhash import EMPTY, band_keys, candidate_pairs, signatures
 from curate.ngrams import Vocab, gram_hashes
-from curate.question_rows import group_by_question, load_questions, row_id
+from curate.question_rows import group_by_question, load_questions, read_located, row_id
 from curate.stage_report import StageCounter, StageReport
 from curate.textnorm import QuestionText, normalize, option_overlap, question_text
 
@@ -227,12 +227,12 @@ class DedupeResult:
 
 def dedupe(rows: list[dict[str, Any]], *, questions: dict[str, dict[str, Any]] | None = None,
            options: DedupeOptions | None = None, path: str | os.PathLike[str] = "<rows>",
-           progress: Progress | None = None) -> DedupeResult:
+           progress: Progress | None = None, locs: list[int] | None = None) -> DedupeResult:
     """Dedupe rows that carry a question (Question rows, or trace rows with `questions` to join their text).
 
     Duplicate questions take all their rows with them; `dup_of` names the first row of the kept question."""
     options = options or DedupeOptions()
-    groups = group_by_question(rows, questions, path=path)
+    groups = group_by_question(rows, questions, path=path, locs=locs)
     clusters = find_duplicates(LazyQuestions(groups.questions), options, progress)
     drop: dict[int, tuple[str, str | None, float]] = {}
     for g, members in enumerate(groups.rows_of):
@@ -265,9 +265,9 @@ def run_dedupe(input: Path, output: Path, *, rejected: Path | None = None, repor
     """File-level dedupe (the CLI and `curate run` call this): read, dedupe, write output, rejected and report.
     Every input problem is raised before anything is written."""
     opts = DedupeOptions(threshold=threshold, trace_threshold=trace_threshold, **options)
-    rows = read_rows(input)
+    rows, locs = read_located(input)
     question_map = load_questions(questions) if questions else None
-    result = dedupe(rows, questions=question_map, options=opts, path=input, progress=progress)
+    result = dedupe(rows, questions=question_map, options=opts, path=input, progress=progress, locs=locs)
     counter = StageCounter(STAGE)
     for row in result.kept:
         counter.seen(row.get("source"))

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from curate.io import InputError, iter_rows
+from curate.io import InputError, iter_rows, table_format
 
 
 def row_id(row: dict[str, Any]) -> str | None:
@@ -19,16 +19,29 @@ def row_id(row: dict[str, Any]) -> str | None:
     return str(value) if value is not None else None
 
 
+def read_located(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[int]]:
+    """All rows of a stage file and each one's location (JSONL line, Parquet row) for error messages."""
+    rows, locs = [], []
+    for loc, row in iter_rows(path):
+        rows.append(row)
+        locs.append(loc)
+    return rows, locs
+
+
+def where(path: str | os.PathLike[str], loc: int) -> dict[str, int]:
+    return {"line": loc} if table_format(path) == "jsonl" else {"row": loc}
+
+
 def load_questions(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     """id -> Question row, from a Question file (checked for the fields the join needs)."""
     out: dict[str, dict[str, Any]] = {}
     for loc, row in iter_rows(path):
-        where = {"line": loc} if str(path).endswith((".jsonl", ".json")) else {"row": loc}
+        at = where(path, loc)
         if not row.get("id"):
-            raise InputError(path, "required field is missing", field="id", **where)
+            raise InputError(path, "required field is missing", field="id", **at)
         if not isinstance(row.get("question"), str):
             raise InputError(path, "expected the question text (a Question file)", field="question", record_id=row["id"],
-                             **where)
+                             **at)
         out[str(row["id"])] = row
     return out
 
@@ -45,7 +58,7 @@ class QuestionGroups:
 
 
 def group_by_question(rows: list[dict[str, Any]], questions: dict[str, dict[str, Any]] | None = None, *,
-                      path: str | os.PathLike[str] = "<rows>") -> QuestionGroups:
+                      path: str | os.PathLike[str] = "<rows>", locs: list[int] | None = None) -> QuestionGroups:
     """Group rows by `question_id` (trace rows) or by their own `id` (Question rows). The question text comes from
     the row itself or, for rows that only carry `question_id`, from `questions`; a clear error when neither has it."""
     index: dict[str, int] = {}
@@ -58,7 +71,8 @@ def group_by_question(rows: list[dict[str, Any]], questions: dict[str, dict[str,
         g = index.get(key)
         if g is None:
             g = index[key] = len(groups.questions)
-            groups.questions.append(_question_of(row, key, questions, path, i))
+            at = where(path, locs[i]) if locs is not None else {"row": i}
+            groups.questions.append(_question_of(row, key, questions, path, at))
             groups.rows_of.append([])
         groups.rows_of[g].append(i)
         groups.group_of.append(g)
@@ -66,14 +80,18 @@ def group_by_question(rows: list[dict[str, Any]], questions: dict[str, dict[str,
 
 
 def _question_of(row: dict[str, Any], key: str, questions: dict[str, dict[str, Any]] | None,
-                 path: str | os.PathLike[str], index: int) -> dict[str, Any]:
-    if isinstance(row.get("question"), str):
+                 path: str | os.PathLike[str], at: dict[str, int]) -> dict[str, Any]:
+    text = row.get("question")
+    if isinstance(text, str):
         return row  # read only: no copy, a million rows should not cost a million dicts more
+    if text is not None:
+        raise InputError(path, f"expected the question text (a string), got {type(text).__name__}", field="question",
+                         record_id=row_id(row), **at)
     if questions is None:
         raise InputError(path, "row has no question text and no Question file was given (pass --questions FILE)",
-                         row=index, record_id=row_id(row), field="question")
+                         record_id=row_id(row), field="question", **at)
     found = questions.get(key)
     if found is None:
-        raise InputError(path, f"question_id {key!r} is not in the Question file", row=index, record_id=row_id(row),
-                         field="question_id")
+        raise InputError(path, f"question_id {key!r} is not in the Question file", record_id=row_id(row),
+                         field="question_id", **at)
     return {"id": key, "question": found["question"], "options": found.get("options"), "context": found.get("context")}
