@@ -33,6 +33,8 @@ EXACT, NEAR, NEAR_TRACE = "exact_duplicate", "near_duplicate", "near_duplicate_t
 TRACE_TEXT_FIELDS = ("reasoning", "reasoning_content", "completion")
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
+#: How much less similar than the threshold two stems may be when their full texts (with options) pass it.
+STEM_SLACK = 0.1
 
 
 @dataclass
@@ -58,15 +60,26 @@ class Clusters:
 
 
 def question_similarity(a: QuestionText, b: QuestionText, cutoff: float = 0.0) -> float:
-    """Similarity of two questions (0..1): of their full texts, or of their stems when one is a truncation of the
-    other; 0 when both have options and fewer than half of them agree (a shared stem or case vignette with
-    different options asks a different question), or when their contexts differ."""
-    score = similarity(a.full, b.full, cutoff)
-    if not score and a.context == b.context:
-        score = similarity(a.stem, b.stem, cutoff)
-    if score and a.options and b.options and min(option_overlap(a.options, b.options),
-                                                 option_overlap(b.options, a.options)) < 0.5:
+    """Similarity of two questions (0..1): of their full texts (stem, sorted options, context), provided their stems
+    alone are nearly as similar (options must not carry two short different stems: "The maxillary / frontal sinus
+    drains into the"); or of their stems alone when one is a truncation of the other or lies inside the other (a
+    question embedded in a vignette at most twice its length). 0 when both have options and fewer than half of them
+    agree (a shared stem or case vignette with different options asks a different question)."""
+    if a.options and b.options and min(option_overlap(a.options, b.options), option_overlap(b.options, a.options)) < 0.5:
         return 0.0
+    score = similarity(a.full, b.full, cutoff)
+    stem = stem_similarity(a.stem, b.stem, max(cutoff - STEM_SLACK, 0.0) if score else cutoff)
+    if score:
+        return score if stem else 0.0
+    return stem if a.context == b.context else 0.0
+
+
+def stem_similarity(a: str, b: str, cutoff: float = 0.0) -> float:
+    """`similarity`, or the best alignment of the shorter stem inside the longer when it is at least half as long."""
+    score = similarity(a, b, cutoff)
+    short, long = (a, b) if len(a) <= len(b) else (b, a)
+    if not score and len(short) >= max(0.5 * len(long), 40):
+        score = fuzz.partial_ratio(short, long, score_cutoff=cutoff * 100) / 100.0
     return score
 
 

@@ -15,7 +15,7 @@ from curate.io import InputError, read_rows, write_rows
 from curate.minhash import band_keys, candidate_pairs, signatures
 from curate.ngrams import Vocab, gram_hashes
 from curate.textnorm import normalize, option_overlap, question_text
-from tests.perturb import PERTURBATIONS, change_words, reorder_options, surface, truncate
+from tests.perturb import PERTURBATIONS, change_words, embed, reorder_options, surface, truncate
 
 VIGNETTE = ("A 34-year-old woman comes to the emergency department because of fever, chills, and a productive cough "
             "with rust-colored sputum for 3 days. Her temperature is 39.4 C, pulse is 112/min, and respirations are "
@@ -47,6 +47,7 @@ def hand_made() -> list[dict]:
         {**change_words(base, rng, 1), "id": "one_word"},
         {**change_words(base, rng, 3), "id": "three_words"},
         {**truncate(base, rng, 0.85), "id": "truncated"},
+        {**embed(base, rng), "id": "embedded"},
         q("boiler1", BOILER_1, {"A": "Alzheimer disease", "B": "Vascular dementia", "C": "Lewy body dementia",
                                 "D": "Frontotemporal dementia"}),
         q("boiler2", BOILER_2, {"A": "Atopic dermatitis", "B": "Psoriasis", "C": "Contact dermatitis",
@@ -133,29 +134,30 @@ def test_hand_made_duplicates_cluster_and_boilerplate_does_not():
     kept = [r["id"] for r in result.kept]
     assert kept == ["base", "boiler1", "boiler2", "short1", "short2"]
     by_id = {r.row["id"]: r for r in result.rejected}
-    assert set(by_id) == {"surface", "reordered", "one_word", "three_words", "truncated"}
+    assert set(by_id) == {"surface", "reordered", "one_word", "three_words", "truncated", "embedded"}
     for rid, r in by_id.items():
         assert r.row["dup_of"] == "base", rid
         assert 0.9 <= r.row["dup_score"] <= 1.0
     assert by_id["surface"].reasons == ["exact_duplicate"]
     assert by_id["reordered"].reasons == ["exact_duplicate"]
     assert by_id["three_words"].reasons == ["near_duplicate"]
-    assert result.stats["exact_duplicates"] == 2 and result.stats["near_duplicates"] == 3
+    assert by_id["embedded"].reasons == ["near_duplicate"]
+    assert result.stats["exact_duplicates"] == 2 and result.stats["near_duplicates"] == 4
 
 
 def test_representative_is_first_in_input_order():
     rows = list(reversed(hand_made()))
     result = dedupe(rows)
     kept = {r["id"] for r in result.kept}
-    assert "truncated" in kept and "base" not in kept  # truncated now comes first among its cluster
-    assert {r.row["dup_of"] for r in result.rejected} == {"truncated"}
+    assert "embedded" in kept and "base" not in kept  # embedded now comes first among its cluster
+    assert {r.row["dup_of"] for r in result.rejected} == {"embedded"}
 
 
 def test_threshold_is_configurable():
     rows = hand_made()
     strict = dedupe(rows, options=DedupeOptions(threshold=0.999))
-    # Exact ones, and the pure truncation (its stem equals the start of the original: similarity 1.0).
-    assert {r.row["id"] for r in strict.rejected} == {"surface", "reordered", "truncated"}
+    # Exact ones, the pure truncation and the pure embedding (the shorter stem lies unchanged in the longer: 1.0).
+    assert {r.row["id"] for r in strict.rejected} == {"surface", "reordered", "truncated", "embedded"}
 
 
 def test_find_duplicates_on_plain_strings():
@@ -224,8 +226,8 @@ def test_run_dedupe_writes_output_rejected_and_report(tmp_path):
     rejected = read_rows(tmp_path / "d.jsonl")
     assert {r["dup_of"] for r in rejected} == {"base"} and all(r["rejected_by"] == "dedupe" for r in rejected)
     saved = json.loads((tmp_path / "r.json").read_text())
-    assert saved["rows_in"] == 10 and saved["rows_out"] == 5 and saved["reasons"] == report.reasons
-    assert saved["reasons"] == {"near_duplicate": 3, "exact_duplicate": 2}
+    assert saved["rows_in"] == 11 and saved["rows_out"] == 5 and saved["reasons"] == report.reasons
+    assert saved["reasons"] == {"near_duplicate": 4, "exact_duplicate": 2}
 
 
 def test_cli_dedupe(tmp_path, cli):
@@ -233,7 +235,7 @@ def test_cli_dedupe(tmp_path, cli):
     proc = cli("dedupe", "-i", tmp_path / "q.jsonl", "-o", tmp_path / "u.jsonl", "--rejected", tmp_path / "d.jsonl",
                "--report", tmp_path / "r.json")
     assert proc.returncode == 0, proc.stderr
-    assert "kept 5 of 10 rows" in proc.stderr and "exact duplicates: 2" in proc.stderr
+    assert "kept 5 of 11 rows" in proc.stderr and "exact duplicates: 2" in proc.stderr
     assert len(read_rows(tmp_path / "u.jsonl")) == 5
     bad = cli("dedupe", "-i", tmp_path / "missing.jsonl", "-o", tmp_path / "x.jsonl")
     assert bad.returncode == 2 and "file not found" in bad.stderr and not (tmp_path / "x.jsonl").exists()
@@ -266,3 +268,16 @@ def test_planted_near_duplicates_of_medqa_items_are_found(shared_data):
     wrong = [c for c in copies if c["id"] in rejected and rejected[c["id"]]["dup_of"] != c["copy_of"]
              and c["copy_of"] not in originals_rejected]
     assert len(wrong) <= 2, wrong[:2]
+
+
+def test_short_stems_with_the_same_options_are_not_merged(monkeypatch):
+    """Found in MedMCQA dev: the options dominate the full text of a short question, so the stems themselves must be
+    nearly as similar. Without that rule (STEM_SLACK = 1) the two are merged."""
+    import curate.dedupe as dd
+
+    sinus = {"A": "Inferior meatus", "B": "Middle meatus", "C": "Superior meatus", "D": "Sphenoethmoidal recess"}
+    rows = [q("maxillary", "The maxillary sinus drains into the", sinus),
+            q("frontal", "The frontal paranasal sinus drains into the:", sinus)]
+    assert [r["id"] for r in dedupe(rows).kept] == ["maxillary", "frontal"]
+    monkeypatch.setattr(dd, "STEM_SLACK", 1.0)
+    assert [r["id"] for r in dedupe(rows).kept] == ["maxillary"]
