@@ -2,8 +2,9 @@
 
 The benchmarks (a few thousand items) are indexed; training rows (up to millions) stream past in chunks:
 - exact: the normalised stem equals an item's (and the options agree when either is short);
-- ngram: the row shares a long word n-gram (13 by default) of an item's stem or context that is not benchmark
-  boilerplate (n-grams found in more than `long_max_df` items are left out of the index);
+- ngram: the row shares long word n-grams (13 words by default) of an item's stem or context, covering half of
+  the item or backed by a fair fuzzy likeness; boilerplate is left out of the index (an n-gram found in more than
+  `long_max_df` items, or holding a 10-gram found in more than `sub_max_df` items);
 - fuzzy: short n-grams (weighted by rarity across the benchmark, boilerplate left out) pick the top candidates, and
   rapidfuzz confirms one: Indel ratio for rewrites, best partial alignment for a truncated stem or a stem embedded
   in a longer vignette. Items with a short stem need their options to agree as well, so that distinct questions
@@ -78,7 +79,8 @@ class Match:
     score: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"benchmark": self.benchmark, "item_id": self.item_id, "method": self.method, "score": round(self.score, 4)}
+        return {"benchmark": self.benchmark, "item_id": self.item_id, "method": self.method,
+                "score": round(float(self.score), 4)}
 
 
 # ---------------------------------------------------------------- benchmarks
@@ -299,7 +301,7 @@ def exposure(training: list[dict[str, Any]], benchmarks: dict[str, list[dict[str
         if m is not None:
             first = training[groups.rows_of[g][0]]
             found.setdefault((m.benchmark, m.item_id), []).append(
-                {"row_id": row_id(first), "method": m.method, "score": round(m.score, 4)})
+                {"row_id": row_id(first), "method": m.method, "score": round(float(m.score), 4)})
     clean, exposed = [], []
     for name, rows in benchmarks.items():
         for row in rows:
