@@ -186,9 +186,11 @@ def test_cli_decontaminate_and_reverse(tmp_path, cli):
     assert proc.returncode == 0, proc.stderr
     assert "kept 5 of 8 rows" in proc.stderr and "medqa:test: 3 rows contaminated (1 items)" in proc.stderr
     proc = cli("decontaminate", "--reverse", "-i", tmp_path / "train.jsonl", "-o", tmp_path / "eval.jsonl", *common,
-               "--rejected", tmp_path / "exposed.jsonl")
+               "--rejected", tmp_path / "exposed.parquet")
     assert proc.returncode == 0, proc.stderr
-    assert [r["id"] for r in read_rows(tmp_path / "exposed.jsonl")] == ["medqa:test:0"]
+    exposed = read_rows(tmp_path / "exposed.parquet")  # found_in (a list of objects) survives Parquet
+    assert [r["id"] for r in exposed] == ["medqa:test:0"]
+    assert [h["row_id"] for h in exposed[0]["found_in"]] == ["train-surface-0", "train-reordered-1", "train-one_word-2"]
     assert len(read_rows(tmp_path / "eval.jsonl")) == 2
     bad = cli("decontaminate", "-i", tmp_path / "train.jsonl", "-o", tmp_path / "x.jsonl", "--benchmark", "medqa:test",
               "--benchmark-path", "medqa:test")
