@@ -176,7 +176,7 @@ def worker(method: str, n: int) -> dict:
             for a, b in zip(words, words[1:]):
                 m.update(f"{a} {b}".encode())
             for j in lsh.query(m):
-                if question_similarity(texts[j], qt) >= threshold:
+                if question_similarity(texts[j], qt, threshold) >= threshold:
                     rep[i] = j
                     break
             lsh.insert(i, m)

@@ -59,12 +59,13 @@ class Clusters:
     stats: dict[str, int] = field(default_factory=dict)
 
 
-def question_similarity(a: QuestionText, b: QuestionText, cutoff: float = 0.0) -> float:
+def question_similarity(a: QuestionText, b: QuestionText, cutoff: float) -> float:
     """Similarity of two questions (0..1): of their full texts (stem, sorted options, context), provided their stems
     alone are nearly as similar (options must not carry two short different stems: "The maxillary / frontal sinus
     drains into the"); or of their stems alone when one is a truncation of the other or lies inside the other (a
     question embedded in a vignette at most twice its length). 0 when both have options and fewer than half of them
-    agree (a shared stem or case vignette with different options asks a different question)."""
+    agree (a shared stem or case vignette with different options asks a different question). `cutoff` is the
+    near-duplicate threshold: scores under it come back as 0."""
     if a.options and b.options and min(option_overlap(a.options, b.options), option_overlap(b.options, a.options)) < 0.5:
         return 0.0
     score = similarity(a.full, b.full, cutoff)
