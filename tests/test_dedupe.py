@@ -281,3 +281,14 @@ def test_short_stems_with_the_same_options_are_not_merged(monkeypatch):
     assert [r["id"] for r in dedupe(rows).kept] == ["maxillary", "frontal"]
     monkeypatch.setattr(dd, "STEM_SLACK", 1.0)
     assert [r["id"] for r in dedupe(rows).kept] == ["maxillary"]
+
+
+def test_same_input_same_output(tmp_path, cli):
+    """No salted hashes or set order anywhere: two processes (different PYTHONHASHSEED) write identical files."""
+    write_rows(hand_made() * 3, tmp_path / "q.jsonl")
+    for k, seed in ((1, "1"), (2, "2")):
+        proc = cli("dedupe", "-i", tmp_path / "q.jsonl", "-o", tmp_path / f"u{k}.jsonl", "--rejected",
+                   tmp_path / f"d{k}.jsonl", env={"PYTHONHASHSEED": seed})
+        assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "u1.jsonl").read_bytes() == (tmp_path / "u2.jsonl").read_bytes()
+    assert (tmp_path / "d1.jsonl").read_bytes() == (tmp_path / "d2.jsonl").read_bytes()
