@@ -16,7 +16,8 @@ app = typer.Typer(
 )
 
 #: Modules under curate.commands, each with `register(app)`. Order is the order shown in --help.
-COMMAND_MODULES = ("sources", "inspect", "generate", "filter", "scrub", "review", "train", "pipeline")
+COMMAND_MODULES = ("sources", "inspect", "generate", "filter", "dedupe", "decontaminate", "scrub", "review", "train",
+                   "pipeline")
 
 
 def build_app() -> typer.Typer:

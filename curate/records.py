@@ -20,7 +20,8 @@ PUBMEDQA_OPTIONS = {"A": "yes", "B": "no", "C": "maybe"}
 #: Columns whose values are objects (dicts or lists of dicts). Parquet stores them as JSON text so that rows with
 #: different keys (A-D vs A-E options, per-source meta) share one schema; JSONL keeps them as objects. Stages that
 #: add an object-valued column register its name here.
-JSON_COLUMNS = frozenset({"options", "meta", "params", "usage", "contaminated_by", "phi_found", "review", "messages"})
+JSON_COLUMNS = frozenset({"options", "meta", "params", "usage", "contaminated_by", "found_in", "phi_found", "review",
+                          "messages"})
 
 
 class Record(BaseModel):
