@@ -150,8 +150,9 @@ def test_run_killed_mid_generation_resumes_and_publishes(shared_data, tmp_path):
     # The card's counts are the manifest's.
     card = (published_dir / "README.md").read_text()
     table = card_table(card, "Counts per stage")
-    assert [r[0] for r in table] == ["sources", "generate", "filter", "dedupe", "decontaminate", "scrub"]
-    for stage, status, rows_in, rows_out, rejected, _ in table:
+    assert [r[0] for r in table] == ["sources", "generate", "filter", "dedupe", "decontaminate", "scrub", "review"]
+    assert table[-1][1] == "skipped"  # the card says review did not run
+    for stage, status, rows_in, rows_out, rejected, _ in table[:-1]:
         counts = stages[stage]["counts"]
         assert status == "done"
         assert (int(rows_in), int(rows_out), int(rejected)) == (counts["rows_in"], counts["rows_out"], counts["rejected"])
