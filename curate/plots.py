@@ -99,6 +99,7 @@ def counts(table: dict[str, int], title: str, color: str = PALETTE[1]) -> bytes:
     ax.barh(names, [table[k] for k in names], color=color)
     for y, k in enumerate(names):
         ax.text(table[k], y, f" {table[k]:,}", va="center", fontsize=8)
+    ax.set_xlim(0, max([*table.values(), 1]) * 1.15)  # counts start at 0, also when every count is 0
     ax.set_title(title)
     return _png(fig)
 
