@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 from rapidfuzz import fuzz
 
-from curate.io import InputError, Rejected, write_rows
+from curate.io import InputError, Rejected
 from curate.ngrams import NgramIndex, Vocab
 from curate.question_rows import group_by_question, load_questions, read_located, row_id
-from curate.stage_report import StageCounter, StageReport
+from curate.stage_report import StageCounter, StageReport, write_stage_files
 from curate.textnorm import QuestionText, option_overlap, question_text
 
 STAGE = "decontaminate"
@@ -330,30 +330,16 @@ def run_decontaminate(input: Path, output: Path, *, benchmarks: list[str], bench
     if reverse:
         clean, exposed = exposure(rows, bench, options=opts, questions=question_map, path=input,
                                   progress=progress, locs=locs)
-        for row in clean:
-            counter.seen(row.get("source"))
-            counter.kept(row.get("source"))
-        for r in exposed:
-            counter.seen(r.row.get("source"))
-            counter.dropped(r.reasons, r.row.get("source"))
-        if rejected is not None:
-            write_rows([r.as_row(STAGE) for r in exposed], rejected)
-        write_rows(clean, output)
+        counter.tally(clean, exposed)
+        write_stage_files(clean, exposed, output, rejected, STAGE)
         per_benchmark = dict(Counter(f"{r.row['source']}:{r.row['split']}" for r in exposed))
         stage_report = counter.report(direction="benchmark_in_training", benchmarks=benchmarks, threshold=threshold,
                                       items=sum(len(v) for v in bench.values()), exposed_per_benchmark=per_benchmark)
     else:
         index = BenchmarkIndex(bench, opts)
         result = decontaminate(rows, index, questions=question_map, path=input, progress=progress, locs=locs)
-        for row in result.kept:
-            counter.seen(row.get("source"))
-            counter.kept(row.get("source"))
-        for r in result.rejected:
-            counter.seen(r.row.get("source"))
-            counter.dropped(r.reasons, r.row.get("source"))
-        if rejected is not None:
-            write_rows([r.as_row(STAGE) for r in result.rejected], rejected)
-        write_rows(result.kept, output)
+        counter.tally(result.kept, result.rejected)
+        write_stage_files(result.kept, result.rejected, output, rejected, STAGE)
         stage_report = counter.report(direction="training_vs_benchmark", benchmarks=benchmarks, threshold=threshold,
                                       per_benchmark={b: result.per_benchmark.get(b, 0) for b in bench},
                                       items_hit=result.items_hit, per_method=result.per_method, **index.stats)

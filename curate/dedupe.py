@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 from rapidfuzz import fuzz
 
-from curate.io import Rejected, write_rows
+from curate.io import Rejected
 from curate.minhash import EMPTY, band_keys, candidate_pairs, signatures
 from curate.ngrams import Vocab, gram_hashes
 from curate.question_rows import group_by_question, load_questions, read_located, row_id
-from curate.stage_report import StageCounter, StageReport
+from curate.stage_report import StageCounter, StageReport, write_stage_files
 from curate.textnorm import QuestionText, normalize, option_overlap, question_text
 
 STAGE = "dedupe"
@@ -283,15 +283,8 @@ def run_dedupe(input: Path, output: Path, *, rejected: Path | None = None, repor
     question_map = load_questions(questions) if questions else None
     result = dedupe(rows, questions=question_map, options=opts, path=input, progress=progress, locs=locs)
     counter = StageCounter(STAGE)
-    for row in result.kept:
-        counter.seen(row.get("source"))
-        counter.kept(row.get("source"))
-    for r in result.rejected:
-        counter.seen(r.row.get("source"))
-        counter.dropped(r.reasons, r.row.get("source"))
-    if rejected is not None:
-        write_rows([r.as_row(STAGE) for r in result.rejected], rejected)
-    write_rows(result.kept, output)
+    counter.tally(result.kept, result.rejected)
+    write_stage_files(result.kept, result.rejected, output, rejected, STAGE)
     stage_report = counter.report(threshold=threshold, trace_threshold=trace_threshold, **result.stats)
     if report is not None:
         stage_report.write(report)

@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from curate.io import write_json
+from curate.io import Rejected, write_json, write_rows
 
 
 @dataclass
@@ -59,6 +60,15 @@ class StageCounter:
             self.reasons[reason] += 1
             counts[reason] += 1
 
+    def tally(self, kept: Iterable[Mapping[str, Any]], rejected: Iterable[Rejected]) -> None:
+        """Count a stage's kept rows and its rejected rows, each under its row's `source`."""
+        for row in kept:
+            self.seen(row.get("source"))
+            self.kept(row.get("source"))
+        for r in rejected:
+            self.seen(r.row.get("source"))
+            self.dropped(r.reasons, r.row.get("source"))
+
     def report(self, **extra: Any) -> StageReport:
         return StageReport(
             stage=self.stage,
@@ -70,3 +80,11 @@ class StageCounter:
             wall_s=round(time.perf_counter() - self.started, 3),
             extra=extra,
         )
+
+
+def write_stage_files(kept: Iterable[Any], rejected: Iterable[Rejected], output: str | os.PathLike[str],
+                      rejected_path: str | os.PathLike[str] | None, stage: str) -> None:
+    """A stage's two tables: the rejected side file (when asked for, with reason codes) and the output, each atomic."""
+    if rejected_path is not None:
+        write_rows([r.as_row(stage) for r in rejected], rejected_path)
+    write_rows(kept, output)
