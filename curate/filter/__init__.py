@@ -27,7 +27,7 @@ from curate.filter.extract import Extraction, Options, extract_answer
 from curate.filter.select import Candidate, check_selection, pass_rates, select
 from curate.io import InputError, Rejected
 from curate.records import FilteredTrace, Question, Trace, canonical_text, question_columns
-from curate.stage_report import StageCounter, StageReport
+from curate.stage_report import StageCounter, StageReport, write_stage_files
 
 __all__ = [
     "REASONS",
@@ -246,7 +246,7 @@ def run_filter(
     become rejected rows instead (`invalid_input`, `unknown_question`).
     """
     check_selection(select, k, select_by)  # before reading anything
-    from curate.io import read_records, write_rows
+    from curate.io import read_records
 
     input, questions_path, output = Path(input), Path(questions), Path(output)
     traces, bad_traces = read_records(input, Trace, skip_invalid=skip_invalid)
@@ -279,9 +279,7 @@ def run_filter(
         stage_report.rejected += len(bad_traces)
         stage_report.reasons["invalid_input"] = stage_report.reasons.get("invalid_input", 0) + len(bad_traces)
     stage_report.extra["invalid_questions"] = len(bad_questions)
-    write_rows(kept, output)
-    if rejected is not None:
-        write_rows([r.as_row(STAGE) for r in [*bad_traces, *dropped]], rejected)
+    write_stage_files(kept, [*bad_traces, *dropped], output, rejected, STAGE)
     if report is not None:
         stage_report.write(report)
     return stage_report
