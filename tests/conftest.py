@@ -21,8 +21,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def find_shared_data() -> Path | None:
-    """`$CURATE_SHARED_DATA`, then `../shared/data` beside the repo, then /work/shared/data."""
-    candidates = [os.environ.get("CURATE_SHARED_DATA"), REPO_ROOT.parent / "shared" / "data", "/work/shared/data"]
+    """`$CURATE_SHARED_DATA` when set (only it: point it at a missing folder to run the suite as a user without the
+    data would), else `../shared/data` beside the repo, then /work/shared/data."""
+    if "CURATE_SHARED_DATA" in os.environ:
+        candidates = [os.environ["CURATE_SHARED_DATA"]]
+    else:
+        candidates = [REPO_ROOT.parent / "shared" / "data", "/work/shared/data"]
     for candidate in candidates:
         if candidate and (Path(candidate) / "benchmarks").is_dir():
             return Path(candidate)
