@@ -34,10 +34,9 @@ SEED = 20261124
 
 
 def shared_data() -> Path | None:
-    for candidate in (os.environ.get("CURATE_SHARED_DATA"), ROOT.parent / "shared" / "data", "/work/shared/data"):
-        if candidate and (Path(candidate) / "benchmarks").is_dir():
-            return Path(candidate)
-    return None
+    from curate.testing.shared_data import find_shared_data
+
+    return find_shared_data()
 
 
 def real_questions() -> list[dict]:

@@ -39,9 +39,11 @@ def source_letter(row: dict) -> str | None:
 
 
 def find_data(arg: str | None) -> Path:
-    for candidate in (arg, ROOT.parent / "shared" / "data", "/work/shared/data"):
-        if candidate and (Path(candidate) / "traces" / "dev_traces.jsonl.gz").exists():
-            return Path(candidate)
+    from curate.testing.shared_data import find_shared_data
+
+    data = find_shared_data(arg, need="traces/dev_traces.jsonl.gz")
+    if data is not None:
+        return data
     raise SystemExit("shared data not found: pass --data PATH (the folder holding traces/dev_traces.jsonl.gz)")
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from curate.testing.shared_data import find_shared_data
+
 # No test reaches a hub: set before datasets/transformers/huggingface_hub are imported anywhere.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -18,19 +20,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def find_shared_data() -> Path | None:
-    """`$CURATE_SHARED_DATA` when set (only it: point it at a missing folder to run the suite as a user without the
-    data would), else `../shared/data` beside the repo, then /work/shared/data."""
-    if "CURATE_SHARED_DATA" in os.environ:
-        candidates = [os.environ["CURATE_SHARED_DATA"]]
-    else:
-        candidates = [REPO_ROOT.parent / "shared" / "data", "/work/shared/data"]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "benchmarks").is_dir():
-            return Path(candidate)
-    return None
 
 
 @pytest.fixture(scope="session")
