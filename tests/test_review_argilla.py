@@ -4,7 +4,7 @@ The server is argilla-server 2.8 in its own venv (its pins clash with curate's),
 127.0.0.1 with SQLite. Two of its dependencies cannot run here and are replaced at their narrowest boundary:
 Elasticsearch/OpenSearch (cannot be installed on this machine) by an in-memory search engine registered through
 argilla-server's own `SearchEngine.register` hook (it really indexes records and answers the searches the UI and
-`progress()` make), and Redis by `fakeredis.TcpFakeServer` (the server only pings it and queues jobs we do not use).
+`progress()` make), and Redis by an in-process `fakeredis` server (the server only pings it and queues jobs we do not use).
 Everything else (API, auth, database, task distribution, UI) is the real server.
 """
 

@@ -4,9 +4,11 @@ Run with argilla-server's own interpreter (its pins clash with curate's), e.g.::
 
     $VENV/bin/python review/testing/argilla_launcher.py --port 6900 --home /tmp/argilla --api-key KEY --password PW
 
-Elasticsearch/OpenSearch and Redis cannot be installed here: Redis is replaced by ``fakeredis.TcpFakeServer`` on a
-free loopback port (argilla-server only pings it and enqueues background jobs nobody needs here), and the search
-engine by ``memory_engine.MemorySearchEngine``. Everything else (API, database, UI, auth) is the real server.
+Elasticsearch/OpenSearch and Redis cannot be installed here: Redis is replaced by an in-process ``fakeredis``
+server (argilla-server only pings it and enqueues background jobs nobody needs here), and the search engine by
+``memory_engine.MemorySearchEngine``. fakeredis is reached in-process, not through its ``TcpFakeServer``: that
+server's handler closed the connection under a full test run about one time in two (argilla's MULTI/EXEC job
+enqueue then failed with "Connection closed by server"). Everything else (API, database, UI, auth) is the real server.
 The process exits by itself when its parent dies, so a crashed test run never leaves a server behind.
 """
 
@@ -15,17 +17,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import sys
 import threading
 import time
 from pathlib import Path
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def _exit_with_parent(parent_pid: int) -> None:
@@ -57,16 +52,18 @@ def main() -> None:
     # argilla_server copies its static UI files to a fresh temp dir on every import: keep them in the home.
     os.environ["TMPDIR"] = str(home / "tmp")
     import fakeredis
+    import redis
 
-    redis_port = _free_port(args.host)
-    redis_server = fakeredis.TcpFakeServer((args.host, redis_port), server_type="redis")
-    threading.Thread(target=redis_server.serve_forever, name="fakeredis", daemon=True).start()
+    # argilla_server builds its one connection with `redis.from_url(settings.redis_url)` when its job queues are
+    # imported: hand it a client of one in-process fake server instead (the narrowest boundary there is).
+    fake_server = fakeredis.FakeServer()
+    redis.from_url = lambda url, **kwargs: fakeredis.FakeRedis.from_url(url, server=fake_server, **kwargs)
 
     os.environ.update(
         {
             "ARGILLA_HOME_PATH": str(home),
             "ARGILLA_DATABASE_URL": f"sqlite+aiosqlite:///{home / 'argilla.db'}?check_same_thread=False",
-            "ARGILLA_REDIS_URL": f"redis://{args.host}:{redis_port}/0",
+            "ARGILLA_REDIS_URL": "redis://fakeredis.invalid:6379/0",  # never dialled: see redis.from_url above
             "ARGILLA_SEARCH_ENGINE": "memory",
             "ARGILLA_ENABLE_TELEMETRY": "0",
             "HF_HUB_DISABLE_TELEMETRY": "1",
