@@ -154,7 +154,7 @@ def worker(method: str, n: int) -> dict:
     if method == "datasketch":
         from datasketch import MinHash, MinHashLSH
 
-        from curate.dedupe import DedupeOptions, question_similarity
+        from curate.dedupe import DedupeConfig, question_similarity
         from curate.textnorm import question_text
 
         texts = [question_text(r) for r in rows]
@@ -166,7 +166,7 @@ def worker(method: str, n: int) -> dict:
             if j != i:
                 rep[i] = j
         lsh = MinHashLSH(num_perm=64, params=(16, 4))
-        threshold = DedupeOptions().threshold
+        threshold = DedupeConfig().threshold
         for i, qt in enumerate(texts):
             if i in rep:
                 continue

@@ -13,6 +13,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help text is plain: "[run]" and "[eval]" stay as written
 )
 
 #: Modules under curate.commands, each with `register(app)`. Order is the order shown in --help.

@@ -17,18 +17,21 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, field_validator
 from rapidfuzz import fuzz
 
 from curate.io import InputError, Rejected
 from curate.ngrams import NgramIndex, Vocab
-from curate.question_rows import group_by_question, load_questions, read_located, row_id
-from curate.stage_report import StageCounter, StageReport, write_stage_files
+from curate.progress import Progress
+from curate.question_rows import QUESTIONS_INPUT, group_by_question, load_questions, row_id
+from curate.records import DecontaminateColumns
+from curate.stage import Batch, Outcome, Stage, StageConfig, StageReport, option
 from curate.textnorm import QuestionText, option_overlap, question_text
 
 STAGE = "decontaminate"
@@ -41,26 +44,75 @@ DEFAULT_FILES = {
 }
 BENCHMARK_DIR_ENV = "CURATE_BENCHMARK_DIR"
 
-Progress = Callable[[str, int, int], None]
 
 
-@dataclass
-class DecontaminateOptions:
-    threshold: float = 0.9  # rapidfuzz similarity (0..1) that confirms a fuzzy match
-    ngram: int = 13  # words in a "long" n-gram: sharing one is contamination
-    long_max_df: int = 1  # a long n-gram in more than this many items is boilerplate
-    sub_max_df: int = 2  # ... and so is one holding an (ngram-3)-gram found in more items than this
-    ngram_min_share: float = 0.5  # shared long n-grams (weighted share of the item's) that alone flag a row
-    ngram_min_similarity: float = 0.7  # otherwise the fuzzy similarity that must back a shared long n-gram
-    cand_ngram: int = 3  # words per n-gram for fuzzy candidate search
-    cand_max_df: int = 20  # short n-grams in more items than this are boilerplate, no evidence
-    min_coverage: float = 0.25  # share of an item's (weighted) short n-grams a row must contain to be compared
-    top_k: int = 5  # candidates compared per row
-    short_words: int = 12  # stems shorter than this need their options to agree too
-    medium_words: int = 30  # stems shorter than this must share at least one option (when both have options)
-    min_partial_chars: int = 40  # shortest text allowed to match by partial alignment (15 when options agree)
-    same_options_slack: float = 0.05  # threshold lowered by this when all (4+) options are the same
-    chunk: int = 5_000
+class DecontaminateConfig(StageConfig):
+    benchmarks: list[str] = option(default_factory=lambda: list(DEFAULT_FILES), flag="--benchmark", short="-b",
+                                   help="SOURCE:SPLIT of each benchmark to check against (medqa:test, medmcqa:dev, "
+                                   "pubmedqa:test)")
+    benchmark_paths: dict[str, str] = option(default_factory=dict, flag="--benchmark-path", metavar="SOURCE:SPLIT=FILE",
+                                             help="SOURCE:SPLIT=FILE, the native file of a benchmark (default: "
+                                             "$CURATE_BENCHMARK_DIR, else the Hub)")
+    reverse: bool = option(False, "check the benchmarks against INPUT (a training file): OUTPUT gets the benchmark "
+                                  "items INPUT does not contain, --rejected the exposed ones")
+    threshold: float = option(0.9, "rapidfuzz similarity (0-1) that confirms a fuzzy match", gt=0, le=1)
+    ngram: int = option(13, "words in a long n-gram: sharing one is contamination", ge=5)
+    long_max_df: int = option(1, "a long n-gram in more than this many items is boilerplate", ge=1, cli=False)
+    sub_max_df: int = option(2, "... and so is one holding an (ngram-3)-gram found in more items than this", ge=1,
+                             cli=False)
+    ngram_min_share: float = option(0.5, "shared long n-grams (weighted share of the item's) that alone flag a row",
+                                    gt=0, le=1, cli=False)
+    ngram_min_similarity: float = option(0.7, "otherwise the fuzzy similarity that must back a shared long n-gram",
+                                         ge=0, le=1, cli=False)
+    cand_ngram: int = option(3, "words per n-gram for fuzzy candidate search", ge=1, cli=False)
+    cand_max_df: int = option(20, "short n-grams in more items than this are boilerplate, no evidence", ge=1, cli=False)
+    min_coverage: float = option(0.25, "share of an item's (weighted) short n-grams a row must contain to be compared",
+                                 ge=0, le=1, cli=False)
+    top_k: int = option(5, "candidates compared per row", ge=1, cli=False)
+    short_words: int = option(12, "stems shorter than this need their options to agree too", ge=0, cli=False)
+    medium_words: int = option(30, "stems shorter than this must share at least one option (when both have options)",
+                               ge=0, cli=False)
+    min_partial_chars: int = option(40, "shortest text allowed to match by partial alignment (15 when options agree)",
+                                    ge=1, cli=False)
+    same_options_slack: float = option(0.05, "threshold lowered by this when all (4+) options are the same", ge=0,
+                                       lt=1, cli=False)
+    chunk: int = option(5_000, "rows matched per pass", ge=1, cli=False, volatile=True)
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _specs(cls, specs: list[str]) -> list[str]:
+        if not specs:
+            raise ValueError("no benchmark given: pass --benchmark SOURCE:SPLIT (e.g. medqa:test)")
+        for spec in specs:
+            parse_benchmark(spec)
+        return specs
+
+
+class DecontaminateReport(StageReport):
+    direction: Literal["training_vs_benchmark", "benchmark_in_training"]
+    benchmarks: list[str]
+    threshold: float
+    items: int = 0
+    per_benchmark: dict[str, int] = Field(default_factory=dict, description="rows flagged per benchmark")
+    items_hit: dict[str, int] = Field(default_factory=dict, description="distinct benchmark items hit")
+    per_method: dict[str, int] = Field(default_factory=dict)
+    exposed_per_benchmark: dict[str, int] = Field(default_factory=dict, description="--reverse: items found in training")
+    boilerplate_ngrams_ignored: int = 0
+    boilerplate_short_ngrams_ignored: int = 0
+
+    def summary(self) -> str:
+        if self.direction == "benchmark_in_training":
+            return f"{self.stage}: {self.rows_out} of {self.rows_in} benchmark items are not in the input"
+        return super().summary()
+
+    def details(self) -> list[str]:
+        if self.direction == "benchmark_in_training":
+            return [f"{name}: {count} items found in training" for name, count in sorted(self.exposed_per_benchmark.items())]
+        lines = [f"{name}: {count} rows contaminated ({self.items_hit.get(name, 0)} items)"
+                 for name, count in self.per_benchmark.items()]
+        if self.per_method:
+            lines.append("by method: " + ", ".join(f"{k} {v}" for k, v in sorted(self.per_method.items())))
+        return lines
 
 
 @dataclass
@@ -144,8 +196,8 @@ def _candidate_words(t: QuestionText) -> list[str]:
 class BenchmarkIndex:
     """Benchmark items, ready to be matched against any number of training rows."""
 
-    def __init__(self, benchmarks: dict[str, list[dict[str, Any]]], options: DecontaminateOptions | None = None) -> None:
-        self.options = options = options or DecontaminateOptions()
+    def __init__(self, benchmarks: dict[str, list[dict[str, Any]]], options: DecontaminateConfig | None = None) -> None:
+        self.options = options = options or DecontaminateConfig()
         self.items = [Item(benchmark=name, item_id=str(row.get("id")), text=(t := question_text(row)),
                            stem_words=len(t.stem.split()))
                       for name, rows in benchmarks.items() for row in rows]
@@ -288,7 +340,7 @@ def decontaminate(rows: list[dict[str, Any]], index: BenchmarkIndex, *, question
 
 
 def exposure(training: list[dict[str, Any]], benchmarks: dict[str, list[dict[str, Any]]], *,
-             options: DecontaminateOptions | None = None, questions: dict[str, dict[str, Any]] | None = None,
+             options: DecontaminateConfig | None = None, questions: dict[str, dict[str, Any]] | None = None,
              path: str | os.PathLike[str] = "<rows>", progress: Progress | None = None,
              max_listed: int = 10, locs: list[int] | None = None) -> tuple[list[dict[str, Any]], list[Rejected]]:
     """The other direction: which benchmark items occur in a training file. Returns (clean items, exposed items);
@@ -314,35 +366,33 @@ def exposure(training: list[dict[str, Any]], benchmarks: dict[str, list[dict[str
     return clean, exposed
 
 
-def run_decontaminate(input: Path, output: Path, *, benchmarks: list[str], benchmark_paths: dict[str, str] | None = None,
-                      rejected: Path | None = None, report: Path | None = None, questions: Path | None = None,
-                      threshold: float = 0.9, reverse: bool = False, progress: Progress | None = None,
-                      **options: Any) -> StageReport:
-    """File-level decontamination (the CLI and `curate run` call this). With `reverse`, `input` is the training
-    file and `output` receives the benchmark items it does NOT contain (exposed ones go to `rejected`)."""
-    if not benchmarks:
-        raise ValueError("no benchmark given: pass --benchmark SOURCE:SPLIT (e.g. medqa:test)")
-    opts = DecontaminateOptions(threshold=threshold, **options)
-    rows, locs = read_located(input)
-    question_map = load_questions(questions) if questions else None
-    bench = load_benchmarks(benchmarks, benchmark_paths)
-    counter = StageCounter(STAGE)
-    if reverse:
-        clean, exposed = exposure(rows, bench, options=opts, questions=question_map, path=input,
-                                  progress=progress, locs=locs)
-        counter.tally(clean, exposed)
-        write_stage_files(clean, exposed, output, rejected, STAGE)
-        per_benchmark = dict(Counter(f"{r.row['source']}:{r.row['split']}" for r in exposed))
-        stage_report = counter.report(direction="benchmark_in_training", benchmarks=benchmarks, threshold=threshold,
-                                      items=sum(len(v) for v in bench.values()), exposed_per_benchmark=per_benchmark)
-    else:
-        index = BenchmarkIndex(bench, opts)
-        result = decontaminate(rows, index, questions=question_map, path=input, progress=progress, locs=locs)
-        counter.tally(result.kept, result.rejected)
-        write_stage_files(result.kept, result.rejected, output, rejected, STAGE)
-        stage_report = counter.report(direction="training_vs_benchmark", benchmarks=benchmarks, threshold=threshold,
-                                      per_benchmark={b: result.per_benchmark.get(b, 0) for b in bench},
-                                      items_hit=result.items_hit, per_method=result.per_method, **index.stats)
-    if report is not None:
-        stage_report.write(report)
-    return stage_report
+class DecontaminateStage(Stage[DecontaminateConfig, DecontaminateReport]):
+    """File-level decontamination (the CLI and `curate run`). With `reverse`, the input is the training file and the
+    output receives the benchmark items it does NOT contain (exposed ones go to the rejected file)."""
+
+    name = STAGE
+    Config, Report, Columns = DecontaminateConfig, DecontaminateReport, DecontaminateColumns
+    files = {"questions": QUESTIONS_INPUT}
+
+    def process(self, batch: Batch) -> Outcome:
+        c = self.config
+        question_map = load_questions(batch.files["questions"]) if batch.files["questions"] else None
+        bench = load_benchmarks(c.benchmarks, c.benchmark_paths or None)
+        path = batch.path or "<rows>"
+        if c.reverse:
+            clean, exposed = exposure(batch.rows, bench, options=c, questions=question_map, path=path,
+                                      progress=batch.progress, locs=batch.locs)
+            per_benchmark = dict(Counter(f"{r.row['source']}:{r.row['split']}" for r in exposed))
+            return Outcome(kept=clean, rejected=exposed, stats=dict(
+                direction="benchmark_in_training", benchmarks=c.benchmarks, threshold=c.threshold,
+                items=sum(len(v) for v in bench.values()), exposed_per_benchmark=per_benchmark))
+        index = BenchmarkIndex(bench, c)
+        result = decontaminate(batch.rows, index, questions=question_map, path=path, progress=batch.progress,
+                               locs=batch.locs)
+        return Outcome(kept=result.kept, rejected=result.rejected, stats=dict(
+            direction="training_vs_benchmark", benchmarks=c.benchmarks, threshold=c.threshold,
+            per_benchmark={b: result.per_benchmark.get(b, 0) for b in bench}, items_hit=result.items_hit,
+            per_method=result.per_method, **index.stats))
+
+
+run_decontaminate = DecontaminateStage.invoke

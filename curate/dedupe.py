@@ -12,19 +12,21 @@ the input. Rejected rows carry `dup_of` (the kept row's id), `dup_score` and a r
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import model_validator
 from rapidfuzz import fuzz
 
 from curate.io import Rejected
 from curate.minhash import EMPTY, band_keys, candidate_pairs, signatures
 from curate.ngrams import Vocab, gram_hashes
-from curate.question_rows import group_by_question, load_questions, read_located, row_id
-from curate.stage_report import StageCounter, StageReport, write_stage_files
+from curate.progress import Progress
+from curate.question_rows import QUESTIONS_INPUT, group_by_question, load_questions, row_id
+from curate.records import DedupeColumns
+from curate.stage import Batch, Outcome, Stage, StageConfig, StageReport, option
 from curate.textnorm import QuestionText, normalize, option_overlap, question_text
 
 STAGE = "dedupe"
@@ -32,21 +34,46 @@ EXACT, NEAR, NEAR_TRACE = "exact_duplicate", "near_duplicate", "near_duplicate_t
 #: Trace text fields, most canonical first (filter writes `reasoning`; servers may return `reasoning_content`).
 TRACE_TEXT_FIELDS = ("reasoning", "reasoning_content", "completion")
 
-Progress = Callable[[str, int, int], None]  # (what, done, total)
 #: How much less similar than the threshold two stems may be when their full texts (with options) pass it.
 STEM_SLACK = 0.1
 
 
-@dataclass
-class DedupeOptions:
-    threshold: float = 0.9  # rapidfuzz similarity (0..1) that confirms a near-duplicate question
-    trace_threshold: float | None = 0.9  # same for traces of one question; None turns the trace pass off
-    num_perm: int = 64  # MinHash permutations
-    bands: int = 16  # LSH bands (num_perm / bands rows each): 16 x 4 proposes pairs from Jaccard ~0.5 upwards
-    shingle: int = 2  # words per shingle
-    seed: int = 1
-    chunk: int = 20_000  # documents hashed per numpy pass (bounds the temporaries)
-    max_bucket: int = 16  # LSH buckets larger than this give linearly many candidate pairs, not all of theirs
+class DedupeConfig(StageConfig):
+    threshold: float = option(0.9, "rapidfuzz similarity (0-1) that makes two questions near-duplicates", gt=0, le=1)
+    trace_dedupe: bool = option(True, "also drop near-identical traces of one question (their reasoning text)")
+    trace_threshold: float = option(0.9, "similarity (0-1) that makes two traces of one question near-identical",
+                                    gt=0, le=1)
+    num_perm: int = option(64, "MinHash permutations", ge=8)
+    bands: int = option(16, "LSH bands (must divide --num-perm): 16 x 4 proposes pairs from Jaccard ~0.5 upwards",
+                        ge=1)
+    shingle: int = option(2, "words per shingle", ge=1, cli=False)
+    seed: int = option(1, "MinHash seed", cli=False)
+    chunk: int = option(20_000, "documents hashed per numpy pass (bounds the temporaries)", ge=1, cli=False,
+                        volatile=True)
+    max_bucket: int = option(16, "LSH buckets larger than this give linearly many candidate pairs, not all of theirs",
+                             ge=2, cli=False)
+
+    @model_validator(mode="after")
+    def _bands_divide(self) -> DedupeConfig:
+        if self.num_perm % self.bands:
+            raise ValueError(f"bands ({self.bands}) must divide num_perm ({self.num_perm})")
+        return self
+
+
+class DedupeReport(StageReport):
+    threshold: float
+    trace_threshold: float | None
+    questions: int
+    exact_duplicates: int
+    near_duplicates: int
+    near_duplicate_traces: int
+    candidate_pairs: int
+    confirmed_pairs: int
+
+    def details(self) -> list[str]:
+        return [f"questions: {self.questions}, exact duplicates: {self.exact_duplicates}, near duplicates: "
+                f"{self.near_duplicates} ({self.candidate_pairs} LSH candidate pairs, {self.confirmed_pairs} "
+                f"confirmed), near-duplicate traces: {self.near_duplicate_traces}"]
 
 
 @dataclass
@@ -125,14 +152,14 @@ def _key(t: QuestionText | str) -> str:
     return t.key if isinstance(t, QuestionText) else t
 
 
-def find_duplicates(texts: Sequence[QuestionText] | Sequence[str], options: DedupeOptions | None = None,
+def find_duplicates(texts: Sequence[QuestionText] | Sequence[str], options: DedupeConfig | None = None,
                     progress: Progress | None = None) -> Clusters:
     """Exact then near-duplicate clusters over questions (`QuestionText`) or plain normalised strings.
 
     `texts` may be a lazy sequence (`LazyQuestions`): one streaming pass reads each item once for its exact key and
     MinHash band keys, and only the rows in candidate pairs are read again to confirm them; what stays in memory per
     row is a key and `bands` 64-bit integers."""
-    options = options or DedupeOptions()
+    options = options or DedupeConfig()
     n = len(texts)
     rep = np.arange(n, dtype=np.int64)
     kind: list[str | None] = [None] * n
@@ -240,12 +267,12 @@ class DedupeResult:
 
 
 def dedupe(rows: list[dict[str, Any]], *, questions: dict[str, dict[str, Any]] | None = None,
-           options: DedupeOptions | None = None, path: str | os.PathLike[str] = "<rows>",
+           options: DedupeConfig | None = None, path: str | os.PathLike[str] = "<rows>",
            progress: Progress | None = None, locs: list[int] | None = None) -> DedupeResult:
     """Dedupe rows that carry a question (Question rows, or trace rows with `questions` to join their text).
 
     Duplicate questions take all their rows with them; `dup_of` names the first row of the kept question."""
-    options = options or DedupeOptions()
+    options = options or DedupeConfig()
     groups = group_by_question(rows, questions, path=path, locs=locs)
     clusters = find_duplicates(LazyQuestions(groups.questions), options, progress)
     drop: dict[int, tuple[str, str | None, float]] = {}
@@ -255,7 +282,7 @@ def dedupe(rows: list[dict[str, Any]], *, questions: dict[str, dict[str, Any]] |
             kept_id = row_id(rows[groups.rows_of[r][0]])
             for i in members:
                 drop[i] = (clusters.kind[g] or NEAR, kept_id, float(clusters.score[g]))
-        elif options.trace_threshold is not None and len(members) > 1:
+        elif options.trace_dedupe and len(members) > 1:
             matches = near_duplicate_traces([trace_text(rows[i]) for i in members], options.trace_threshold)
             for i, match in zip(members, matches):
                 if match is not None:
@@ -273,19 +300,21 @@ def dedupe(rows: list[dict[str, Any]], *, questions: dict[str, dict[str, Any]] |
     return DedupeResult(kept=kept, rejected=rejected, stats=stats)
 
 
-def run_dedupe(input: Path, output: Path, *, rejected: Path | None = None, report: Path | None = None,
-               threshold: float = 0.9, questions: Path | None = None, trace_threshold: float | None = 0.9,
-               progress: Progress | None = None, **options: Any) -> StageReport:
-    """File-level dedupe (the CLI and `curate run` call this): read, dedupe, write output, rejected and report.
-    Every input problem is raised before anything is written."""
-    opts = DedupeOptions(threshold=threshold, trace_threshold=trace_threshold, **options)
-    rows, locs = read_located(input)
-    question_map = load_questions(questions) if questions else None
-    result = dedupe(rows, questions=question_map, options=opts, path=input, progress=progress, locs=locs)
-    counter = StageCounter(STAGE)
-    counter.tally(result.kept, result.rejected)
-    write_stage_files(result.kept, result.rejected, output, rejected, STAGE)
-    stage_report = counter.report(threshold=threshold, trace_threshold=trace_threshold, **result.stats)
-    if report is not None:
-        stage_report.write(report)
-    return stage_report
+class DedupeStage(Stage[DedupeConfig, DedupeReport]):
+    """File-level dedupe (the CLI and `curate run`): every input problem is raised before anything is written."""
+
+    name = STAGE
+    Config, Report, Columns = DedupeConfig, DedupeReport, DedupeColumns
+    files = {"questions": QUESTIONS_INPUT}
+
+    def process(self, batch: Batch) -> Outcome:
+        questions = load_questions(batch.files["questions"]) if batch.files["questions"] else None
+        result = dedupe(batch.rows, questions=questions, options=self.config, path=batch.path or "<rows>",
+                        progress=batch.progress, locs=batch.locs)
+        c = self.config
+        return Outcome(kept=result.kept, rejected=result.rejected,
+                       stats=dict(threshold=c.threshold, trace_threshold=c.trace_threshold if c.trace_dedupe else None,
+                                  **result.stats))
+
+
+run_dedupe = DedupeStage.invoke

@@ -8,8 +8,11 @@ crash never leaves a partial file under the final name.
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -62,6 +65,23 @@ class Rejected:
 
     def as_row(self, stage: str) -> dict[str, Any]:
         return {**self.row, "rejected_by": stage, "reasons": self.reasons, "detail": self.detail}
+
+
+class OutputError(RuntimeError):
+    """An output could not be written (full disk, read-only folder, a file where a folder should be): one located line.
+    What was written before stays; nothing partial is left under the output's name."""
+
+    def __init__(self, path: str | os.PathLike[str], exc: OSError | str) -> None:
+        self.path = str(path)
+        self.errno = exc.errno if isinstance(exc, OSError) else None
+        reason = (f"[Errno {exc.errno}] {exc.strerror or os.strerror(exc.errno or 0)}" if isinstance(exc, OSError)
+                  and exc.errno else str(exc))
+        super().__init__(f"cannot write {self.path}: {reason}")
+
+
+def location(path: str | os.PathLike[str], loc: int) -> dict[str, int]:
+    """Where a row of a table is, for an error message: its JSONL line (1-based) or Parquet row (0-based)."""
+    return {"line": loc} if table_format(path) == "jsonl" else {"row": loc}
 
 
 def table_format(path: str | os.PathLike[str]) -> str:
@@ -130,10 +150,6 @@ def iter_rows(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any
         yield index, _decode_json_columns(row, path, index)
 
 
-def _location(path: Path, loc: int) -> dict[str, int]:
-    return {"line": loc} if table_format(path) == "jsonl" else {"row": loc}
-
-
 def validation_error(path: str | os.PathLike[str], loc: int, row: dict[str, Any], exc: ValidationError) -> InputError:
     """Turn pydantic's error into one located message (first problem; the count of others)."""
     first = exc.errors()[0]
@@ -147,7 +163,7 @@ def validation_error(path: str | os.PathLike[str], loc: int, row: dict[str, Any]
     if more:
         message += f" (+{more} more problem{'s' if more > 1 else ''})"
     record_id = (row.get("id") or row.get("trace_id")) if isinstance(row, dict) else None
-    return InputError(path, message, record_id=record_id, field=field, **_location(Path(path), loc))
+    return InputError(path, message, record_id=record_id, field=field, **location(path, loc))
 
 
 def read_records(
@@ -170,19 +186,108 @@ def read_records(
 # ---------------------------------------------------------------- writing
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the user's umask (mkstemp alone would make it 0600)."""
+    return 0o666 & ~_umask()
+
+
+def dir_mode() -> int:
+    """The mode a new folder gets under the user's umask (mkdtemp alone would make it 0700)."""
+    return 0o777 & ~_umask()
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}."
+
+
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.tmp$")
+
+
+def remove_stale_temps(path: str | os.PathLike[str]) -> int:
+    """Delete the temp files a killed writer of `path` left beside it (their process is gone). Returns how many."""
+    path = Path(path)
+    removed = 0
+    if not path.parent.is_dir():
+        return 0
+    for candidate in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        match = _TEMP.match(candidate.name)
+        if match is None or match["name"] != path.name or process_alive(int(match["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            if candidate.is_dir():
+                import shutil
+
+                shutil.rmtree(candidate)
+            else:
+                candidate.unlink()
+            removed += 1
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Fail now, with one located line, if `path` cannot be written: its folder cannot be made, is a file, or is
+    read-only. Called before any work, so hours are not spent on a result that cannot be kept."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(path, "is a folder, expected a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(path, exc) from None
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name one file (also through a link)."""
+    a, b = Path(a), Path(b)
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temp path beside `path`; rename it into place only if the block succeeds."""
+    """Yield a temp path beside `path`; rename it into place only if the block succeeds. A write that fails for lack
+    of room or rights raises `OutputError` naming `path`; the earlier file (if any) is untouched."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise OutputError(path, exc) from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, file_mode())
         os.replace(tmp_path, path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.EFBIG,
+                         errno.ENOTDIR, errno.EISDIR):
+            raise OutputError(path, exc) from None
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -206,25 +311,37 @@ def write_rows(rows: Iterable[dict[str, Any] | BaseModel], path: str | os.PathLi
     return len(materialised)
 
 
-def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
-    import polars as pl
-
-    columns: dict[str, None] = {}
-    for row in rows:
-        columns.update(dict.fromkeys(row))
+def encode_json_columns(rows: Iterable[dict[str, Any]], columns: Iterable[str] | None = None,
+                        keep_native: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """Rows with every key of `columns` (default: all keys of all rows, in first-seen order) and object values of
+    `JSON_COLUMNS` as JSON text, ready for one Parquet schema; `keep_native` columns stay nested."""
+    rows = list(rows)
+    if columns is None:
+        seen: dict[str, None] = {}
+        for row in rows:
+            seen.update(dict.fromkeys(row))
+        columns = list(seen)
+    columns = list(columns)
     encoded = []
     for row in rows:
         out = {}
         for key in columns:
             value = row.get(key)
-            if key in JSON_COLUMNS and value is not None and not isinstance(value, str):
+            if key in JSON_COLUMNS and key not in keep_native and value is not None and not isinstance(value, str):
                 value = json.dumps(value, ensure_ascii=False, sort_keys=False, default=str)
             out[key] = value
         encoded.append(out)
+    return encoded
+
+
+def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
+    import polars as pl
+
+    encoded = encode_json_columns(rows)
     if encoded:
         frame = pl.DataFrame(encoded, infer_schema_length=None)
     else:
-        frame = pl.DataFrame({key: [] for key in columns})
+        frame = pl.DataFrame()
     frame.write_parquet(path)
 
 

@@ -10,7 +10,14 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from curate.io import InputError, iter_rows, table_format
+from curate.io import InputError, Rejected, location, read_records
+from curate.records import Question
+from curate.stage import FileInput
+
+#: The questions file a stage may read beside trace rows (they carry only `question_id`).
+QUESTIONS_INPUT = FileInput("Question file, for trace rows that carry only question_id")
+#: The question's columns a trace row carries once `filter` joined them (`gold` is the question's `answer`).
+QUESTION_FIELDS = ("source", "split", "question", "context", "options", "meta")
 
 
 def row_id(row: dict[str, Any]) -> str | None:
@@ -19,31 +26,40 @@ def row_id(row: dict[str, Any]) -> str | None:
     return str(value) if value is not None else None
 
 
-def read_located(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[int]]:
-    """All rows of a stage file and each one's location (JSONL line, Parquet row) for error messages."""
-    rows, locs = [], []
-    for loc, row in iter_rows(path):
-        rows.append(row)
-        locs.append(loc)
-    return rows, locs
-
-
-def where(path: str | os.PathLike[str], loc: int) -> dict[str, int]:
-    return {"line": loc} if table_format(path) == "jsonl" else {"row": loc}
+def load_question_records(path: str | os.PathLike[str], *,
+                          skip_invalid: bool = False) -> tuple[dict[str, Question], list[Rejected]]:
+    """id -> Question from a Question file: every row validated (a located InputError, or a rejected row with
+    `skip_invalid`), ids unique."""
+    records, rejected = read_records(path, Question, skip_invalid=skip_invalid)
+    out: dict[str, Question] = {}
+    for q in records:
+        if q.id in out:
+            raise InputError(path, "duplicate question id", record_id=q.id, field="id")
+        out[q.id] = q
+    return out, rejected
 
 
 def load_questions(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
-    """id -> Question row, from a Question file (checked for the fields the join needs)."""
-    out: dict[str, dict[str, Any]] = {}
-    for loc, row in iter_rows(path):
-        at = where(path, loc)
-        if not row.get("id"):
-            raise InputError(path, "required field is missing", field="id", **at)
-        if not isinstance(row.get("question"), str):
-            raise InputError(path, "expected the question text (a Question file)", field="question", record_id=row["id"],
-                             **at)
-        out[str(row["id"])] = row
-    return out
+    """id -> Question row (a plain dict), from a validated Question file."""
+    records, _ = load_question_records(path)
+    return {qid: q.row() for qid, q in records.items()}
+
+
+def join_question(row: dict[str, Any], question: dict[str, Any] | None) -> dict[str, Any]:
+    """The row with its question's columns filled in where it lacks them (`gold` from the question's `answer`)."""
+    if not question:
+        return row
+    filled = dict(row)
+    for key in QUESTION_FIELDS:
+        if filled.get(key) is None and key in question:
+            filled[key] = question[key]
+    if filled.get("gold") is None and "answer" in question:
+        filled["gold"] = question["answer"]
+    return filled
+
+
+def join_questions(rows: list[dict[str, Any]], questions: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [join_question(row, questions.get(row.get("question_id") or "")) for row in rows]
 
 
 @dataclass
@@ -71,7 +87,7 @@ def group_by_question(rows: list[dict[str, Any]], questions: dict[str, dict[str,
         g = index.get(key)
         if g is None:
             g = index[key] = len(groups.questions)
-            at = where(path, locs[i]) if locs is not None else {"row": i}
+            at = location(path, locs[i]) if locs is not None else {"row": i}
             groups.questions.append(_question_of(row, key, questions, path, at))
             groups.rows_of.append([])
         groups.rows_of[g].append(i)

@@ -9,19 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 import string
-from typing import Any
+import types
+import typing
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: Option letters, in order. PubMedQA uses A yes / B no / C maybe.
 LETTERS = tuple(string.ascii_uppercase)
 PUBMEDQA_OPTIONS = {"A": "yes", "B": "no", "C": "maybe"}
-
-#: Columns whose values are objects (dicts or lists of dicts). Parquet stores them as JSON text so that rows with
-#: different keys (A-D vs A-E options, per-source meta) share one schema; JSONL keeps them as objects. Stages that
-#: add an object-valued column register its name here.
-JSON_COLUMNS = frozenset({"options", "meta", "params", "usage", "contaminated_by", "found_in", "phi_found", "review",
-                          "messages"})
 
 
 class Record(BaseModel):
@@ -109,8 +105,125 @@ class Verdict(BaseModel):
     kept: bool = False
 
 
+class QuestionColumns(BaseModel):
+    """The question's columns `filter` copies into every trace row (see `question_columns`)."""
+
+    source: str | None = None
+    split: str | None = None
+    question: str | None = None
+    context: str | None = None
+    options: dict[str, str] | None = None
+    gold: str | None = Field(default=None, description="the gold letter (`answer` is the Verdict's canonical answer)")
+    meta: dict[str, Any] | None = None
+
+
 class FilteredTrace(Trace, Verdict):
     """A Trace row with its Verdict: the table `filter` writes and later stages extend."""
+
+
+# ---------------------------------------------------------------- the columns later stages add (one home each)
+
+
+class DedupeColumns(BaseModel):
+    """On rows `dedupe` rejects: which kept row they duplicate, and how alike they are."""
+
+    dup_of: str | None = Field(default=None, description="id of the kept row this one duplicates")
+    dup_score: float | None = Field(default=None, description="similarity 0..1 (1: exact after normalising)")
+
+
+class Contamination(BaseModel):
+    benchmark: str = Field(description="SOURCE:SPLIT of the benchmark, e.g. medqa:test")
+    item_id: str
+    method: Literal["exact", "ngram", "fuzzy"]
+    score: float
+
+
+class DecontaminateColumns(BaseModel):
+    """On every row `decontaminate` writes: the benchmark item it matches (rejected rows), or null (kept rows)."""
+
+    contaminated_by: Contamination | None = None
+
+
+class Exposure(BaseModel):
+    row_id: str | None
+    method: str
+    score: float
+
+
+class ExposureColumns(BaseModel):
+    """On benchmark items `decontaminate --reverse` finds in a training file."""
+
+    found_in: list[Exposure] = Field(default_factory=list, description="up to 10 training rows that match")
+    found_count: int = 0
+
+
+class ScrubColumns(BaseModel):
+    """On every row `scrub` writes: findings per PHI type (counts only: values never leave the stage)."""
+
+    phi_found: dict[str, int] = Field(default_factory=dict)
+
+
+class ReviewDecision(BaseModel):
+    verdict: Literal["accepted", "rejected"]
+    reasons: list[str] = Field(default_factory=list)
+    reviewers: list[str | None] = Field(default_factory=list)
+    n_reviewers: int
+    votes: dict[str, int] = Field(default_factory=dict)
+    answer_correct: list[Any] = Field(default_factory=list)
+    reasoning_sound_mean: float | None = None
+    comments: list[str] = Field(default_factory=list)
+    stratum: str | None = None
+
+
+class ReviewColumns(BaseModel):
+    """On every row `review apply` writes: the clinicians' decision, or null when the row was not reviewed."""
+
+    review: ReviewDecision | None = None
+
+
+class RejectionColumns(BaseModel):
+    """On every row of a `*.rejected` side file."""
+
+    rejected_by: str
+    reasons: list[str] = Field(description="reason codes, the primary one first")
+    detail: str = ""
+
+
+class PublishColumns(BaseModel):
+    """The TRL-ready columns `publish` adds (the teacher's raw output moves to `teacher_completion`)."""
+
+    prompt: str
+    completion: str
+    messages: list[dict[str, str]]
+    teacher_completion: str | None = None
+
+
+#: Every model whose fields are table columns.
+COLUMN_MODELS: tuple[type[BaseModel], ...] = (Question, Trace, Verdict, QuestionColumns, DedupeColumns,
+                                              DecontaminateColumns, ExposureColumns, ScrubColumns, ReviewColumns,
+                                              RejectionColumns, PublishColumns)
+
+
+def _is_object(annotation: Any) -> bool:
+    """Whether values of this type are objects (dicts, models, lists of them): stored as JSON text in Parquet."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_object(a) for a in typing.get_args(annotation) if a is not type(None))
+    if origin is list:
+        args = typing.get_args(annotation)
+        return bool(args) and _is_object(args[0])
+    if origin is dict or annotation is dict:
+        return True
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def json_columns(models: tuple[type[BaseModel], ...] = COLUMN_MODELS) -> frozenset[str]:
+    return frozenset(name for model in models for name, field in model.model_fields.items() if _is_object(field.annotation))
+
+
+#: Columns whose values are objects. Parquet stores them as JSON text so that rows with different keys (A-D vs A-E
+#: options, per-source meta) share one schema; JSONL keeps them as objects. Derived from the column models above.
+JSON_COLUMNS = json_columns()
 
 
 def question_columns(question: Question) -> dict[str, Any]:
@@ -138,8 +251,10 @@ def make_trace_id(question_id: str, teacher: str, prompt_hash: str, params: dict
     return stable_hash(question_id, teacher, prompt_hash, params, sample_index)
 
 
-def question_text_with_options(question: Question | dict[str, Any]) -> str:
-    """Question stem followed by lettered options: the text that dedupe, decontaminate and prompts look at."""
-    q = question if isinstance(question, dict) else question.row()
-    opts = "\n".join(f"{k}. {v}" for k, v in (q.get("options") or {}).items() if v is not None)
-    return f"{q['question']}\n{opts}" if opts else q["question"]
+def source_of(row: dict[str, Any]) -> str:
+    """A row's source: its `source` column, else the prefix of its question id (`medqa:test:12`)."""
+    source = row.get("source")
+    if source:
+        return str(source)
+    qid = str(row.get("question_id") or row.get("id") or "")
+    return qid.split(":", 1)[0] if ":" in qid else "unknown"

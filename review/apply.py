@@ -10,20 +10,93 @@ from __future__ import annotations
 
 import os
 from collections import Counter, defaultdict
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from curate.io import InputError, Rejected, iter_rows, write_rows
-from curate.stage_report import StageCounter, StageReport
+from pydantic import BaseModel, field_validator
+
+from curate.io import InputError, Rejected, iter_rows, location
+from curate.question_rows import load_questions
+from curate.records import ReviewColumns, ReviewDecision
+from curate.stage import Batch, FileInput, Outcome, Stage, StageConfig, StageReport, option
 from review.dataset import ANSWER_CORRECT, PHI, REASONING_SOUND, UNSAFE
-from review.items import load_questions, strata_fields, stratum_of
+from review.items import STRATA_KEYS, strata_fields, stratum_of
 from review.push import parse_strata
 from review.stats import StratumCount, agreement, stratified_rate, wilson_interval
-from review.verdict import REASONS, decide, findings
+from review.verdict import REASONS, RULES, decide, findings
 
-MODES = ("drop", "flag")
 REQUIRED_REVIEW_COLUMNS = ("trace_id", "reviewer", ANSWER_CORRECT, REASONING_SOUND, UNSAFE, PHI)
+
+
+class Rate(BaseModel):
+    reviewed: int
+    errors: int
+    rate: float | None
+    interval: tuple[float, float] | None
+
+
+class StratumRate(Rate):
+    stratum: str
+    population: int
+
+
+class CorpusRate(BaseModel):
+    """The stratified estimate over the reviewed strata (`coverage`: share of the corpus in them)."""
+
+    estimate: float | None
+    interval: tuple[float, float] | None
+    effective_n: float | None
+    reviewed: int
+    coverage: float | None
+
+
+class ErrorRates(BaseModel):
+    overall: CorpusRate
+    per_stratum: list[StratumRate]
+    per_reason: dict[str, Rate]
+
+
+class PairKappa(BaseModel):
+    raters: list[str]
+    items: int
+    kappa: float | None
+
+
+class Agreement(BaseModel):
+    items: int
+    fleiss_kappa: float | None
+    percent_agreement: float | None
+    cohen_kappa: list[PairKappa]
+
+
+class ReviewApplyConfig(StageConfig):
+    mode: Literal["drop", "flag"] = option("drop", "drop rejected rows (to --rejected) or flag them")
+    rule: Literal[RULES] = option("majority", "majority: most reviewers must agree (safety: any one); any: one is enough")  # type: ignore[valid-type]
+    stratify: list[str] = option(default_factory=lambda: list(STRATA_KEYS), help="strata keys among source, subject, "
+                                 "difficulty, as the sample was pushed (repeat or comma-separate; '' for none)")
+
+    @field_validator("stratify", mode="before")
+    @classmethod
+    def _strata(cls, value: Any) -> list[str]:
+        if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+            value = value[0]
+        return list(parse_strata(value))
+
+
+class ReviewReport(StageReport):
+    mode: str
+    rule: str
+    stratify: list[str]
+    reviewed_rows: int
+    rejected_by_review: int
+    reviews_without_row: int
+    error_rate: ErrorRates
+    agreement: dict[str, Agreement]
+    reviewers: dict[str, dict[str, int]]
+
+    def summary(self) -> str:
+        return (f"{self.reviewed_rows} reviewed rows, {self.rejected_by_review} rejected "
+                f"({'dropped' if self.mode == 'drop' else 'flagged'}); {self.rows_out} of {self.rows_in} rows")
 
 
 def read_reviews(path: str | os.PathLike[str]) -> dict[str, list[dict[str, Any]]]:
@@ -32,7 +105,7 @@ def read_reviews(path: str | os.PathLike[str]) -> dict[str, list[dict[str, Any]]
     by_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
     seen: set[tuple[str, str]] = set()
     for loc, row in iter_rows(path):
-        where = {"line": loc} if path.suffix in (".jsonl", ".json") else {"row": loc}
+        where = location(path, loc)
         for column in REQUIRED_REVIEW_COLUMNS:
             if column not in row:
                 raise InputError(path, "required field is missing", field=column, record_id=row.get("trace_id"), **where)
@@ -88,69 +161,53 @@ def review_statistics(
     }
 
 
-def apply_reviews(
-    input: str | os.PathLike[str],
-    reviews: str | os.PathLike[str],
-    output: str | os.PathLike[str],
-    *,
-    mode: str = "drop",
-    rule: str = "majority",
-    rejected: str | os.PathLike[str] | None = None,
-    report: str | os.PathLike[str] | None = None,
-    questions: str | os.PathLike[str] | None = None,
-    stratify: str | Sequence[str] | None = None,
-) -> StageReport:
-    """Apply the reviews in `reviews` (a `pull` file) to the curated file `input`; write `output` and the report.
+REVIEWS_INPUT = FileInput("reviews file from `curate review pull`", required=True)
+QUESTIONS_INPUT = FileInput("questions file, for subjects the rows do not carry")
 
-    `stratify` must be the keys the sample was pushed with (default source,subject,difficulty): the error rate is
-    estimated per stratum and weighted by each stratum's share of `input`. `questions` supplies subjects when the
-    rows do not carry them.
-    """
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
-    keys = parse_strata(stratify)
-    by_trace = read_reviews(reviews)
-    question_rows = load_questions(questions) if questions else None
-    counter = StageCounter("review")
-    kept: list[dict[str, Any]] = []
-    dropped: list[Rejected] = []
-    decisions: dict[str, dict[str, Any]] = {}
-    population: Counter[str] = Counter()
-    stratum_by_trace: dict[str, str] = {}
-    for _, row in iter_rows(input):
-        question = (question_rows or {}).get(row.get("question_id"))
-        strata = strata_fields(row, question)
-        stratum = stratum_of(strata, keys)
-        population[stratum] += 1
-        counter.seen(strata["source"])
-        trace_id = row.get("trace_id")
-        responses = by_trace.get(trace_id) if trace_id is not None else None
-        review = None
-        if responses:
-            review = {**decide(responses, rule), "stratum": stratum}
-            decisions[trace_id] = review
-            stratum_by_trace[trace_id] = stratum
-        out = {**row, "review": review}
-        if review is not None and review["verdict"] == "rejected" and mode == "drop":
-            counter.dropped(review["reasons"], strata["source"])
-            dropped.append(Rejected(row=out, reasons=review["reasons"], detail="; ".join(review["comments"])))
-        else:
-            counter.kept(strata["source"])
-            kept.append(out)
-    statistics = review_statistics(decisions, by_trace, dict(population), stratum_by_trace)
-    flagged = sum(1 for d in decisions.values() if d["verdict"] == "rejected")
-    result = counter.report(
-        mode=mode,
-        rule=rule,
-        stratify=list(keys),
-        reviewed_rows=len(decisions),
-        rejected_by_review=flagged,
-        reviews_without_row=len(set(by_trace) - set(decisions)),
-        **statistics,
-    )
-    write_rows(kept, output)
-    if rejected is not None:
-        write_rows([r.as_row("review") for r in dropped], rejected)
-    if report is not None:
-        result.write(report)
-    return result
+
+class ReviewApplyStage(Stage[ReviewApplyConfig, ReviewReport]):
+    """Apply the reviews (a `pull` file) to the curated file that was sampled. `stratify` must be the keys the sample
+    was pushed with: the error rate is estimated per stratum and weighted by its share of the input."""
+
+    name = "review"
+    Config, Report, Columns = ReviewApplyConfig, ReviewReport, ReviewColumns
+    files = {"reviews": REVIEWS_INPUT, "questions": QUESTIONS_INPUT}
+
+    def process(self, batch: Batch) -> Outcome:
+        c = self.config
+        keys = tuple(c.stratify)
+        by_trace = read_reviews(batch.files["reviews"])
+        question_rows = load_questions(batch.files["questions"]) if batch.files["questions"] else None
+        kept: list[dict[str, Any]] = []
+        dropped: list[Rejected] = []
+        decisions: dict[str, dict[str, Any]] = {}
+        population: Counter[str] = Counter()
+        stratum_by_trace: dict[str, str] = {}
+        for row in batch.rows:
+            question = (question_rows or {}).get(row.get("question_id"))
+            stratum = stratum_of(strata_fields(row, question), keys)
+            population[stratum] += 1
+            trace_id = row.get("trace_id")
+            responses = by_trace.get(trace_id) if trace_id is not None else None
+            review = None
+            if responses:
+                review = ReviewDecision(**decide(responses, c.rule), stratum=stratum).model_dump(mode="json")
+                decisions[trace_id] = review
+                stratum_by_trace[trace_id] = stratum
+            out = {**row, "review": review}
+            if review is not None and review["verdict"] == "rejected" and c.mode == "drop":
+                dropped.append(Rejected(row=out, reasons=review["reasons"], detail="; ".join(review["comments"])))
+            else:
+                kept.append(out)
+        statistics = review_statistics(decisions, by_trace, dict(population), stratum_by_trace)
+        return Outcome(kept=kept, rejected=dropped, stats=dict(
+            mode=c.mode, rule=c.rule, stratify=list(keys), reviewed_rows=len(decisions),
+            rejected_by_review=sum(1 for d in decisions.values() if d["verdict"] == "rejected"),
+            reviews_without_row=len(set(by_trace) - set(decisions)), **statistics))
+
+
+def apply_reviews(input: str | os.PathLike[str], reviews: str | os.PathLike[str], output: str | os.PathLike[str],
+                  **options: Any) -> ReviewReport:
+    """Apply the reviews in `reviews` to the curated file `input`; write `output` (and the rejected file and report
+    when asked). Options are ReviewApplyConfig's, plus `questions` (subjects the rows do not carry)."""
+    return ReviewApplyStage.invoke(input, output, reviews=reviews, **options)

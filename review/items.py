@@ -12,8 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from curate.io import InputError, iter_rows
-from curate.records import Question
+from curate.io import InputError, iter_rows, location
 
 #: Columns a row may stratify on, in the order the CLI accepts them.
 STRATA_KEYS = ("source", "subject", "difficulty")
@@ -22,14 +21,6 @@ UNKNOWN = "unknown"
 #: Pass-rate bands for the `difficulty` stratum when a row has a pass rate (share of its question's samples that the
 #: teacher got right): a question most samples get right is easy.
 DIFFICULTY_BANDS = ((0.8, "easy"), (0.4, "medium"), (0.0, "hard"))
-
-
-def load_questions(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
-    """Questions by id, validated (a bad row raises a located InputError)."""
-    from curate.io import read_records
-
-    records, _ = read_records(path, Question)
-    return {q.id: q.row() for q in records}
 
 
 def difficulty_of(row: dict[str, Any], meta: dict[str, Any]) -> str:
@@ -70,13 +61,13 @@ def _reasoning(row: dict[str, Any]) -> str | None:
 def review_item(row: dict[str, Any], questions: dict[str, dict[str, Any]] | None, *, where: tuple[Path, int]) -> dict[str, Any]:
     """The reviewable view of one row. Raises InputError naming the file, line/row, trace id and missing field."""
     path, loc = where
-    location = {"line": loc} if str(path).endswith((".jsonl", ".json")) else {"row": loc}
+    at = location(path, loc)
     trace_id = row.get("trace_id")
     if not isinstance(trace_id, str) or not trace_id:
-        raise InputError(path, "required field is missing", field="trace_id", **location)
+        raise InputError(path, "required field is missing", field="trace_id", **at)
 
     def fail(field: str, message: str) -> InputError:
-        return InputError(path, message, record_id=trace_id, field=field, **location)
+        return InputError(path, message, record_id=trace_id, field=field, **at)
 
     qid = row.get("question_id")
     question = questions.get(qid) if questions is not None and qid is not None else None

@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from curate.io import write_rows
-from curate.stage_report import StageCounter, StageReport
+from curate.stage import StageReport, Tally
 from review.client import connect, find_dataset
 from review.dataset import METADATA, QUESTIONS
 
@@ -43,6 +43,13 @@ def review_rows(records: Any, usernames: dict[str, str]) -> tuple[list[dict[str,
     return rows, statuses
 
 
+class PullReport(StageReport):
+    dataset: str
+    responses: dict[str, int]
+    reviewers: dict[str, int]
+    records_reviewed: int
+
+
 def pull(
     dataset: str,
     output: str | os.PathLike[str],
@@ -50,26 +57,24 @@ def pull(
     api_url: str | None = None,
     workspace: str | None = None,
     report: str | os.PathLike[str] | None = None,
-) -> StageReport:
+) -> PullReport:
     """Write every submitted response of `dataset` to `output` (one row per record and reviewer)."""
+    import time
+
+    started = time.perf_counter()
     client = connect(api_url)
     ds = find_dataset(client, dataset, workspace)
-    counter = StageCounter("review-pull")
     records = list(ds.records(with_responses=True, with_suggestions=False))
-    for record in records:
-        counter.seen((record.metadata or {}).get("source"))
     rows, statuses = review_rows(records, _usernames(client))
     write_rows(rows, output)
     reviewed = {r["trace_id"] for r in rows}
-    for record in records:
-        if str(record.id) in reviewed:
-            counter.kept((record.metadata or {}).get("source"))
-    result = counter.report(
-        dataset=dataset,
+    sources = [{"source": (record.metadata or {}).get("source")} for record in records]
+    tally = Tally()
+    tally.add([s for s, record in zip(sources, records) if str(record.id) in reviewed], [], inputs=sources)
+    result = PullReport(
+        stage="review-pull", **tally.counts(), wall_s=round(time.perf_counter() - started, 3), dataset=dataset,
         responses={"submitted": statuses["submitted"], "draft": statuses["draft"], "discarded": statuses["discarded"]},
-        reviewers=dict(sorted(Counter(r["reviewer"] for r in rows).items())),
-        records_reviewed=len(reviewed),
-    )
+        reviewers=dict(sorted(Counter(r["reviewer"] for r in rows).items())), records_reviewed=len(reviewed))
     if report is not None:
         result.write(report)
     return result

@@ -8,10 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from curate.stage_report import StageCounter, StageReport
+from pydantic import Field, field_validator
+
+from curate.question_rows import load_questions
+from curate.stage import StageConfig, StageReport, Tally, option
 from review.client import ReviewError, api_url_of, connect, workspace_of
 from review.dataset import FIELDS, QUESTIONS, build_settings, record_for, require_argilla
-from review.items import STRATA_KEYS, load_questions, review_items, stratum_of
+from review.items import STRATA_KEYS, review_items, stratum_of
 from review.sample import stratified_sample
 
 BATCH = 256
@@ -41,29 +44,60 @@ def _check_compatible(dataset: Any, reviewers_per_record: int) -> None:
                           f"{reviewers_per_record}: pass --reviewers-per-record {current} or use a new --dataset")
 
 
-def push(
-    input: str | os.PathLike[str],
-    *,
-    dataset: str,
-    questions: str | os.PathLike[str] | None = None,
-    sample: int | None = None,
-    stratify: str | Sequence[str] | None = None,
-    seed: int = 0,
-    min_per_stratum: int = 1,
-    reviewers_per_record: int = 1,
-    api_url: str | None = None,
-    workspace: str | None = None,
-    report: str | os.PathLike[str] | None = None,
-) -> StageReport:
-    """Create (or reuse) the review dataset `dataset` and log a stratified sample of `input` into it.
+class PushConfig(StageConfig):
+    dataset: str = option(..., "Argilla dataset name (created, or reused when it exists)")
+    sample: int | None = option(200, "how many traces to review (a stratified sample; None: all)", ge=1)
+    stratify: list[str] = option(default_factory=lambda: list(STRATA_KEYS), help="strata keys among source, subject, "
+                                 "difficulty (repeat or comma-separate; '' for none)")
+    seed: int = option(0, "sampling seed")
+    min_per_stratum: int = option(1, "at least this many per stratum", ge=0)
+    reviewers_per_record: int = option(1, "clinicians who must submit each record", ge=1)
+    api_url: str | None = option(None, "Argilla server URL (default: $ARGILLA_API_URL, else http://localhost:6900); the "
+                                 "key comes from $ARGILLA_API_KEY", volatile=True)
+    workspace: str | None = option(None, "Argilla workspace (default: your first)")
+
+    @field_validator("stratify", mode="before")
+    @classmethod
+    def _strata(cls, value: Any) -> list[str]:
+        if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+            value = value[0]
+        return list(parse_strata(value))
+
+
+class StratumSample(StageConfig):
+    stratum: str
+    population: int
+    sampled: int
+
+
+class PushReport(StageReport):
+    dataset: str
+    workspace: str
+    api_url: str
+    created: bool
+    new_records: int
+    updated_records: int
+    reviewers_per_record: int
+    stratify: list[str]
+    seed: int
+    strata: list[StratumSample] = Field(default_factory=list)
+
+
+def push(input: str | os.PathLike[str], *, questions: str | os.PathLike[str] | None = None,
+         report: str | os.PathLike[str] | None = None, **options: Any) -> PushReport:
+    """Create (or reuse) the review dataset and log a stratified sample of `input` into it (options: PushConfig's).
 
     Record ids are trace ids, so pushing again (a larger sample, a re-run) updates records and never duplicates
     them; responses already given are kept. Every row is validated before anything reaches the server.
     """
-    keys = parse_strata(stratify)
-    if sample is not None and sample < 1:
-        raise ValueError("--sample must be at least 1")
-    counter = StageCounter("review-push")
+    import time
+
+    from curate.stage import make_config
+
+    started = time.perf_counter()
+    c = make_config(PushConfig, options)
+    keys = tuple(c.stratify)
+    tally = Tally()
     question_rows = load_questions(questions) if questions else None
     items = list(review_items(Path(input), question_rows))
     seen: set[str] = set()
@@ -71,41 +105,33 @@ def push(
         if item["trace_id"] in seen:
             raise ValueError(f"{input}: trace id {item['trace_id']!r} appears twice (record ids must be unique)")
         seen.add(item["trace_id"])
-        counter.seen(item["source"])
-    chosen, strata = stratified_sample(items, sample, stratum=lambda it: stratum_of(it, keys),
-                                       key=lambda it: it["trace_id"], seed=seed, minimum=min_per_stratum)
-    for item in chosen:
-        counter.kept(item["source"])
+    chosen, strata = stratified_sample(items, c.sample, stratum=lambda it: stratum_of(it, keys),
+                                       key=lambda it: it["trace_id"], seed=c.seed, minimum=c.min_per_stratum)
+    tally.add(chosen, [], inputs=items)
 
-    client = connect(api_url)
+    client = connect(c.api_url)
     rg = require_argilla()
-    ws = workspace_of(client, workspace, create=True)
+    ws = workspace_of(client, c.workspace, create=True)
     with warnings.catch_warnings():  # the SDK warns when the dataset does not exist yet: that is expected here
         warnings.simplefilter("ignore", UserWarning)
-        ds = client.datasets(name=dataset, workspace=ws)
+        ds = client.datasets(name=c.dataset, workspace=ws)
     created = ds is None
     if created:
-        ds = rg.Dataset(name=dataset, workspace=ws, settings=build_settings(reviewers_per_record), client=client).create()
+        ds = rg.Dataset(name=c.dataset, workspace=ws, settings=build_settings(c.reviewers_per_record),
+                        client=client).create()
         existing: set[str] = set()
     else:
-        _check_compatible(ds, reviewers_per_record)
+        _check_compatible(ds, c.reviewers_per_record)
         existing = {str(r.id) for r in ds.records(with_responses=False, with_suggestions=False)}
     records = [record_for(item) for item in chosen]
     if records:  # the SDK upserts by record id (= trace id) in batches
         ds.records.log(records, batch_size=min(BATCH, len(records)))
     new = sum(1 for item in chosen if item["trace_id"] not in existing)
-    result = counter.report(
-        dataset=dataset,
-        workspace=ws.name,
-        api_url=api_url_of(api_url),
-        created=created,
-        new_records=new,
-        updated_records=len(chosen) - new,
-        reviewers_per_record=reviewers_per_record,
-        stratify=list(keys),
-        seed=seed,
-        strata=[{"stratum": s.name, "population": s.population, "sampled": s.sampled} for s in strata],
-    )
+    result = PushReport(
+        stage="review-push", **tally.counts(), wall_s=round(time.perf_counter() - started, 3),
+        dataset=c.dataset, workspace=ws.name, api_url=api_url_of(c.api_url), created=created, new_records=new,
+        updated_records=len(chosen) - new, reviewers_per_record=c.reviewers_per_record, stratify=list(keys), seed=c.seed,
+        strata=[StratumSample(stratum=s.name, population=s.population, sampled=s.sampled) for s in strata])
     if report is not None:
         result.write(report)
     return result

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from curate.decontaminate import BenchmarkIndex, DecontaminateOptions, decontaminate, exposure, run_decontaminate
+from curate.decontaminate import BenchmarkIndex, DecontaminateConfig, decontaminate, exposure, run_decontaminate
 from curate.io import InputError, read_rows, write_rows
 from curate.textnorm import question_text
 from tests.perturb import PERTURBATIONS, change_words, embed, reorder_options, surface, truncate
@@ -115,7 +115,7 @@ def test_boilerplate_ngrams_are_left_out_of_the_index():
     items = [{"id": f"b{k}", "question": f"{opening} {tail}", "options": {"A": "x", "B": "y"}}
              for k, tail in enumerate(["chest pain radiating to the back", "severe headache and vomiting",
                                        "shortness of breath after a long flight"])]
-    index = BenchmarkIndex({"b": items}, DecontaminateOptions(long_max_df=2))
+    index = BenchmarkIndex({"b": items}, DecontaminateConfig(long_max_df=2))
     assert index.long.dropped_boilerplate > 0
     row = {"question": f"{opening} painless jaundice and dark urine", "options": {"A": "p", "B": "q"}}
     assert index.match([question_text(row)]) == [None]
@@ -165,7 +165,7 @@ def test_run_decontaminate_files_and_report(tmp_path):
     rejected = read_rows(tmp_path / "rej.jsonl")
     assert len(rejected) == 6 and {r["contaminated_by"]["item_id"] for r in rejected} == {"medqa:test:0"}
     saved = json.loads((tmp_path / "r.json").read_text())
-    assert saved["extra"]["per_benchmark"] == {"medqa:test": 6} == report.extra["per_benchmark"]
+    assert saved["per_benchmark"] == {"medqa:test": 6} == report.per_benchmark
     assert saved["reasons"] == {"benchmark_contamination": 6}
 
 
@@ -219,7 +219,7 @@ def test_medqa_test_against_itself_flags_every_item(tmp_path, shared_data):
     path = shared_data / "benchmarks/medqa/test.4_options.jsonl"
     report = run_decontaminate(path, tmp_path / "clean.jsonl", benchmarks=["medqa:test"],
                                benchmark_paths={"medqa:test": str(path)})
-    assert report.rows_in == 1273 and report.rows_out == 0 and report.extra["per_benchmark"] == {"medqa:test": 1273}
+    assert report.rows_in == 1273 and report.rows_out == 0 and report.per_benchmark == {"medqa:test": 1273}
 
 
 #: Measured on these files (see the README section): perturbed-copy recall per bank and kind of rewrite.
@@ -292,5 +292,5 @@ def test_long_ngram_made_of_boilerplate_is_no_evidence():
                        f"Coarse crackles are heard bilaterally. {closing}",
            "options": {"A": "Macrophages", "B": "Pulmonary fibrosis"}}
     assert BenchmarkIndex({"b": items}).match([question_text(row)]) == [None]
-    unfiltered = BenchmarkIndex({"b": items}, DecontaminateOptions(sub_max_df=10**9))
+    unfiltered = BenchmarkIndex({"b": items}, DecontaminateConfig(sub_max_df=10**9))
     assert unfiltered.match([question_text(row)])[0] is not None

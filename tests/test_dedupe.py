@@ -10,7 +10,7 @@ import random
 import numpy as np
 import pytest
 
-from curate.dedupe import DedupeOptions, dedupe, find_duplicates, near_duplicate_traces, run_dedupe
+from curate.dedupe import DedupeConfig, dedupe, find_duplicates, near_duplicate_traces, run_dedupe
 from curate.io import InputError, read_rows, write_rows
 from curate.minhash import band_keys, candidate_pairs, signatures
 from curate.ngrams import Vocab, gram_hashes
@@ -155,7 +155,7 @@ def test_representative_is_first_in_input_order():
 
 def test_threshold_is_configurable():
     rows = hand_made()
-    strict = dedupe(rows, options=DedupeOptions(threshold=0.999))
+    strict = dedupe(rows, options=DedupeConfig(threshold=0.999))
     # Exact ones, the pure truncation and the pure embedding (the shorter stem lies unchanged in the longer: 1.0).
     assert {r.row["id"] for r in strict.rejected} == {"surface", "reordered", "truncated", "embedded"}
 
@@ -197,7 +197,7 @@ def test_traces_go_with_their_question_and_near_identical_traces_are_dropped(tmp
     assert by_id["base-t1"].reasons == ["near_duplicate_trace"] and by_id["base-t1"].row["dup_of"] == "base-t0"
     for tid in ("one_word-t0", "one_word-t1"):  # the whole duplicate question goes, pointing at the kept trace
         assert by_id[tid].reasons == ["near_duplicate"] and by_id[tid].row["dup_of"] == "base-t0"
-    off = dedupe(rows, questions=questions, options=DedupeOptions(trace_threshold=None))
+    off = dedupe(rows, questions=questions, options=DedupeConfig(trace_dedupe=False))
     assert [r["trace_id"] for r in off.kept] == ["base-t0", "base-t1", "base-t2", "boiler1-t0"]
 
 

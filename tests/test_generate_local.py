@@ -51,7 +51,7 @@ def test_transformers_backend_generates_resumes_and_is_deterministic(tiny_model:
     first = out.read_bytes()
     again = run_generate(questions, out, teacher=str(tiny_model), backend="transformers", samples=2, max_tokens=8, seed=0,
                          cache_dir=tmp_path / "cache")
-    assert again.extra["generated"] == 0 and again.extra["from_cache"] == report.extra["generated"]
+    assert again.generated == 0 and again.from_cache == report.generated
     assert out.read_bytes() == first
 
     # a fresh cache gives the same texts: each request's generator is seeded from its content hash

@@ -181,7 +181,7 @@ def test_limit_and_shard_through_run_generate(server, tmp_path: Path):
     report = run_generate(questions, tmp_path / "limited.jsonl", teacher=TEACHER, base_urls=[server.url], limit=7,
                           samples=2, seed=0, report=tmp_path / "report.json")
     assert report.rows_in == 7 and report.rows_out == 14
-    assert json.loads((tmp_path / "report.json").read_text())["extra"]["generated"] == 14
+    assert json.loads((tmp_path / "report.json").read_text())["generated"] == 14
     ids = []
     for i in range(3):
         run_generate(questions, tmp_path / f"s{i}.jsonl", teacher=TEACHER, base_urls=[server.url], shard=f"{i}/3", seed=0,

@@ -8,8 +8,9 @@ import json
 import pytest
 
 from curate.io import InputError, read_rows, write_rows
+from curate.question_rows import load_questions
 from review.apply import apply_reviews
-from review.items import load_questions, review_items
+from review.items import review_items
 from review.verdict import decide, findings
 from tests.review_data import write_corpus
 
@@ -105,7 +106,7 @@ def test_apply_drops_rejected_rows_and_reports(tmp_path, suffix):
     assert kept["trace-0005"]["review"] is None  # not reviewed
     assert isinstance(dropped["trace-0001"]["review"], dict)  # object column survives Parquet (JSON_COLUMNS)
     assert (result.rows_in, result.rows_out, result.rejected) == (12, 10, 2)
-    extra = json.loads(report.read_text())["extra"]
+    extra = json.loads(report.read_text())
     assert extra["reviewed_rows"] == 4 and extra["reviews_without_row"] == 1
     # Strata over 12 rows (source by i%3, subject by i%2, difficulty by i%3): 6 strata of 2 rows each.
     strata = {s["stratum"]: s for s in extra["error_rate"]["per_stratum"]}

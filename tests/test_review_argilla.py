@@ -18,8 +18,9 @@ import httpx
 import pytest
 
 from curate.io import read_rows
+from curate.question_rows import load_questions
 from review import apply_reviews, pull, push, status
-from review.items import load_questions, review_items
+from review.items import review_items
 from review.testing.server import ArgillaServer, ensure_venv
 from tests.review_data import write_corpus
 
@@ -90,7 +91,7 @@ def answers(correct="correct", rating=4, unsafe="no", phi="no"):
 def test_push_creates_the_review_dataset(env, corpus, owner):
     kept, qs = corpus
     result = push(kept, dataset="spot-check", questions=qs, sample=12, seed=5, reviewers_per_record=2)
-    assert result.extra["created"] and result.extra["new_records"] == 12 and result.rows_in == 30
+    assert result.created and result.new_records == 12 and result.rows_in == 30
     ds = owner.datasets(name="spot-check")
     settings = ds.settings
     assert [f.name for f in settings.fields] == ["question", "context", "reasoning", "final_answer", "gold_answer"]
@@ -121,9 +122,9 @@ def test_push_again_never_duplicates_and_keeps_responses(env, corpus, owner, ser
     reviewer = make_reviewer(owner, server, "early-bird")
     submit(server, reviewer, first._server_id, answers())
     again = push(kept, dataset="spot-check", questions=qs, sample=12, seed=5, reviewers_per_record=2)
-    assert not again.extra["created"] and again.extra["new_records"] == 0 and again.extra["updated_records"] == 12
+    assert not again.created and again.new_records == 0 and again.updated_records == 12
     grown = push(kept, dataset="spot-check", questions=qs, sample=20, seed=5, reviewers_per_record=2)
-    assert grown.extra["new_records"] == 8  # a larger sample with the same seed contains the smaller one
+    assert grown.new_records == 8  # a larger sample with the same seed contains the smaller one
     records = list(ds.records)
     assert len(records) == 20 and len({r.id for r in records}) == 20
     kept_response = [r for r in records if r.id == first.id][0].responses
@@ -197,19 +198,19 @@ def test_reviewers_status_pull_and_agreement(env, corpus, owner, server, tmp_pat
     reviews = tmp_path / "reviews.parquet"
     pulled = pull("agreement", reviews)
     rows = read_rows(reviews)
-    assert len(rows) == 9 and pulled.extra["reviewers"] == {"alice": 5, "bob": 4}
+    assert len(rows) == 9 and pulled.reviewers == {"alice": 5, "bob": 4}
     assert {r["trace_id"] for r in rows} == {r.id for r in records[:5]}
     assert [r["comment"] for r in rows if r["trace_id"] == records[4].id] == ["fine"]
 
     result = apply_reviews(kept, reviews, tmp_path / "out.parquet", rejected=tmp_path / "rejected.parquet", questions=qs)
-    agreement = result.extra["agreement"]["answer_correct"]
+    agreement = result.agreement["answer_correct"].model_dump()
     # By hand: Cohen p_o 3/4, p_e (3*2 + 1*2)/16 = 1/2 -> 0.5; Fleiss P 0.75, P_e (25 + 9)/64 -> 0.4667.
     assert agreement["items"] == 4
     assert agreement["cohen_kappa"][0]["kappa"] == pytest.approx(0.5)
     assert agreement["fleiss_kappa"] == pytest.approx(0.46667, abs=1e-4)
     # Rejected: both said incorrect (record 2) and the 1-1 tie (record 3).
     assert {r["trace_id"] for r in read_rows(tmp_path / "rejected.parquet")} == {records[1].id, records[2].id}
-    assert result.rows_out == 28 and result.extra["reviewers"]["bob"]["problem_found"] == 2
+    assert result.rows_out == 28 and result.reviewers["bob"]["problem_found"] == 2
 
 
 def test_cli_push_status_pull(env, corpus, tmp_path, cli):
@@ -330,7 +331,7 @@ def test_push_real_teacher_traces(env, owner, shared_data, tmp_path):
     write_rows(rows, path)
     result = push(path, dataset="real-traces", sample=24, stratify="source", seed=2)
     assert result.rows_in == len(rows) and result.rows_out == 24
-    assert {s["stratum"]: s["sampled"] for s in result.extra["strata"]} == {"medmcqa": 8, "medqa": 8, "pubmedqa": 8}
+    assert {s.stratum: s.sampled for s in result.strata} == {"medmcqa": 8, "medqa": 8, "pubmedqa": 8}
     by_id = {r["trace_id"]: r for r in rows}
     records = list(owner.datasets(name="real-traces").records)
     assert len(records) == 24

@@ -104,7 +104,7 @@ def test_redact_typed_placeholders_and_phi_found():
     assert "<AGE> years old, SSN <SSN>" in first["completion"]
     assert first["phi_found"]["PERSON"] == 3 and first["phi_found"]["SSN"] == 1
     assert second["phi_found"] == {} and second["question"] == _trace_rows()[1]["question"]
-    assert summary["rows_with_phi"] == 1 and summary["findings"]["PERSON"] == 3
+    assert summary.rows_with_phi == 1 and summary.findings["PERSON"] == 3
 
 
 def test_drop_policy_rejects_rows_and_writes_them_redacted(tmp_path):
@@ -129,14 +129,14 @@ def test_cli_report_counts_types_and_never_values(tmp_path, cli):
     report_text = rep.read_text()
     report = json.loads(report_text)
     assert report["stage"] == "scrub" and report["rows_in"] == 20 and report["rows_out"] == 20
-    assert set(report["extra"]["findings"]) >= {"PERSON", "DATE", "PHONE", "EMAIL", "SSN", "MRN"}
+    assert set(report["findings"]) >= {"PERSON", "DATE", "PHONE", "EMAIL", "SSN", "MRN"}
     values = {n.text[s:e] for n in notes for s, e, _ in n.spans}
     leaked = [v for v in values if len(v) >= 4 and (v in report_text or v in proc.stdout + proc.stderr)]
     assert leaked == []
     clean = read_rows(out)
     assert all(isinstance(r["phi_found"], dict) and r["phi_found"] for r in clean)
     assert clean[0]["options"] == {"A": "Graves disease", "B": "Down syndrome"}
-    assert sum(sum(r["phi_found"].values()) for r in clean) == sum(report["extra"]["findings"].values())
+    assert sum(sum(r["phi_found"].values()) for r in clean) == sum(report["findings"].values())
 
 
 def test_fail_closed_without_ner_model(tmp_path, cli):
@@ -149,7 +149,7 @@ def test_fail_closed_without_ner_model(tmp_path, cli):
     assert proc.returncode == 2 and "no NER model" in proc.stderr and not out.exists()
     # With the explicit flag it runs on patterns only, and says so in the report.
     report = run_scrub(src, out, ner_model="curate_no_such_spacy_model", allow_no_ner=True, workers=1)
-    assert report.extra["ner_model"] is None
+    assert report.ner_model is None
     text = out.read_text()
     assert "<SSN>" in text and "<MRN>" in text and "078-05-1120" not in text
 
@@ -172,7 +172,7 @@ def test_parallel_matches_serial():
     rows = [{"trace_id": f"t{i}", "completion": n.text} for i, n in enumerate(synthetic_phi_notes(40, seed=3))]
     serial, _, _ = scrub_rows([dict(r) for r in rows], workers=1, batch_rows=8)
     parallel, _, summary = scrub_rows([dict(r) for r in rows], workers=2, batch_rows=8)
-    assert summary["workers"] == 2
+    assert summary.workers == 2
     assert parallel == serial
 
 
@@ -189,7 +189,7 @@ def test_real_benchmark_questions_barely_altered(shared_data):
     rows = [q.row() for q in questions]
     kept, _, summary = scrub_rows([dict(r) for r in rows], workers=2)
     altered = [r for r in kept if r["phi_found"]]
-    print(f"\n{len(altered)}/{len(rows)} questions altered ({len(altered) / len(rows):.2%}); {summary['findings']}")
+    print(f"\n{len(altered)}/{len(rows)} questions altered ({len(altered) / len(rows):.2%}); {summary.findings}")
     assert len(rows) > 5000
     assert len(altered) <= 0.01 * len(rows)
     for row, original in zip(kept, rows):

@@ -23,13 +23,15 @@ def run(
     from rich.markup import escape
 
     from curate.pipeline import PipelineError, load_config, run_pipeline
-    from curate.pipeline.steps import StagePending
+    from curate.progress import ProgressDisplay
+    from curate.stage import StagePending
 
     with user_errors():
         cfg = load_config(config)
         try:
-            manifest = run_pipeline(cfg, run_dir=run_dir, until=until, start=start,
-                                    echo=lambda line: console.print(escape(line), highlight=False))
+            with ProgressDisplay() as display:
+                manifest = run_pipeline(cfg, run_dir=run_dir, until=until, start=start, display=display,
+                                        echo=lambda line: console.print(escape(line), highlight=False, soft_wrap=True))
         except PipelineError as exc:
             console.print(f"[bold red]error:[/] {escape(str(exc))}\nFinished stages are kept: fix the cause and run the same "
                           "command again to resume.", highlight=False, soft_wrap=True)
@@ -68,31 +70,16 @@ def report(
     console.print(f"[green]wrote[/] {path} (figures in {path.with_name(path.stem + '-figures')})")
 
 
-def publish(
-    input: Path = typer.Option(..., "-i", "--input", help="curated traces (.parquet or .jsonl)"),
-    repo_id: str = typer.Option(..., "--repo-id", help="ORG/NAME of the dataset on the Hub"),
-    local_dir: Path | None = typer.Option(None, "--local-dir", help="write the files here instead of pushing (no network)"),
-    private: bool = typer.Option(False, "--private", help="create the Hub repo private"),
-    force: bool = typer.Option(False, "--force", help="publish even if decontamination or PHI scrubbing was skipped "
-                                                      "(the card says so)"),
-    run_dir: Path | None = typer.Option(None, "--run-dir", help="the run directory the file came from (counts, reports)"),
-    split_by: str | None = typer.Option(None, "--split-by", help="a column whose values become splits (default: train)"),
-    questions: Path | None = typer.Option(None, "--questions", help="Question file, when rows lack the question text"),
-) -> None:
-    """Publish curated traces as a Hugging Face dataset with a dataset card (to the Hub, or --local-dir).
-
-    Parquet per split, a README.md card with metadata and provenance, TRL-ready columns. Token from HF_TOKEN.
-    Example: curate publish -i runs/example/scrubbed.parquet --repo-id me/medical-cot --run-dir runs/example
-    --local-dir out"""
-    with user_errors():
-        from curate.publish import publish as publish_dataset
-
-        where = publish_dataset(input, repo_id=repo_id, local_dir=local_dir, private=private, force=force,
-                                run_dir=run_dir, split_by=split_by, questions=questions)
-    console.print(f"[green]published[/] {input} -> {where}")
-
-
 def register(app: typer.Typer) -> None:
+    from curate.commands.stage_cli import stage_command
+    from curate.publish import PublishStage
+
     app.command("run")(run)
     app.command("report")(report)
-    app.command("publish")(publish)
+    app.command("publish")(stage_command(
+        PublishStage, input_help="curated traces (.parquet or .jsonl)", output_decls=("--local-dir",),
+        output_required=False, output_help="write the files here instead of pushing (no network)", rejected_help=None,
+        help="Publish curated traces as a Hugging Face dataset with a dataset card (to the Hub, or --local-dir).\n\n"
+             "Parquet per split, a README.md card with metadata and provenance, TRL-ready columns. Token from "
+             "HF_TOKEN.\n\nExample: curate publish -i runs/example/scrubbed.parquet --repo-id me/medical-cot "
+             "--run-dir runs/example --local-dir out"))

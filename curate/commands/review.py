@@ -15,7 +15,6 @@ review_app = typer.Typer(help="Clinician spot-review in Argilla: push a sample, 
                          no_args_is_help=True)
 
 API_URL_HELP = "Argilla server URL (default: $ARGILLA_API_URL, else http://localhost:6900); the key comes from $ARGILLA_API_KEY"
-STRATIFY_HELP = "comma-separated strata keys among source,subject,difficulty ('' for none)"
 
 
 @contextlib.contextmanager
@@ -28,41 +27,55 @@ def _errors() -> Iterator[None]:
             raise typer.Exit(2) from None
 
 
-def _fmt_rate(entry: dict) -> str:
-    if entry.get("rate") is None and entry.get("estimate") is None:
+def _fmt_rate(rate: float | None, interval: tuple[float, float] | None) -> str:
+    if rate is None or interval is None:
         return "-"
-    rate = entry.get("rate", entry.get("estimate"))
-    low, high = entry["interval"]
+    low, high = interval
     return f"{rate:.1%} [{low:.1%}, {high:.1%}]"
 
 
-@review_app.command("push")
-def push_command(
-    input: Path = typer.Option(..., "--input", "-i", help="curated file (.parquet or .jsonl)"),
-    dataset: str = typer.Option(..., "--dataset", help="Argilla dataset name (created, or reused when it exists)"),
-    questions: Path = typer.Option(None, "--questions", help="questions file, when rows lack question text and gold"),
-    sample: int = typer.Option(None, "--sample", min=1, help="how many traces to review (default: all)"),
-    stratify: str = typer.Option("source,subject,difficulty", "--stratify", help=STRATIFY_HELP),
-    seed: int = typer.Option(0, "--seed", help="sampling seed"),
-    min_per_stratum: int = typer.Option(1, "--min-per-stratum", min=0, help="at least this many per stratum"),
-    reviewers_per_record: int = typer.Option(1, "--reviewers-per-record", min=1, help="clinicians who must submit each"),
-    api_url: str = typer.Option(None, "--api-url", help=API_URL_HELP),
-    workspace: str = typer.Option(None, "--workspace", help="Argilla workspace (default: your first)"),
-    report: Path = typer.Option(None, "--report", help="write the JSON report here"),
-) -> None:
+def push_command(**kwargs) -> None:
     """Push a stratified sample of a curated file to an Argilla dataset (record ids = trace ids: no duplicates)."""
     from review import push
 
     with _errors():
-        result = push(input, dataset=dataset, questions=questions, sample=sample, stratify=stratify, seed=seed,
-                      min_per_stratum=min_per_stratum, reviewers_per_record=reviewers_per_record, api_url=api_url,
-                      workspace=workspace, report=report)
-    extra = result.extra
-    verb = "created" if extra["created"] else "reused"
-    console.print(f"{verb} dataset [bold]{extra['dataset']}[/] in workspace {extra['workspace']} at {extra['api_url']}: "
-                  f"{result.rows_out} of {result.rows_in} traces pushed ({extra['new_records']} new, "
-                  f"{extra['updated_records']} already there), {extra['reviewers_per_record']} reviewer(s) each",
+        result = push(kwargs.pop("input"), questions=kwargs.pop("questions"), report=kwargs.pop("report"),
+                      **_push_options(kwargs))
+    verb = "created" if result.created else "reused"
+    console.print(f"{verb} dataset [bold]{result.dataset}[/] in workspace {result.workspace} at {result.api_url}: "
+                  f"{result.rows_out} of {result.rows_in} traces pushed ({result.new_records} new, "
+                  f"{result.updated_records} already there), {result.reviewers_per_record} reviewer(s) each",
                   highlight=False)
+
+
+def _push_options(values: dict) -> dict:
+    from curate.commands.stage_cli import config_from_cli
+    from review.push import PushConfig
+
+    return config_from_cli(PushConfig, values, _PUSH_KINDS).model_dump()
+
+
+def _push_signature() -> None:
+    import inspect
+
+    from curate.commands.stage_cli import config_parameters
+    from review.push import PushConfig
+
+    kw = inspect.Parameter.KEYWORD_ONLY
+    params = config_parameters(PushConfig)
+    _PUSH_KINDS.update({p.name: kind for p, kind in params})
+    head = [inspect.Parameter("input", kw, annotation=Path, default=typer.Option(..., "--input", "-i",
+                                                                                  help="curated file (.parquet or .jsonl)")),
+            inspect.Parameter("questions", kw, annotation=Path | None, default=typer.Option(
+                None, "--questions", help="questions file, when rows lack question text and gold")),
+            inspect.Parameter("report", kw, annotation=Path | None,
+                              default=typer.Option(None, "--report", help="write the JSON report here"))]
+    all_params = head + [p for p, _ in params]
+    push_command.__signature__ = inspect.Signature(all_params)
+    push_command.__annotations__ = {p.name: p.annotation for p in all_params}
+
+
+_PUSH_KINDS: dict[str, str] = {}
 
 
 @review_app.command("pull")
@@ -78,11 +91,10 @@ def pull_command(
 
     with _errors():
         result = pull(dataset, output, api_url=api_url, workspace=workspace, report=report)
-    extra = result.extra
-    reviewers = ", ".join(f"{name} {n}" for name, n in extra["reviewers"].items()) or "none yet"
-    console.print(f"{extra['responses']['submitted']} submitted responses on {extra['records_reviewed']} of "
-                  f"{result.rows_in} records -> {output} (reviewers: {reviewers}; drafts {extra['responses']['draft']}, "
-                  f"discarded {extra['responses']['discarded']})", highlight=False)
+    reviewers = ", ".join(f"{name} {n}" for name, n in result.reviewers.items()) or "none yet"
+    console.print(f"{result.responses['submitted']} submitted responses on {result.records_reviewed} of "
+                  f"{result.rows_in} records -> {output} (reviewers: {reviewers}; drafts {result.responses['draft']}, "
+                  f"discarded {result.responses['discarded']})", highlight=False)
 
 
 @review_app.command("status")
@@ -115,56 +127,48 @@ def status_command(
     out.print(table)
 
 
-@review_app.command("apply")
-def apply_command(
-    input: Path = typer.Option(..., "--input", "-i", help="the curated file that was sampled"),
-    reviews: Path = typer.Option(..., "--reviews", help="reviews file from `curate review pull`"),
-    output: Path = typer.Option(..., "--output", "-o", help="output file: rows with a `review` column"),
-    mode: str = typer.Option("drop", "--mode", help="drop rejected rows (to --rejected) or flag them"),
-    rule: str = typer.Option("majority", "--rule", help="majority: most reviewers must agree (safety: any one); any"),
-    rejected: Path = typer.Option(None, "--rejected", help="write dropped rows here, with reason codes"),
-    report: Path = typer.Option(None, "--report", help="write the JSON report here"),
-    questions: Path = typer.Option(None, "--questions", help="questions file, for subjects rows do not carry"),
-    stratify: str = typer.Option("source,subject,difficulty", "--stratify", help=STRATIFY_HELP + " (as pushed)"),
-) -> None:
-    """Drop or flag rejected rows; report agreement (kappa), error rate per stratum (95% Wilson) and per reviewer."""
+def _show_apply(result, output: Path | None) -> None:
+    """The apply summary, on stdout (it is the result a reviewer reads, not progress)."""
     from rich.console import Console
     from rich.table import Table
 
-    from review import apply_reviews
-
-    with _errors():
-        result = apply_reviews(input, reviews, output, mode=mode, rule=rule, rejected=rejected, report=report,
-                               questions=questions, stratify=stratify)
-    extra = result.extra
     out = Console()
-    overall = extra["error_rate"]["overall"]
-    out.print(f"{extra['reviewed_rows']} reviewed rows, {extra['rejected_by_review']} rejected "
-              f"({'dropped' if mode == 'drop' else 'flagged'}); {result.rows_out} of {result.rows_in} rows -> {output}")
-    if overall["estimate"] is not None:
-        out.print(f"estimated corpus error rate: {_fmt_rate(overall)} (95% Wilson, stratified; "
-                  f"{overall['coverage']:.0%} of rows in reviewed strata)")
+    overall = result.error_rate.overall
+    out.print(f"{result.summary()} -> {output}", highlight=False)
+    if overall.estimate is not None:
+        out.print(f"estimated corpus error rate: {_fmt_rate(overall.estimate, overall.interval)} (95% Wilson, "
+                  f"stratified; {overall.coverage:.0%} of rows in reviewed strata)")
     strata = Table(title="error rate per stratum")
     for column in ("stratum", "rows", "reviewed", "errors", "rate [95% CI]"):
         strata.add_column(column)
-    for entry in extra["error_rate"]["per_stratum"]:
-        strata.add_row(entry["stratum"], str(entry["population"]), str(entry["reviewed"]), str(entry["errors"]),
-                       _fmt_rate(entry))
+    for entry in result.error_rate.per_stratum:
+        strata.add_row(entry.stratum, str(entry.population), str(entry.reviewed), str(entry.errors),
+                       _fmt_rate(entry.rate, entry.interval))
     out.print(strata)
     kappas = Table(title="agreement")
     for column in ("question", "items", "Fleiss' kappa", "% agreement"):
         kappas.add_column(column)
-    for question, entry in extra["agreement"].items():
-        fk, pa = entry["fleiss_kappa"], entry["percent_agreement"]
-        kappas.add_row(question, str(entry["items"]), "-" if fk is None else f"{fk:.3f}", "-" if pa is None else f"{pa:.0%}")
+    for question, entry in result.agreement.items():
+        fk, pa = entry.fleiss_kappa, entry.percent_agreement
+        kappas.add_row(question, str(entry.items), "-" if fk is None else f"{fk:.3f}", "-" if pa is None else f"{pa:.0%}")
     out.print(kappas)
     people = Table(title="per reviewer")
     for column in ("reviewer", "submitted", "problems found"):
         people.add_column(column)
-    for name, counts in extra["reviewers"].items():
+    for name, counts in result.reviewers.items():
         people.add_row(name, str(counts.get("submitted", 0)), str(counts.get("problem_found", 0)))
     out.print(people)
 
 
 def register(app: typer.Typer) -> None:
+    from curate.commands.stage_cli import stage_command
+    from review.apply import ReviewApplyStage
+
+    _push_signature()
+    review_app.command("push")(push_command)
+    review_app.command("apply")(stage_command(
+        ReviewApplyStage, input_help="the curated file that was sampled", output_help="rows with a `review` column",
+        rejected_help="write dropped rows here, with reason codes", show=_show_apply, errors=_errors,
+        help="Drop or flag rejected rows; report agreement (kappa), error rate per stratum (95% Wilson) and per "
+             "reviewer."))
     app.add_typer(review_app, name="review")

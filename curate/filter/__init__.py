@@ -1,16 +1,18 @@
 """filter: every trace gets a Verdict; the kept ones carry a verified answer and the canonical training text.
 
-`filter_traces` works on records (for notebooks and `curate run`); `run_filter` reads and writes files (the CLI).
-Answer parsing lives in `extract.py`, format checks in `checks.py`, pass rate and selection in `select.py`.
+`FilterStage` is the stage (the CLI and `curate run`); `filter_traces` the same over records (notebooks);
+`run_filter(traces, questions, output)` the same as one function. Answer parsing lives in `extract.py`, format checks
+in `checks.py`, pass rate and selection in `select.py`.
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
 
 from curate.filter.checks import (
     FORMAT_REASONS,
@@ -26,13 +28,17 @@ from curate.filter.checks import (
 from curate.filter.extract import Extraction, Options, extract_answer
 from curate.filter.select import Candidate, check_selection, pass_rates, select
 from curate.io import InputError, Rejected
-from curate.records import FilteredTrace, Question, Trace, canonical_text, question_columns
-from curate.stage_report import StageCounter, StageReport, write_stage_files
+from curate.question_rows import load_question_records
+from curate.records import FilteredTrace, Question, QuestionColumns, Trace, canonical_text, question_columns
+from curate.stage import INVALID_INPUT, Batch, FileInput, Judgement, Outcome, RowStage, StageReport, option
 
 __all__ = [
     "REASONS",
     "CheckConfig",
     "Extraction",
+    "FilterConfig",
+    "FilterReport",
+    "FilterStage",
     "UnknownQuestion",
     "extract_answer",
     "filter_traces",
@@ -43,20 +49,46 @@ __all__ = [
 STAGE = "filter"
 
 
+class FilterConfig(CheckConfig):
+    select: Literal["all", "k"] = option("all", "all: keep every correct sample; k: at most --k per question")
+    k: int | None = option(None, "samples to keep per question with --select k", ge=1)
+    select_by: Literal["shortest", "diverse"] = option("shortest", "with --select k: shortest | diverse")
+    workers: int = option(0, "processes judging traces (0: one per CPU, at most 8)", ge=0, volatile=True)
+
+    @model_validator(mode="after")
+    def _selection(self) -> FilterConfig:
+        if self.select == "k" and self.k is None:
+            raise ValueError("--select k needs --k N (samples to keep per question)")
+        check_selection(self.select, self.k, self.select_by)
+        return self
+
+
+class FilterColumns(QuestionColumns, FilteredTrace):
+    """What a filtered row carries: the trace, its Verdict and its question's columns."""
+
+
+class FilterReport(StageReport):
+    per_teacher: dict[str, dict[str, int]] = Field(default_factory=dict)
+    answer_styles: dict[str, int] = Field(default_factory=dict, description="how the final answers were written")
+    questions: int = 0
+    mean_pass_rate: float | None = None
+    selection: dict[str, Any] = Field(default_factory=dict)
+    max_tokens: int
+    min_reasoning_words: int
+    invalid_questions: int = 0
+
+    def details(self) -> list[str]:
+        if self.mean_pass_rate is None:
+            return []
+        return [f"questions: {self.questions}, mean pass rate {self.mean_pass_rate:.2f}"]
+
+
 class UnknownQuestion(ValueError):
     """A trace names a question the questions file does not have."""
 
     def __init__(self, trace_id: str, question_id: str) -> None:
         self.trace_id, self.question_id = trace_id, question_id
         super().__init__(f"trace {trace_id}: question_id {question_id!r} is not in the questions")
-
-
-def _verdict_row(trace: Trace, question: Question | None, **verdict: Any) -> dict[str, Any]:
-    row = trace.row()
-    if question is not None:
-        row.update(question_columns(question))
-    row.update(verdict)
-    return row
 
 
 def judge(completion: str, options: dict[str, str] | Options, gold: str, *, reasoning_content: str | None = None,
@@ -83,135 +115,127 @@ def judge(completion: str, options: dict[str, str] | Options, gold: str, *, reas
     }
 
 
-def _judge_chunk(chunk: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    """Worker body: judge a chunk of (completion, options, gold, reasoning_content, finish_reason, tokens, prompt,
-    config) tuples. Module level so that worker processes can run it."""
-    return [judge(c, o, g, reasoning_content=rc, finish_reason=fr, completion_tokens=ct, prompt_name=pn, config=cfg)
-            for c, o, g, rc, fr, ct, pn, cfg in chunk]
+FILTER_QUESTIONS = FileInput("the Question file the traces were generated from", required=True)
 
 
-#: Below this many traces a pool costs more than it saves.
-MIN_PARALLEL = 5000
-CHUNK = 1000
+class FilterStage(RowStage[FilterConfig, FilterReport]):
+    """Judge every trace against its question's gold letter, check its format, keep the good ones (by the selection
+    policy). Bad input (an invalid row, a repeated trace id, a trace whose question is missing) is an InputError
+    before anything is written; with `skip_invalid` such rows become rejected rows (`invalid_input`,
+    `unknown_question`)."""
 
+    name = STAGE
+    Config, Report, Columns = FilterConfig, FilterReport, FilterColumns
+    files = {"questions": FILTER_QUESTIONS}
+    record = Trace
+    normalise_rows = True
 
-def filter_traces(
-    traces: Iterable[Trace],
-    questions: Mapping[str, Question] | Iterable[Question],
-    *,
-    max_tokens: int = CheckConfig.max_tokens,
-    min_reasoning_words: int = CheckConfig.min_reasoning_words,
-    select_policy: str = "all",
-    k: int | None = None,
-    select_by: str = "shortest",
-    skip_invalid: bool = False,
-    config: CheckConfig | None = None,
-    workers: int = 1,
-    on_progress: Callable[[int], None] | None = None,
-) -> tuple[list[FilteredTrace], list[Rejected], StageReport]:
-    """Judge every trace; return (kept rows, rejected rows, report).
+    def __init__(self, config: FilterConfig | None = None, *, questions: Mapping[str, Question] | None = None,
+                 **options: Any) -> None:
+        super().__init__(config, **options)
+        self.questions: Mapping[str, Question] = questions or {}
+        self._options: dict[str, Options] = {}
+        self._invalid_questions = 0
 
-    A kept row is correct (its parsed letter is the gold letter), well-formed (no format reason) and selected by the
-    policy (`select_policy` "all", or "k" with `k` per question chosen by `select_by` "shortest" or "diverse").
-    Rejected rows carry their Verdict too, with the reason codes of `checks.REASONS`. `workers` > 1 judges in that
-    many processes (each response is judged on its own, so the result is the same).
-    """
-    check_selection(select_policy, k, select_by)
-    if config is None:
-        config = CheckConfig(max_tokens=max_tokens, min_reasoning_words=min_reasoning_words)
-    qmap = questions if isinstance(questions, Mapping) else {q.id: q for q in questions}
-    counter = StageCounter(STAGE)
-    traces = list(traces)
-    verdicts: list[dict[str, Any] | None] = [None] * len(traces)
-    questions_of: list[Question | None] = []
-    work: list[tuple[int, tuple[Any, ...]]] = []
-    options: dict[str, Options] = {}
-    for i, trace in enumerate(traces):
-        question = qmap.get(trace.question_id)
-        questions_of.append(question)
-        if question is None:
-            if not skip_invalid:
-                raise UnknownQuestion(trace.trace_id, trace.question_id)
-            verdicts[i] = {"reasons": [UNKNOWN_QUESTION], "correct": False, "format_ok": False}
-        elif trace.error or trace.completion is None:
-            verdicts[i] = {"reasons": [GENERATION_ERROR], "correct": False, "format_ok": False}
-        else:
-            opts = options.get(question.id)
-            if opts is None:
-                opts = options[question.id] = Options(question.options)
-            work.append((i, (trace.completion, opts if workers <= 1 else question.options, question.answer,
-                             trace.reasoning_content, trace.finish_reason, (trace.usage or {}).get("completion_tokens"),
-                             trace.prompt_name, config)))
-    for i, verdict in zip((i for i, _ in work), _run_judges([args for _, args in work], workers, on_progress)):
-        verdicts[i] = verdict
-    styles = Counter(v.pop("_style") for v in verdicts if v is not None and "_style" in v)
-    judged = list(zip(traces, questions_of, verdicts))
+    def prepare(self, batch: Batch) -> None:
+        if batch.files.get("questions") is not None:
+            self.questions, bad = load_question_records(batch.files["questions"], skip_invalid=batch.skip_invalid)
+            self._invalid_questions = len(bad)
 
-    # Pass rate over each question's samples (failed generations are not samples), then selection.
-    rates = pass_rates([
-        (t.question_id, None if GENERATION_ERROR in v["reasons"] or q is None else v["correct"]) for t, q, v in judged
-    ])
-    candidates = [
-        Candidate(i, t.question_id, estimate_tokens(v["reasoning"] or ""), v["reasoning"] or "", t.trace_id)
-        for i, (t, _q, v) in enumerate(judged)
-        if v["correct"] and v["format_ok"] and not v["reasons"]
-    ]
-    chosen = select(candidates, policy=select_policy, k=k, by=select_by)
-    candidate_ids = {c.index for c in candidates}
+    def process(self, batch: Batch) -> Outcome:
+        self.prepare(batch)
+        unique, duplicates = self._unique(batch)
+        rows = [batch.rows[i] for i in unique]
+        judgements = self.judge_all(rows, batch.progress)
+        outcome = self.select(rows, judgements, batch, unique)
+        outcome.rejected = [*duplicates, *outcome.rejected]
+        return outcome
 
-    kept: list[FilteredTrace] = []
-    rejected: list[Rejected] = []
-    teachers: dict[str, Counter[str]] = {}
-    for i, (trace, question, verdict) in enumerate(judged):
-        if i in candidate_ids and i not in chosen:
-            verdict["reasons"] = [NOT_SELECTED]
-        verdict["kept"] = i in chosen
-        verdict["pass_rate"] = rates.get(trace.question_id)
-        source = question.source if question is not None else None
-        per_teacher = teachers.setdefault(trace.teacher, Counter())
-        per_teacher["in"] += 1
-        counter.seen(source)
-        row = _verdict_row(trace, question, **verdict)
-        if verdict["kept"]:
-            counter.kept(source)
-            per_teacher["out"] += 1
-            kept.append(FilteredTrace.model_construct(**row))
-        else:
-            counter.dropped(verdict["reasons"], source)
-            per_teacher.update(verdict["reasons"])
-            rejected.append(Rejected(row=row, reasons=list(verdict["reasons"]), detail=_detail(verdict, question)))
-    report = counter.report(
-        per_teacher={name: dict(c) for name, c in sorted(teachers.items())},
-        answer_styles=dict(styles.most_common()),
-        questions=len(rates),
-        mean_pass_rate=round(sum(rates.values()) / len(rates), 4) if rates else None,
-        selection={"policy": select_policy, "k": k, "by": select_by},
-        max_tokens=config.max_tokens,
-        min_reasoning_words=config.min_reasoning_words,
-    )
-    return kept, rejected, report
+    def _unique(self, batch: Batch) -> tuple[list[int], list[Rejected]]:
+        """Positions of the first row of each trace id; a repeat would count twice in its question's pass rate."""
+        seen: set[str] = set()
+        keep, repeated = [], []
+        for i, row in enumerate(batch.rows):
+            trace_id = row["trace_id"]
+            if trace_id in seen:
+                if not batch.skip_invalid:
+                    raise InputError(batch.path or "<traces>", "duplicate trace_id", record_id=trace_id,
+                                     field="trace_id", **batch.where(i))
+                repeated.append(Rejected(row=row, reasons=[INVALID_INPUT], detail="duplicate trace_id"))
+                continue
+            seen.add(trace_id)
+            keep.append(i)
+        return keep, repeated
 
+    def judge_rows(self, rows: Sequence[dict[str, Any]]) -> list[Judgement]:
+        out = []
+        for row in rows:
+            question = self.questions.get(row["question_id"])
+            if question is None:
+                verdict = {"reasons": [UNKNOWN_QUESTION], "correct": False, "format_ok": False}
+            elif row.get("error") or row.get("completion") is None:
+                verdict = {"reasons": [GENERATION_ERROR], "correct": False, "format_ok": False}
+            else:
+                opts = self._options.get(question.id)
+                if opts is None:
+                    opts = self._options[question.id] = Options(question.options)
+                verdict = judge(row["completion"], opts, question.answer, reasoning_content=row.get("reasoning_content"),
+                                finish_reason=row.get("finish_reason"),
+                                completion_tokens=(row.get("usage") or {}).get("completion_tokens"),
+                                prompt_name=row.get("prompt_name") or "", config=self.config)
+            out.append(Judgement(kept=False, columns=verdict, reasons=verdict["reasons"]))
+        return out
 
-def _run_judges(args: list[tuple[Any, ...]], workers: int, on_progress: Callable[[int], None] | None):
-    """Judge in this process, or in a pool of `workers` processes (in order) for large inputs."""
-    chunks = [args[i : i + CHUNK] for i in range(0, len(args), CHUNK)]
-    done = 0
-    if workers > 1 and len(args) >= MIN_PARALLEL:
-        import multiprocessing
-
-        with multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(workers) as pool:
-            for result in pool.imap(_judge_chunk, chunks):
-                done += len(result)
-                if on_progress is not None:
-                    on_progress(done)
-                yield from result
-        return
-    for chunk in chunks:
-        result = _judge_chunk(chunk)
-        done += len(result)
-        if on_progress is not None:
-            on_progress(done)
-        yield from result
+    def select(self, rows: list[dict[str, Any]], judgements: list[Judgement], batch: Batch,
+               positions: list[int]) -> Outcome:
+        """Pass rate over each question's samples (failed generations are not samples), then selection."""
+        c = self.config
+        for row, j, pos in zip(rows, judgements, positions):
+            if UNKNOWN_QUESTION in j.reasons and not batch.skip_invalid:
+                if batch.path is None:
+                    raise UnknownQuestion(row["trace_id"], row["question_id"])
+                raise InputError(batch.path, f"question_id {row['question_id']!r} is not in "
+                                 f"{batch.files.get('questions')} (use --skip-invalid to reject such traces instead)",
+                                 record_id=row["trace_id"], field="question_id", **batch.where(pos))
+        verdicts = [j.columns for j in judgements]
+        styles = Counter(v.pop("_style") for v in verdicts if "_style" in v)
+        rates = pass_rates([(row["question_id"], None if GENERATION_ERROR in v["reasons"] or UNKNOWN_QUESTION
+                             in v["reasons"] else v["correct"]) for row, v in zip(rows, verdicts)])
+        candidates = [Candidate(i, row["question_id"], estimate_tokens(v["reasoning"] or ""), v["reasoning"] or "",
+                                row["trace_id"])
+                      for i, (row, v) in enumerate(zip(rows, verdicts))
+                      if v["correct"] and v["format_ok"] and not v["reasons"]]
+        chosen = select(candidates, policy=c.select, k=c.k, by=c.select_by)
+        candidate_ids = {cand.index for cand in candidates}
+        kept: list[Any] = []
+        rejected: list[Rejected] = []
+        teachers: dict[str, Counter[str]] = {}
+        for i, (row, verdict) in enumerate(zip(rows, verdicts)):
+            if i in candidate_ids and i not in chosen:
+                verdict["reasons"] = [NOT_SELECTED]
+            verdict["kept"] = i in chosen
+            verdict["pass_rate"] = rates.get(row["question_id"])
+            question = self.questions.get(row["question_id"])
+            out = {**row, **(question_columns(question) if question is not None else {}), **verdict}
+            per_teacher = teachers.setdefault(row["teacher"], Counter())
+            per_teacher["in"] += 1
+            if verdict["kept"]:
+                per_teacher["out"] += 1
+                kept.append(FilteredTrace.model_construct(**out))
+            else:
+                per_teacher.update(verdict["reasons"])
+                rejected.append(Rejected(row=out, reasons=list(verdict["reasons"]), detail=_detail(verdict, question)))
+        stats = dict(
+            per_teacher={name: dict(counts) for name, counts in sorted(teachers.items())},
+            answer_styles=dict(styles.most_common()),
+            questions=len(rates),
+            mean_pass_rate=round(sum(rates.values()) / len(rates), 4) if rates else None,
+            selection={"policy": c.select, "k": c.k, "by": c.select_by},
+            max_tokens=c.max_tokens,
+            min_reasoning_words=c.min_reasoning_words,
+            invalid_questions=self._invalid_questions,
+        )
+        return Outcome(kept=kept, rejected=rejected, stats=stats)
 
 
 def _detail(verdict: dict[str, Any], question: Question | None) -> str:
@@ -222,64 +246,22 @@ def _detail(verdict: dict[str, Any], question: Question | None) -> str:
     return "; ".join(REASONS.get(r, r) for r in verdict["reasons"])
 
 
-def run_filter(
-    input: str | os.PathLike[str],
-    questions: str | os.PathLike[str],
-    output: str | os.PathLike[str],
-    *,
-    rejected: str | os.PathLike[str] | None = None,
-    report: str | os.PathLike[str] | None = None,
-    skip_invalid: bool = False,
-    max_tokens: int = CheckConfig.max_tokens,
-    min_reasoning_words: int = CheckConfig.min_reasoning_words,
-    select: str = "all",
-    k: int | None = None,
-    select_by: str = "shortest",
-    workers: int = 1,
-    config: CheckConfig | None = None,
-    on_progress: Callable[[int], None] | None = None,
-) -> StageReport:
-    """Read traces and questions, filter, write kept rows (and rejected rows and the JSON report when asked).
+def filter_traces(traces: Iterable[Trace], questions: Mapping[str, Question] | Iterable[Question], *,
+                  skip_invalid: bool = False, **options: Any) -> tuple[list[FilteredTrace], list[Rejected], FilterReport]:
+    """`FilterStage` over records: (kept rows, rejected rows, report). Options are FilterConfig's."""
+    qmap = questions if isinstance(questions, Mapping) else {q.id: q for q in questions}
+    stage = FilterStage(**options, questions=qmap)
+    rows = [t.row() for t in traces]
+    outcome = stage.process(Batch(rows=rows, locs=list(range(len(rows))), path=None, files={},
+                                  skip_invalid=skip_invalid))
+    from curate.stage import Tally
 
-    Options are the CLI's (`select` is `--select`: "all" or "k"). Bad input (an invalid row, a repeated trace id, a
-    trace whose question is missing) raises `InputError` before anything is written; with `skip_invalid` such rows
-    become rejected rows instead (`invalid_input`, `unknown_question`).
-    """
-    check_selection(select, k, select_by)  # before reading anything
-    from curate.io import read_records
+    tally = Tally()
+    tally.add(outcome.kept, outcome.rejected)
+    return outcome.kept, outcome.rejected, FilterReport(stage=STAGE, **tally.counts(), **outcome.stats)
 
-    input, questions_path, output = Path(input), Path(questions), Path(output)
-    traces, bad_traces = read_records(input, Trace, skip_invalid=skip_invalid)
-    question_rows, bad_questions = read_records(questions_path, Question, skip_invalid=skip_invalid)
-    seen: set[str] = set()
-    unique: list[Trace] = []
-    for t in traces:  # a repeated trace would count twice in its question's pass rate
-        if t.trace_id in seen:
-            if not skip_invalid:
-                raise InputError(input, "duplicate trace_id", record_id=t.trace_id, field="trace_id")
-            bad_traces.append(Rejected(row=t.row(), reasons=["invalid_input"], detail="duplicate trace_id"))
-            continue
-        seen.add(t.trace_id)
-        unique.append(t)
-    traces = unique
-    qmap: dict[str, Question] = {}
-    for q in question_rows:
-        if q.id in qmap:
-            raise InputError(questions_path, "duplicate question id", record_id=q.id, field="id")
-        qmap[q.id] = q
-    try:
-        kept, dropped, stage_report = filter_traces(
-            traces, qmap, skip_invalid=skip_invalid, max_tokens=max_tokens, min_reasoning_words=min_reasoning_words,
-            select_policy=select, k=k, select_by=select_by, workers=workers, config=config, on_progress=on_progress)
-    except UnknownQuestion as exc:
-        raise InputError(input, f"question_id {exc.question_id!r} is not in {questions_path} (use --skip-invalid to "
-                         "reject such traces instead)", record_id=exc.trace_id, field="question_id") from None
-    if bad_traces:
-        stage_report.rows_in += len(bad_traces)
-        stage_report.rejected += len(bad_traces)
-        stage_report.reasons["invalid_input"] = stage_report.reasons.get("invalid_input", 0) + len(bad_traces)
-    stage_report.extra["invalid_questions"] = len(bad_questions)
-    write_stage_files(kept, [*bad_traces, *dropped], output, rejected, STAGE)
-    if report is not None:
-        stage_report.write(report)
-    return stage_report
+
+def run_filter(input: str | os.PathLike[str], questions: str | os.PathLike[str], output: str | os.PathLike[str],
+               **options: Any) -> FilterReport:
+    """Read traces and questions, filter, write the kept rows (and rejected rows and the report when asked)."""
+    return FilterStage.invoke(input, output, questions=questions, **options)

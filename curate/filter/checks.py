@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 import zlib
 from collections import Counter
-from dataclasses import dataclass
+
+from pydantic import ConfigDict
 
 from curate.filter.extract import (
     ANSWER_ONLY_IN_REASONING,
@@ -20,6 +21,7 @@ from curate.filter.extract import (
     NO_ANSWER,
     Extraction,
 )
+from curate.stage import StageConfig, option
 
 # ---------------------------------------------------------------- reason codes (with extract.py's: one list)
 GENERATION_ERROR = "generation_error"
@@ -64,17 +66,22 @@ REASONS: dict[str, str] = {
 FORMAT_REASONS = frozenset(REASONS) - {WRONG_ANSWER, NOT_SELECTED, UNKNOWN_QUESTION}
 
 
-@dataclass(frozen=True)
-class CheckConfig:
-    """Thresholds of the checks (CLI flags map onto these)."""
+class CheckConfig(StageConfig):
+    """Thresholds of the checks: the filter's config extends these (its CLI flags and `[filter]` keys)."""
 
-    max_tokens: int = 8192
-    min_reasoning_words: int = 15
-    repeat_sentence_times: int = 4  # a sentence of >= repeat_min_chars characters seen this often is a loop
-    repeat_min_chars: int = 40
-    repeat_compress_ratio: float = 0.2  # the last 2000 characters compressing below this is a loop
-    non_ascii_letter_share: float = 0.08  # of all characters
-    rationalisation_marker: str = "rational"  # prompt_name containing this ("rationalize") showed the teacher the answer
+    model_config = ConfigDict(frozen=True)
+
+    max_tokens: int = option(8192, "reject responses longer than this (server token count, else an estimate)", ge=1)
+    min_reasoning_words: int = option(15, "reasoning shorter than this is 'short_reasoning'", ge=0)
+    repeat_sentence_times: int = option(4, "a sentence of >= repeat_min_chars characters seen this often is a loop",
+                                        ge=2, cli=False)
+    repeat_min_chars: int = option(40, "length of a sentence whose repeats make a loop", ge=1, cli=False)
+    repeat_compress_ratio: float = option(0.2, "the last 2000 characters compressing below this is a loop", gt=0,
+                                          lt=1, cli=False)
+    non_ascii_letter_share: float = option(0.08, "share of non-ASCII letters that makes a text non-English", gt=0,
+                                           le=1, cli=False)
+    rationalisation_marker: str = option("rational", "a prompt name containing this (rationalize) showed the teacher "
+                                         "the answer", cli=False)
 
 
 # ---------------------------------------------------------------- token estimate

@@ -9,17 +9,19 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from curate.generate.config import default
 from curate.records import Question, make_trace_id, stable_hash
 
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """The parameters that shape a completion (and so belong in its trace id and cache key)."""
+    """The parameters that shape a completion (and so belong in its trace id and cache key); defaults are the
+    generate stage's (`GenerateConfig`)."""
 
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_tokens: int = 2048
-    seed: int | None = None
+    temperature: float = default("temperature")
+    top_p: float = default("top_p")
+    max_tokens: int = default("max_tokens")
+    seed: int | None = default("seed")
 
     def as_dict(self) -> dict[str, Any]:
         return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens, "seed": self.seed}
@@ -89,19 +91,6 @@ def build_jobs(questions: list[Question], *, teacher: str, params: SamplingParam
 
 def trace_id(job: Job, teacher: str, params: SamplingParams, sample_index: int) -> str:
     return make_trace_id(job.question.id, teacher, job.prompt_hash, params.as_dict(), sample_index)
-
-
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """`I/N` (0-based I) -> (I, N)."""
-    if not text:
-        return None
-    try:
-        index, count = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise ValueError(f"--shard expects I/N with whole numbers (e.g. 0/4), got {text!r}") from None
-    if count < 1 or not 0 <= index < count:
-        raise ValueError(f"--shard {text}: expected 0 <= I < N (shards are numbered from 0)")
-    return index, count
 
 
 def in_shard(question_id: str, shard: tuple[int, int] | None) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from curate.generate.config import default
+
 #: Failure kinds. Retryable ones are tried again; the others become the trace's error at once.
 RETRYABLE = frozenset({"rate_limit", "server_error", "timeout", "connection", "malformed_response", "empty_content"})
 
@@ -26,11 +28,15 @@ class Failure(Exception):
         return self.kind in RETRYABLE
 
 
+#: The longest backoff step between two tries.
+BACKOFF_CAP_S = 60.0
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_retries: int = 6
-    base_s: float = 1.0
-    cap_s: float = 60.0
+    max_retries: int = default("max_retries")
+    base_s: float = default("retry_base")
+    cap_s: float = BACKOFF_CAP_S
 
     def delay(self, attempt: int, failure: Failure, rng: random.Random = random._inst) -> float:  # type: ignore[attr-defined]
         """Seconds to wait before retry number `attempt` (0-based). A server's Retry-After is honoured (never less);

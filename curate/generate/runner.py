@@ -10,18 +10,21 @@ from typing import Any
 
 from curate.generate.backends import GenerateError, Unit, make_backend
 from curate.generate.cache import ResponseCache
-from curate.generate.progress import Progress, Stats, print_summary
+from curate.generate.config import GenerateConfig, GenerateReport, parse_shard
+from curate.generate.progress import GenerationProgress, Stats
 from curate.generate.ratelimit import RateLimiter
-from curate.generate.requests import Job, SamplingParams, build_jobs, in_shard, parse_shard, trace_id
+from curate.generate.requests import Job, SamplingParams, build_jobs, in_shard, trace_id
 from curate.generate.retry import Failure, RetryPolicy
+from curate.io import InputError
+from curate.progress import Progress, no_progress
 from curate.records import Question, Trace
-from curate.stage_report import StageCounter, StageReport
+from curate.stage import Batch, Outcome, Stage
 
 
 class Collector:
     """The backends' sink: every finished response goes to the cache at once; final failures are remembered."""
 
-    def __init__(self, cache: ResponseCache, stats: Stats, progress: Progress) -> None:
+    def __init__(self, cache: ResponseCache, stats: Stats, progress: GenerationProgress) -> None:
         self.cache = cache
         self.stats = stats
         self.progress = progress
@@ -111,42 +114,39 @@ def api_key_from_env(name: str | None) -> str | None:
     return os.environ.get("OPENAI_API_KEY")
 
 
-async def agenerate(questions: list[Question], *, teacher: str, backend: str = "openai",
-                    base_urls: list[str] | None = None, prompt: str | None = None, samples: int = 1,
-                    params: SamplingParams | None = None, concurrency: int = 64, cache: ResponseCache,
-                    rpm: float | None = None, tpm: float | None = None, timeout: float = 600.0,
-                    max_retries: int = 6, retry_base: float = 1.0, api_key: str | None = None, use_n: bool = True,
-                    stats: Stats | None = None, progress: bool = False,
-                    backend_options: dict[str, Any] | None = None) -> list[Trace]:
+async def agenerate(questions: list[Question], *, cache: ResponseCache, stats: Stats | None = None,
+                    progress: Progress = no_progress, api_key: str | None = None, params: SamplingParams | None = None,
+                    config: GenerateConfig | None = None, **options: Any) -> list[Trace]:
     """Generate `samples` completions per question; returns Traces in input order (errors inside, never raised,
-    except `GenerateError` when nothing can work: unreachable server, unknown model, refused key)."""
-    if samples < 1:
-        raise ValueError("--samples must be at least 1")
-    params = params or SamplingParams()
+    except `GenerateError` when nothing can work: unreachable server, unknown model, refused key). Options are
+    GenerateConfig's (or give `config`); `params` overrides its sampling parameters."""
+    c = config if config is not None else GenerateConfig(**options)
+    params = params or c.sampling()
     stats = stats or Stats()
-    jobs = build_jobs(questions, teacher=teacher, params=params, samples=samples, prompt=prompt)
+    backend = c.resolved_backend()
+    jobs = build_jobs(questions, teacher=c.teacher, params=params, samples=c.samples, prompt=c.prompt)
     units = pending_units(jobs, cache)
-    stats.samples_total = len(jobs) * samples
+    stats.samples_total = len(jobs) * c.samples
     stats.samples_cached = stats.samples_total - sum(len(u.samples) for u in units)
     if units:
-        options: dict[str, Any] = {"teacher": teacher, "params": params, **(backend_options or {})}
+        backend_options: dict[str, Any] = {"teacher": c.teacher, "params": params, **c.backend_options}
         if backend == "openai":
-            options.update(base_urls=base_urls, api_key=api_key, concurrency=concurrency, timeout=timeout,
-                           retry=RetryPolicy(max_retries=max_retries, base_s=retry_base), limiter=RateLimiter(rpm, tpm),
-                           use_n=use_n)
-        engine = make_backend(backend, **options)
-        with Progress(stats, enabled=progress) as bar:
-            collector = Collector(cache, stats, bar)
-            try:
-                await engine.run(units, collector)
-            finally:
-                collector.flush()
-                cache.sync()
+            backend_options.update(base_urls=c.base_urls, api_key=api_key, concurrency=c.concurrency,
+                                   timeout=c.timeout, retry=RetryPolicy(max_retries=c.max_retries, base_s=c.retry_base),
+                                   limiter=RateLimiter(c.rpm, c.tpm), use_n=c.use_n)
+        engine = make_backend(backend, **backend_options)
+        bar = GenerationProgress(stats, progress)
+        collector = Collector(cache, stats, bar)
+        try:
+            await engine.run(units, collector)
+        finally:
+            collector.flush()
+            cache.sync()
         errors = collector.errors
     else:
         errors = {}
     stats.finished_at = time.perf_counter()
-    return assemble(jobs, cache, errors, teacher=teacher, params=params)
+    return assemble(jobs, cache, errors, teacher=c.teacher, params=params)
 
 
 def _run(coro: Any) -> Any:
@@ -175,62 +175,46 @@ def default_cache_dir(output: Path) -> Path:
     return output.parent / f"{output.name}.cache"
 
 
-def run_generate(input: Path, output: Path, *, teacher: str, backend: str = "openai",
-                 base_urls: list[str] | None = None, prompt: str | None = None, samples: int = 1,
-                 temperature: float = 0.7, top_p: float = 1.0, max_tokens: int = 2048, seed: int | None = None,
-                 concurrency: int = 64, cache_dir: Path | None = None, report: Path | None = None,
-                 **more: Any) -> StageReport:
-    """The file-level stage: read Questions, generate, write Traces (atomically) and the stage report.
+class GenerateStage(Stage[GenerateConfig, GenerateReport]):
+    """Read Questions, generate through the durable cache, write Traces (atomically) in input order."""
 
-    More options: rpm, tpm, timeout (s), max_retries, retry_base (s, first backoff step), shard ("I/N"), limit,
-    api_key_env, use_n, progress (bool), summary (bool), backend_options (dict passed to the backend)."""
-    from curate.io import InputError, read_records, write_rows
+    name = "generate"
+    Config, Report, Columns = GenerateConfig, GenerateReport, Trace
+    record = Question
 
-    input, output = Path(input), Path(output)
-    known = {"rpm", "tpm", "timeout", "max_retries", "retry_base", "shard", "limit", "api_key_env", "use_n", "progress",
-             "summary", "backend_options"}
-    unknown = set(more) - known
-    if unknown:
-        raise TypeError(f"run_generate: unknown option(s) {', '.join(sorted(unknown))}")
-    counter = StageCounter("generate")
-    shard = parse_shard(more.get("shard"))
-    questions, _ = read_records(input, Question)
-    seen: set[str] = set()
-    for number, q in enumerate(questions, start=1):
-        if q.id in seen:  # two questions with one id would get the same trace ids
-            raise InputError(input, "duplicate question id", record_id=q.id, field="id",
-                             **({"line": number} if input.suffix != ".parquet" else {"row": number - 1}))
-        seen.add(q.id)
-    questions = select_questions(questions, limit=more.get("limit"), shard=shard)
-    params = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
-    cache = ResponseCache(cache_dir or default_cache_dir(output))
-    cache.load()
-    stats = Stats()
-    try:
-        traces = _run(agenerate(
-            questions, teacher=teacher, backend=backend, base_urls=base_urls, prompt=prompt, samples=samples,
-            params=params, concurrency=concurrency, cache=cache, rpm=more.get("rpm"), tpm=more.get("tpm"),
-            timeout=more.get("timeout") or 600.0, max_retries=more.get("max_retries", 6),
-            retry_base=more.get("retry_base", 1.0),
-            api_key=api_key_from_env(more.get("api_key_env")) if backend == "openai" else None,
-            use_n=more.get("use_n", True), stats=stats, progress=more.get("progress", False),
-            backend_options=more.get("backend_options")))
-    finally:
-        cache.close()
-    write_rows(traces, output)
-    if more.get("summary", False):
-        print_summary(stats, str(output))
-    by_id = {q.id: q.source for q in questions}
-    for q in questions:
-        counter.seen(q.source)
-    for t in traces:
-        counter.kept(by_id.get(t.question_id))
-    result = counter.report(teacher=teacher, backend=backend, prompt=prompt, samples=samples, params=params.as_dict(),
-                            shard=more.get("shard"), limit=more.get("limit"), cache_dir=str(cache.directory),
-                            traces_with_error=sum(1 for t in traces if t.error), **stats.as_dict())
-    if report:
-        result.write(report)
-    return result
+    def process(self, batch: Batch) -> Outcome:
+        c = self.config
+        questions = [Question.model_validate(row) for row in batch.rows]
+        seen: set[str] = set()
+        for i, q in enumerate(questions):
+            if q.id in seen:  # two questions with one id would get the same trace ids
+                raise InputError(batch.path or "<questions>", "duplicate question id", record_id=q.id, field="id",
+                                 **batch.where(i))
+            seen.add(q.id)
+        questions = select_questions(questions, limit=c.limit, shard=c.shard)
+        params = c.sampling()
+        backend = c.resolved_backend()
+        cache = ResponseCache(c.cache_dir or default_cache_dir(Path(self.output)))
+        cache.load()
+        stats = Stats()
+        try:
+            traces = _run(agenerate(questions, config=c, cache=cache, stats=stats, progress=batch.progress,
+                                    api_key=api_key_from_env(c.api_key_env) if backend == "openai" else None))
+        finally:
+            cache.close()
+        generation = stats.as_dict()
+        return Outcome(kept=traces, inputs=[q.row() for q in questions], stats=dict(
+            teacher=c.teacher, backend=backend, prompt=c.prompt, samples=c.samples, params=params.as_dict(),
+            shard=c.shard, limit=c.limit, cache_dir=str(cache.directory), questions=len(questions),
+            traces_with_error=sum(1 for t in traces if t.error), **generation))
+
+    def run(self, input: Any, output: Any, **kwargs: Any) -> GenerateReport:
+        self.output = output  # the default cache folder sits beside the output
+        return super().run(input, output, **kwargs)
 
 
-__all__ = ["GenerateError", "agenerate", "generate", "run_generate", "select_questions"]
+run_generate = GenerateStage.invoke
+
+
+__all__ = ["GenerateConfig", "GenerateError", "GenerateReport", "GenerateStage", "agenerate", "generate",
+           "run_generate", "select_questions"]

@@ -11,9 +11,9 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,92 +31,41 @@ class Section(BaseModel):
 
 class RunSection(Section):
     dir: Path | None = Field(default=None, description="run directory; default runs/<config file stem>")
-    seed: int = 0
+    seed: int = Field(default=0, description="the seed of every stage that has one and sets none itself")
 
 
-class SourceSection(Section):
-    name: str = Field(description="registered source: medqa, medmcqa, pubmedqa, custom")
-    path: str | None = Field(default=None, description="native file or folder; omitted: the Hub copy")
-    split: str | None = None
-    limit: int | None = Field(default=None, ge=1)
-    config: str | None = None
-    hub_format: bool = False
-    skip_invalid: bool = False
-    # custom source only
-    mapping: dict[str, str] | None = None
-    answer_format: str | None = None
-    source_name: str | None = None
+def optional_stage(config: type[BaseModel], enabled: bool, name: str, **fields: Any) -> type[BaseModel]:
+    """A stage's TOML section: exactly its config's keys, plus `enabled` (and any run-only `fields`)."""
+    return create_model(name, __base__=config, __doc__=config.__doc__,
+                        enabled=(bool, Field(default=enabled, description="run this stage")), **fields)
 
 
-class GenerateSection(Section):
-    teacher: str
-    backend: Literal["openai", "vllm", "transformers"] | None = Field(
-        default=None, description="default: openai when base_urls are given, else the embedded transformers backend")
-    base_urls: list[str] | None = None
-    prompt: str | None = None
-    samples: int = Field(default=1, ge=1)
-    temperature: float = Field(default=0.7, ge=0)
-    top_p: float = Field(default=1.0, gt=0, le=1)
-    max_tokens: int = Field(default=2048, ge=1)
-    seed: int | None = Field(default=None, description="default: [run] seed")
-    concurrency: int = Field(default=64, ge=1)
-    cache_dir: Path | None = Field(default=None, description="default: RUNDIR/generate-cache; may be shared by runs")
-    rpm: int | None = None
-    tpm: int | None = None
-    timeout: float | None = None
-    max_retries: int | None = None
-    options: dict[str, Any] = Field(default_factory=dict, description="further keyword options for run_generate")
+def _sections() -> dict[str, Any]:
+    """The stage config classes, imported when a config is parsed (not when `curate --help` starts)."""
+    from curate.decontaminate import DecontaminateConfig
+    from curate.dedupe import DedupeConfig
+    from curate.filter import FilterConfig
+    from curate.generate.config import GenerateConfig
+    from curate.publish import PublishConfig
+    from curate.scrub.runner import ScrubConfig
+    from review.apply import ReviewApplyConfig
+    from review.push import PushConfig
+    from sources.stage import SourceSpec
 
-    def resolved_backend(self) -> str:
-        return self.backend or ("openai" if self.base_urls else "transformers")
-
-
-class FilterSection(Section):
-    # The filter's selection options (keep policy, k per question, length limits) belong to its entry point: they go
-    # through as keyword options and an unknown one is refused by name before any stage runs.
-    model_config = ConfigDict(extra="allow")
-
-
-class DedupeSection(Section):
-    model_config = ConfigDict(extra="allow")
-    enabled: bool = True
-    threshold: float | None = Field(default=None, gt=0, le=1)
-
-
-class DecontaminateSection(Section):
-    model_config = ConfigDict(extra="allow")
-    enabled: bool = True
-    benchmarks: list[str] = Field(default_factory=lambda: ["medqa:test", "medmcqa:dev", "pubmedqa:test"])
-    benchmark_paths: dict[str, str] = Field(default_factory=dict, description="{benchmark: local file}")
-
-
-class ScrubSection(Section):
-    model_config = ConfigDict(extra="allow")
-    enabled: bool = True
-    policy: Literal["redact", "drop"] = "redact"
-    entities: list[str] | None = None
-    allow_no_ner: bool = False
-
-
-class ReviewSection(Section):
-    enabled: bool = False
-    dataset: str | None = None
-    api_url: str | None = Field(default=None, description="Argilla URL; the key comes from ARGILLA_API_KEY")
-    sample: int = Field(default=200, ge=1)
-    stratify: list[str] = Field(default_factory=lambda: ["source"])
-    reviewers_per_record: int = Field(default=1, ge=1)
-    seed: int | None = None
-    reviews: Path | None = Field(default=None, description="a pulled reviews file: apply it instead of push/pull")
-    options: dict[str, Any] = Field(default_factory=dict)
-
-
-class PublishSection(Section):
-    repo_id: str = Field(default="local/curate-medical-cot", description="ORG/NAME on the Hub (also the card title)")
-    local_dir: Path | None = Field(default=None, description="default: RUNDIR/publish")
-    push: bool = Field(default=False, description="also upload local_dir to the Hub (token from HF_TOKEN)")
-    private: bool = False
-    force: bool = Field(default=False, description="publish even when decontamination or scrubbing was skipped")
-    split_by: str | None = Field(default=None, description="a column whose values become splits; default one train split")
+    review = create_model(
+        "ReviewSection", __base__=(ReviewApplyConfig, PushConfig),
+        __doc__="Clinician spot-check: push a stratified sample to Argilla, pull verdicts, apply them.",
+        enabled=(bool, Field(default=False, description="run this stage")),
+        dataset=(str | None, Field(default=None, description="the Argilla dataset the sample is pushed to")),
+        seed=(int | None, Field(default=None, description="sampling seed; default: [run] seed")),
+        reviews=(Path | None, Field(default=None, description="a pulled reviews file: apply it instead of push/pull")))
+    publish = create_model(
+        "PublishSection", __base__=PublishConfig,
+        local_dir=(Path | None, Field(default=None, description="default: RUNDIR/publish")))
+    return {"sources": SourceSpec, "generate": GenerateConfig, "filter": FilterConfig,
+            "dedupe": optional_stage(DedupeConfig, True, "DedupeSection"),
+            "decontaminate": optional_stage(DecontaminateConfig, True, "DecontaminateSection"),
+            "scrub": optional_stage(ScrubConfig, True, "ScrubSection"), "review": review, "publish": publish}
 
 
 class Price(Section):
@@ -124,34 +73,51 @@ class Price(Section):
     cost_per_1k_output: float = Field(ge=0)
 
 
-class PipelineConfig(Section):
+_MODEL: type[BaseModel] | None = None
+
+
+def pipeline_model() -> type[BaseModel]:
+    """The whole run config: one section per stage, each the stage's own config class (built once)."""
+    global _MODEL
+    if _MODEL is None:
+        sections = _sections()
+        spec = sections["sources"]
+        _MODEL = create_model(
+            "PipelineConfig", __base__=PipelineConfigBase,
+            sources=(list[spec], Field(min_length=1, description="the sources, in order")),
+            generate=(sections["generate"], ...),
+            filter=(sections["filter"], Field(default_factory=sections["filter"])),
+            dedupe=(sections["dedupe"], Field(default_factory=sections["dedupe"])),
+            decontaminate=(sections["decontaminate"], Field(default_factory=sections["decontaminate"])),
+            scrub=(sections["scrub"], Field(default_factory=sections["scrub"])),
+            review=(sections["review"], Field(default_factory=sections["review"])),
+            publish=(sections["publish"] | None, Field(default=None, description="no [publish]: the run ends before "
+                                                                                  "publishing")),
+        )
+    return _MODEL
+
+
+class PipelineConfigBase(Section):
     run: RunSection = Field(default_factory=RunSection)
-    sources: list[SourceSection] = Field(min_length=1)
-    generate: GenerateSection
-    filter: FilterSection = Field(default_factory=FilterSection)
-    dedupe: DedupeSection = Field(default_factory=DedupeSection)
-    decontaminate: DecontaminateSection = Field(default_factory=DecontaminateSection)
-    scrub: ScrubSection = Field(default_factory=ScrubSection)
-    review: ReviewSection = Field(default_factory=ReviewSection)
-    publish: PublishSection = Field(default_factory=PublishSection)
     prices: dict[str, Price] = Field(default_factory=dict, description="{teacher: price}, for the report's cost table")
 
-    @field_validator("sources")
+    @field_validator("sources", check_fields=False)
     @classmethod
-    def _unique_sources(cls, sources: list[SourceSection]) -> list[SourceSection]:
-        seen = set()
-        for s in sources:
-            key = (s.name, s.path, s.split, s.config)
-            if key in seen:
-                raise ValueError(f"source {s.name!r} (path {s.path}, split {s.split}) is listed twice")
-            seen.add(key)
+    def _unique_sources(cls, sources: list[Any]) -> list[Any]:
+        from sources.stage import SourcesConfig
+
+        SourcesConfig(sources=sources)  # the same check `curate sources` runs
         return sources
 
     def section(self, name: str) -> Any:
-        return self.sources if name == "sources" else getattr(self, name)
+        return getattr(self, name)
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+#: The run config's type (for annotations): every instance comes from `pipeline_model()`.
+PipelineConfig = PipelineConfigBase
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -193,7 +159,7 @@ def _describe(error: dict[str, Any]) -> str:
 
 def parse_config(data: dict[str, Any], origin: str = "<config>") -> PipelineConfig:
     try:
-        return PipelineConfig.model_validate(expand_env(data))
+        return pipeline_model().model_validate(expand_env(data))
     except ValidationError as exc:
         problems = "; ".join(_describe(e) for e in exc.errors())
         raise ConfigError(f"{origin}: {problems}") from None

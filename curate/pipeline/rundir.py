@@ -94,10 +94,14 @@ class RunDir:
         path = Path(rel) if Path(rel).is_absolute() else self.path / rel
         return path if path.exists() else None
 
-    def report(self, name: str) -> dict[str, Any] | None:
-        """The stage's StageReport JSON (see `curate.stage_report`), if it wrote one."""
+    def report(self, name: str) -> Any:
+        """The stage's typed report (its stage's `Report` class, see `curate.stage`), if it wrote one."""
         path = self.file(name, "report")
-        return json.loads(path.read_text(encoding="utf-8")) if path else None
+        if path is None:
+            return None
+        from curate.pipeline.stages import stage_named
+
+        return stage_named(name).stage_class().Report.load(path)
 
     def rows(self, name: str, kind: str = "output") -> list[dict[str, Any]] | None:
         path = self.file(name, kind)

