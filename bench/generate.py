@@ -29,7 +29,7 @@ from curate.generate.progress import Stats  # noqa: E402
 from curate.generate.requests import SamplingParams, build_jobs  # noqa: E402
 from curate.generate.runner import agenerate, assemble, pending_units  # noqa: E402
 from curate.records import Question  # noqa: E402
-from curate.testing.replay_server import DEFAULT_MODEL, replay_server_process  # noqa: E402
+from curate.generate.replay import DEFAULT_MODEL, replay_server_process  # noqa: E402
 
 
 def questions(count: int, tag: str) -> list[Question]:

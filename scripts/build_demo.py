@@ -40,7 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from curate.records import Question  # noqa: E402
-from curate.testing.replay_server import Recordings  # noqa: E402
+from curate.generate.replay import Recordings  # noqa: E402
 from curate.testing.shared_data import find_shared_data  # noqa: E402
 from prompts import RATIONALIZE, default_prompt_for, get_prompt  # noqa: E402
 from sources import medmcqa, medqa, pubmedqa  # noqa: E402
@@ -317,7 +317,7 @@ RULE = (
     "permissive licences; OpenAI, Cohere and other models' recordings are left out), whose row in the shared "
     "benchmark file is found (MedQA by its whitespace- and case-normalised question text, MedMCQA by `id`, "
     "PubMedQA by PMID) with the same options and gold letter, and whose prompts rendered by curate's templates (each "
-    f"question's default template and `{RATIONALIZE}`) the replay server (curate/testing/replay_server.py, "
+    f"question's default template and `{RATIONALIZE}`) the replay server (curate/generate/replay.py, "
     "`Recordings.for_prompt`) answers with exactly that question's recordings. No sampling and no choice on "
     "outcomes: all such questions are kept."
 )

@@ -75,13 +75,18 @@ class SourcesConfig(StageConfig):
     @field_validator("sources")
     @classmethod
     def _unique(cls, sources: list[SourceSpec]) -> list[SourceSpec]:
-        seen = set()
-        for s in sources:
-            key = (s.name, s.path, s.split, s.config)
-            if key in seen:
-                raise ValueError(f"source {s.name!r} (path {s.path}, split {s.split}) is listed twice")
-            seen.add(key)
-        return sources
+        return unique_sources(sources)
+
+
+def unique_sources(sources: list[Any]) -> list[Any]:
+    """The same source entry twice is a mistake (its questions would be loaded twice): refused."""
+    seen = set()
+    for s in sources:
+        key = (s.name, s.path, s.split, s.config)
+        if key in seen:
+            raise ValueError(f"source {s.name!r} (path {s.path}, split {s.split}) is listed twice")
+        seen.add(key)
+    return sources
 
 
 class SourcesReport(StageReport):

@@ -22,7 +22,7 @@ from curate.generate.requests import SamplingParams
 from curate.generate.runner import agenerate, run_generate
 from curate.io import read_rows, write_rows
 from curate.records import Question, make_trace_id
-from curate.testing.replay_server import replay_server
+from curate.generate.replay import replay_server
 from tests.conftest import REPO_ROOT, run_cli
 
 TEACHER = "replay-teacher"
@@ -323,7 +323,7 @@ def test_replay_server_in_a_subprocess_answers_like_openai():
     import urllib.error
     import urllib.request
 
-    from curate.testing.replay_server import replay_server_process
+    from curate.generate.replay import replay_server_process
 
     def post(url: str, payload: dict) -> tuple[int, dict]:
         request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",

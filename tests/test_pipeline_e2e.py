@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from curate.io import read_rows
-from curate.testing.replay_server import replay_server
+from curate.generate.replay import replay_server
 from tests.conftest import REPO_ROOT, run_cli
 from tests.test_publish import card_table
 

@@ -1,13 +1,15 @@
-"""`curate run`: config validation, the stage table, resume, --until/--from, invalidation, crashes, the manifest.
+"""`curate run`: config validation, the step table, resume, --until/--from, invalidation, crashes, the manifest.
 
-The sources stage and publish are the real ones. generate, filter, dedupe, decontaminate, scrub and review land on
-other branches: here their entries in the stage table are replaced by the deterministic stand-ins of
-`tests/pipeline_fakes.py`, which have the brief's file-level signatures (so the table's argument mapping is checked
-against them). The end-to-end test against the replay teacher server comes when generate and filter merge.
+Every stage is the real one (the demo's real questions, the replay teacher serving their recorded completions over
+loopback, `tests/pipeline_support.py`). One fault-injecting stand-in exists, for the crash and the clinicians-pending
+cases: `CrashingDedupe` (the real dedupe that raises) and `pending_review`; nothing stands in for a report or schema.
+Most runs here leave scrub off (building presidio's engine takes seconds): the report, card and publish tests run
+it on a finished run of their own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -18,27 +20,44 @@ from pathlib import Path
 
 import pytest
 
-from curate.pipeline import STAGE_NAMES, STAGES, ConfigError, PipelineError, load_config, parse_config, run_pipeline
-from curate.pipeline.config import tomllib
+from curate.dedupe import DedupeStage
+from curate.pipeline import STAGE_NAMES, STAGES, ConfigError, PipelineError, load_config, run_pipeline
 from curate.pipeline.rundir import RunDir, sha256_path
-from tests import pipeline_fakes
-from tests.pipeline_fakes import CALLS, config_text, fake_stages, write_source_files
+from curate.stage import StagePending
+from tests.pipeline_support import REPO, config_text, copy_demo, parse, run, write_benchmark
 
-REPO = Path(__file__).resolve().parent.parent
+#: The steps a run with scrub and publish off goes through.
+NO_SCRUB = ["sources", "generate", "filter", "dedupe", "decontaminate"]
 
 
 @pytest.fixture
 def files(tmp_path):
-    return write_source_files(tmp_path / "src")
+    return copy_demo(tmp_path / "src")
 
 
-def make_config(files, run_dir, **kw):
-    return parse_config(tomllib.loads(config_text(files, run_dir, **kw)))
+@pytest.fixture
+def bench(tmp_path, files):
+    return write_benchmark(tmp_path / "bench.jsonl", files["medqa"], ["medqa:test:0"])
 
 
-def run(config, **kw):
-    CALLS.clear()
-    return run_pipeline(config, stages=kw.pop("stages", fake_stages()), echo=lambda _: None, **kw)
+def quick(files, run_dir, bench=None, **kw):
+    """A run over the demo with scrub and publish off."""
+    return parse(config_text(files, run_dir, benchmark=bench, scrub=False, publish=False, **kw))
+
+
+def replace_step(name, **changes):
+    return tuple(dataclasses.replace(s, **changes) if s.name == name else s for s in STAGES)
+
+
+class CrashingDedupe(DedupeStage):
+    """The fault: dedupe dies half way (its output is never written)."""
+
+    def process(self, batch):
+        raise RuntimeError("simulated crash in dedupe")
+
+
+def pending_review(ctx, binding, progress):
+    raise StagePending("pushed the sample; no verdicts yet")
 
 
 # ---------------------------------------------------------------- config
@@ -47,18 +66,21 @@ def run(config, **kw):
 def test_example_config_parses():
     config = load_config(REPO / "examples" / "pipeline.toml")
     assert [s.name for s in config.sources] == ["medqa", "medmcqa", "pubmedqa"]
-    assert config.generate.resolved_backend() == "transformers"  # embedded default: no server configured
     assert config.run.dir is not None
 
 
 def test_unknown_key_and_section_named(tmp_path, files):
     text = config_text(files, tmp_path / "run").replace("samples = 2", "samples = 2\ntemprature = 0.3")
     with pytest.raises(ConfigError, match=r"\[generate\] key 'temprature': unknown key"):
-        parse_config(tomllib.loads(text), "x.toml")
+        parse(text)
     with pytest.raises(ConfigError, match=r"unknown section \[genrate\]"):
-        parse_config(tomllib.loads(text.replace("[generate]", "[genrate]")), "x.toml")
+        parse(text.replace("[generate]", "[genrate]"))
+    with pytest.raises(ConfigError, match=r"\[scrub\] key 'nonsense': unknown key"):
+        parse(text.replace("[scrub]", "[scrub]\nnonsense = 1"))
+    with pytest.raises(ConfigError, match=r"\[filter\] key 'select': Input should be 'all' or 'k'"):
+        parse(text.replace("[filter]", '[filter]\nselect = "some"'))
     bad = tmp_path / "bad.toml"
-    bad.write_text(text.replace('teacher = "replay-teacher"', ""))
+    bad.write_text(text.replace('teacher = "demo-recording"', ""))
     with pytest.raises(ConfigError, match=r"bad.toml: \[generate\] key 'teacher': required but missing"):
         load_config(bad)
     bad.write_text("[run\n")
@@ -66,13 +88,28 @@ def test_unknown_key_and_section_named(tmp_path, files):
         load_config(bad)
 
 
+def test_sections_are_the_stages_own_config_classes():
+    """A stage option is declared once, in its stage's config class: the TOML section holds exactly those keys."""
+    from curate.dedupe import DedupeConfig
+    from curate.filter import FilterConfig
+    from curate.generate.config import GenerateConfig
+    from curate.pipeline.config import pipeline_model
+    from curate.scrub.runner import ScrubConfig
+
+    fields = pipeline_model().model_fields
+    assert issubclass(fields["filter"].annotation, FilterConfig)
+    assert issubclass(fields["generate"].annotation, GenerateConfig)
+    assert set(fields["dedupe"].annotation.model_fields) == set(DedupeConfig.model_fields) | {"enabled"}
+    assert set(fields["scrub"].annotation.model_fields) == set(ScrubConfig.model_fields) | {"enabled"}
+
+
 def test_env_expansion(tmp_path, files, monkeypatch):
     text = config_text(files, tmp_path / "run").replace(str(files["medqa"]), "${MY_DATA:-/nowhere}/test.jsonl")
-    assert parse_config(tomllib.loads(text)).sources[0].path == "/nowhere/test.jsonl"
+    assert parse(text).sources[0].path == "/nowhere/test.jsonl"
     monkeypatch.setenv("MY_DATA", "/data/medqa")
-    assert parse_config(tomllib.loads(text)).sources[0].path == "/data/medqa/test.jsonl"
+    assert parse(text).sources[0].path == "/data/medqa/test.jsonl"
     with pytest.raises(ConfigError, match="NOPE is not set"):
-        parse_config(tomllib.loads(text.replace("${MY_DATA:-/nowhere}", "${NOPE}")))
+        parse(text.replace("${MY_DATA:-/nowhere}", "${NOPE}"))
 
 
 def test_stage_table_order():
@@ -84,172 +121,166 @@ def test_stage_table_order():
 # ---------------------------------------------------------------- a whole run
 
 
-def test_full_run_writes_one_file_per_stage_and_a_manifest(tmp_path, files):
+def test_full_run_writes_one_file_per_stage_and_a_manifest(tmp_path, files, bench):
     run_dir = tmp_path / "run"
-    manifest = run(make_config(files, run_dir))
-    assert CALLS == ["generate", "filter", "dedupe", "decontaminate", "scrub", "review"]
+    manifest, ran = run(quick(files, run_dir, bench))
+    assert ran == NO_SCRUB
     on_disk = json.loads((run_dir / "manifest.json").read_text())
     assert on_disk["stages"] == manifest["stages"]
     assert on_disk["versions"]["curate"] and on_disk["versions"]["python"]
-    assert on_disk["config"]["generate"]["teacher"] == "replay-teacher"
-    for name in STAGE_NAMES:
+    assert on_disk["config"]["generate"]["teacher"] == "demo-recording"
+    for name in NO_SCRUB:
         entry = on_disk["stages"][name]
         assert entry["status"] == "done", name
         out = run_dir / entry["output"]["path"]
         assert out.exists() and sha256_path(out) == entry["output"]["sha256"]
         assert entry["wall_s"] >= 0 and entry["started"] and entry["finished"]
         assert (run_dir / f"{name}.report.json").exists()
+    assert {on_disk["stages"][s]["status"] for s in ("scrub", "review")} == {"skipped"}
     # inputs are recorded by hash, and chain: each stage's input is the previous stage's output
     assert on_disk["stages"]["filter"]["inputs"] == {"traces.parquet": on_disk["stages"]["generate"]["output"]["sha256"],
                                                      "questions.parquet": on_disk["stages"]["sources"]["output"]["sha256"]}
-    assert on_disk["stages"]["publish"]["inputs"] == {"reviewed.parquet": on_disk["stages"]["review"]["output"]["sha256"]}
     # counts come from the stage reports and agree with the files
-    for name in ("sources", "filter", "dedupe", "decontaminate", "scrub", "review"):
+    for name in ("sources", "filter", "dedupe", "decontaminate"):
         entry = on_disk["stages"][name]
         assert entry["counts"]["rows_out"] == entry["output"]["rows"], name
         assert entry["counts"]["rows_in"] == entry["counts"]["rows_out"] + entry["counts"]["rejected"], name
-    assert on_disk["stages"]["sources"]["counts"]["rows_out"] == 12 + 9 + 6
-    assert on_disk["stages"]["generate"]["counts"]["rows_out"] == 2 * 27
-    assert sum(on_disk["stages"]["filter"]["counts"]["reasons"].values()) >= on_disk["stages"]["filter"]["counts"]["rejected"] > 0
+        # a rejected row's primary reason is counted once
+        assert sum(entry["counts"]["reasons"].values()) == entry["counts"]["rejected"], name
+    assert on_disk["stages"]["sources"]["counts"]["rows_out"] == 12 + 8 + 8
+    assert on_disk["stages"]["generate"]["counts"]["rows_out"] == 2 * 28
+    assert on_disk["stages"]["filter"]["counts"]["rejected"] > 0
 
 
-def test_second_run_reuses_every_stage(tmp_path, files):
-    config = make_config(files, tmp_path / "run")
-    first = run(config)
-    second = run(config)
-    assert CALLS == []
-    for name in STAGE_NAMES:
+def test_second_run_reuses_every_stage(tmp_path, files, bench):
+    config = quick(files, tmp_path / "run", bench)
+    first, _ = run(config)
+    second, ran = run(config)
+    assert ran == []
+    for name in NO_SCRUB:
         assert second["stages"][name]["finished"] == first["stages"][name]["finished"]
 
 
-def test_config_change_reruns_that_stage_and_later(tmp_path, files):
-    run(make_config(files, tmp_path / "run"))
-    run(make_config(files, tmp_path / "run", filter_options="min_words = 60"))
-    assert CALLS == ["filter", "dedupe", "decontaminate", "scrub", "review"]
-    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert "too_short" in manifest["stages"]["filter"]["counts"]["reasons"]
-    assert manifest["stages"]["filter"]["arguments"]["min_words"] == 60
+def test_config_change_reruns_that_stage_and_later(tmp_path, files, bench):
+    run(quick(files, tmp_path / "run", bench))
+    manifest, ran = run(quick(files, tmp_path / "run", bench, filter_options="min_reasoning_words = 5000"))
+    assert ran == ["filter", "dedupe", "decontaminate"]
+    assert "short_reasoning" in manifest["stages"]["filter"]["counts"]["reasons"]
+    assert manifest["stages"]["filter"]["arguments"]["config"]["min_reasoning_words"] == 5000
+    # nothing is kept: the stage says so with its top reasons, and so do the later ones
+    assert any("kept 0 of" in w for w in manifest["stages"]["filter"]["warnings"])
 
 
-def test_volatile_settings_do_not_rerun(tmp_path, files):
-    """Concurrency and endpoints do not change what the teacher writes: changing them re-runs nothing."""
-    run(make_config(files, tmp_path / "run"))
-    run(make_config(files, tmp_path / "run", concurrency=256))
-    assert CALLS == []
+def test_volatile_settings_do_not_rerun(tmp_path, files, bench):
+    """Concurrency and worker counts do not change what the stages write: changing them re-runs nothing."""
+    run(quick(files, tmp_path / "run", bench))
+    _, ran = run(quick(files, tmp_path / "run", bench, generate="timeout = 300.0\nmax_retries = 2",
+                       filter_options="workers = 2"))
+    assert ran == []
 
 
-def test_changed_input_file_reruns_everything_after(tmp_path, files):
-    config = make_config(files, tmp_path / "run")
+def test_changed_input_file_reruns_everything_after(tmp_path, files, bench):
+    config = quick(files, tmp_path / "run", bench)
     run(config)
-    with open(files["medqa"], "a") as fh:
-        fh.write(json.dumps({"question": "An extra question about the appendix?", "options": {"A": "x", "B": "y"},
-                             "answer": "y", "answer_idx": "B", "meta_info": "step1"}) + "\n")
-    manifest = run(config)
-    assert CALLS == ["generate", "filter", "dedupe", "decontaminate", "scrub", "review"]
+    lines = files["medqa"].read_text().splitlines()
+    files["medqa"].write_text("\n".join([lines[20], *lines[1:]]) + "\n")  # the first question is another one
+    manifest, ran = run(config)
+    assert ran[:3] == ["sources", "generate", "filter"]
     assert manifest["stages"]["sources"]["counts"]["rows_out"] == 28
+    generate = RunDir.open(tmp_path / "run").report("generate")
+    assert (generate.from_cache, generate.generated) == (54, 2)  # only the new question was asked for
 
 
-def test_deleted_or_edited_output_reruns(tmp_path, files):
-    config = make_config(files, tmp_path / "run")
+def test_deleted_or_edited_output_reruns(tmp_path, files, bench):
+    config = quick(files, tmp_path / "run", bench)
     run(config)
     (tmp_path / "run" / "deduped.parquet").unlink()
-    run(config)
-    assert CALLS == ["dedupe"]  # deterministic stages: the same bytes again, so later stages stay finished
-    (tmp_path / "run" / "scrubbed.parquet").write_bytes(b"not what scrub wrote")
-    run(config)
-    assert CALLS == ["scrub"]
+    _, ran = run(config)
+    assert ran == ["dedupe"]  # deterministic stages: the same bytes again, so later stages stay finished
+    (tmp_path / "run" / "decontaminated.parquet").write_bytes(b"not what decontaminate wrote")
+    _, ran = run(config)
+    assert ran == ["decontaminate"]
 
 
-def test_until_and_from(tmp_path, files):
-    config = make_config(files, tmp_path / "run")
-    manifest = run(config, until="filter")
-    assert CALLS == ["generate", "filter"]
+def test_until_and_from(tmp_path, files, bench):
+    config = quick(files, tmp_path / "run", bench)
+    manifest, ran = run(config, until="filter")
+    assert ran == ["sources", "generate", "filter"]
     assert "dedupe" not in manifest["stages"] and not (tmp_path / "run" / "deduped.parquet").exists()
-    run(config, until="scrub")
-    assert CALLS == ["dedupe", "decontaminate", "scrub"]
-    run(config, start="decontaminate", until="scrub")
-    assert CALLS == ["decontaminate", "scrub"]  # forced again, though finished
-    run(config)
-    assert CALLS == ["review"]
+    _, ran = run(config, until="dedupe")
+    assert ran == ["dedupe"]
+    _, ran = run(config, start="filter", until="dedupe")
+    assert ran == ["filter", "dedupe"]  # forced again, though finished
+    _, ran = run(config)
+    assert ran == ["decontaminate"]
     with pytest.raises(ConfigError, match="--until nosuch: not a stage"):
         run(config, until="nosuch")
-    with pytest.raises(ConfigError, match="--from publish comes after --until filter"):
-        run(config, start="publish", until="filter")
+    with pytest.raises(ConfigError, match="--from decontaminate comes after --until filter"):
+        run(config, start="decontaminate", until="filter")
+    with pytest.raises(ConfigError, match="--until scrub: disabled in the config"):
+        run(config, until="scrub")
 
 
-def test_from_needs_earlier_stages(tmp_path, files):
+def test_from_needs_earlier_stages(tmp_path, files, bench):
     with pytest.raises(ConfigError, match="stage sources has not finished"):
-        run(make_config(files, tmp_path / "run"), start="filter")
+        run(quick(files, tmp_path / "run", bench), start="filter")
 
 
-def test_crash_mid_stage_then_resume(tmp_path, files, monkeypatch):
-    config = make_config(files, tmp_path / "run")
-    monkeypatch.setenv("CURATE_FAKE_FAIL", "dedupe")
+def test_crash_mid_stage_then_resume(tmp_path, files, bench):
+    config = quick(files, tmp_path / "run", bench)
+    crashing = replace_step("dedupe", stage="tests.test_pipeline_runner:CrashingDedupe")
     with pytest.raises(PipelineError, match="stage dedupe failed: RuntimeError: simulated crash in dedupe"):
-        run(config)
+        run(config, stages=crashing)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert [manifest["stages"][s]["status"] for s in ("sources", "generate", "filter", "dedupe")] == \
         ["done", "done", "done", "failed"]
     assert "simulated crash" in manifest["stages"]["dedupe"]["error"]
     assert not (tmp_path / "run" / "deduped.parquet").exists()
-    monkeypatch.delenv("CURATE_FAKE_FAIL")
-    manifest = run(config)
-    assert CALLS == ["dedupe", "decontaminate", "scrub", "review"]
+    manifest, ran = run(config)
+    assert ran == ["dedupe", "decontaminate"]
     assert manifest["stages"]["dedupe"]["status"] == "done" and manifest["stages"]["dedupe"]["error"] is None
 
 
-def test_unknown_stage_option_refused_before_anything_runs(tmp_path, files):
-    config = make_config(files, tmp_path / "run", extra="[scrub.nonsense]\nx = 1\n")
-    fakes = fake_stages(scrub=lambda input, output, *, policy, entities, rejected, report, allow_no_ner: None)
-    with pytest.raises(ConfigError, match=r"\[scrub\]: .*unexpected keyword argument 'nonsense'.*accepts: input, output"):
-        run(config, stages=fakes)
-    assert CALLS == []
+def test_external_file_missing_is_named_before_anything_runs(tmp_path, files):
+    config = quick(files, tmp_path / "run", tmp_path / "no-such-benchmark.jsonl")
+    with pytest.raises(ConfigError, match=r"\[decontaminate\]: .*no-such-benchmark.jsonl does not exist.*nothing was run"):
+        run(config)
     assert not (tmp_path / "run" / "questions.parquet").exists()
 
 
-def test_missing_stage_module_is_a_clear_error(tmp_path, files):
-    from dataclasses import replace
-
-    stages = tuple(replace(s, entry="curate.no_such_stage:run") if s.name == "generate" else s for s in fake_stages())
+def test_missing_stage_module_is_a_clear_error(tmp_path, files, bench):
+    stages = replace_step("generate", stage="curate.no_such_stage:Stage")
     with pytest.raises(ConfigError, match="stage generate: cannot import curate.no_such_stage"):
-        run(make_config(files, tmp_path / "run"), stages=stages)
+        run(quick(files, tmp_path / "run", bench), stages=stages)
+    assert not (tmp_path / "run" / "questions.parquet").exists()
 
 
-def test_disabled_stage_is_skipped_and_bridged(tmp_path, files):
-    manifest = run(make_config(files, tmp_path / "run", review=False))
-    assert manifest["stages"]["review"] == {"status": "skipped", "reason": "disabled in the config"}
-    assert manifest["stages"]["publish"]["inputs"] == {"scrubbed.parquet": manifest["stages"]["scrub"]["output"]["sha256"]}
+def test_disabled_stage_is_skipped_and_bridged(tmp_path, files, bench):
+    text = config_text(files, tmp_path / "run", benchmark=bench, scrub=False, publish=False)
+    manifest, ran = run(parse(text.replace("[dedupe]", "[dedupe]\nenabled = false")))
+    assert "dedupe" not in ran
+    assert manifest["stages"]["dedupe"] == {"status": "skipped", "reason": "disabled in the config"}
+    assert manifest["stages"]["decontaminate"]["inputs"] == {
+        "filtered.parquet": manifest["stages"]["filter"]["output"]["sha256"]}
 
 
-def test_skipped_decontamination_blocks_publish_unless_forced(tmp_path, files):
-    config = make_config(files, tmp_path / "run", decontaminate=False)
-    with pytest.raises(PipelineError, match="stage publish failed: .*benchmark decontamination did not run.*--force"):
+def test_skipped_scrubbing_blocks_publish_unless_forced(tmp_path, files, bench):
+    config = parse(config_text(files, tmp_path / "run", benchmark=bench, scrub=False))
+    with pytest.raises(PipelineError, match="stage publish failed: .*PHI scrubbing did not run.*--force"):
         run(config)
-    assert RunDir.open(tmp_path / "run").status("scrub") == "done"
+    assert RunDir.open(tmp_path / "run").status("decontaminate") == "done"
     config.publish.force = True
-    manifest = run(config)
-    assert CALLS == []  # only publish (the real one, not logged) ran again: its `force` argument changed
+    manifest, ran = run(config)
+    assert ran == ["publish"]  # only publish ran again: its `force` option changed
     assert manifest["stages"]["publish"]["status"] == "done"
     card = (tmp_path / "run" / "publish" / "README.md").read_text()
-    assert "published with `--force`" in card and "benchmark decontamination was skipped" in card
+    assert "published with `--force`" in card and "PHI scrubbing was skipped" in card
 
 
-def test_manifest_is_written_after_each_stage(tmp_path, files):
-    seen = {}
-
-    def spying_dedupe(input, output, **kw):
-        seen.update(json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"])
-        return pipeline_fakes.fake_dedupe(input, output, **kw)
-
-    run(make_config(files, tmp_path / "run"), stages=fake_stages(dedupe=spying_dedupe))
-    assert {k: v["status"] for k, v in seen.items() if k != "review"} == \
-        {"sources": "done", "generate": "done", "filter": "done", "dedupe": "running"}
-
-
-def test_manifest_write_is_atomic(tmp_path, files, monkeypatch):
+def test_manifest_write_is_atomic(tmp_path, files, bench, monkeypatch):
     """A failure while the manifest is being replaced leaves the previous manifest whole and no temp file."""
-    config = make_config(files, tmp_path / "run")
-    run(config, until="generate")
+    config = quick(files, tmp_path / "run", bench)
+    run(config, until="sources")
     before = (tmp_path / "run" / "manifest.json").read_bytes()
     real_replace = os.replace
 
@@ -265,35 +296,48 @@ def test_manifest_write_is_atomic(tmp_path, files, monkeypatch):
     assert not [p for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")]
 
 
-def test_sigkill_mid_stage_then_resume(tmp_path, files):
-    """A real `kill -9` of a running pipeline: finished stages stay finished, the killed one runs again."""
-    run_dir, mark, log = tmp_path / "run", tmp_path / "started", tmp_path / "calls.log"
-    (tmp_path / "config.toml").write_text(config_text(files, run_dir))
-    script = ("import sys; sys.path.insert(0, sys.argv[1]);"
-              "from tests.pipeline_fakes import fake_stages;"
-              "from curate.pipeline import load_config, run_pipeline;"
-              "run_pipeline(load_config(sys.argv[2]), stages=fake_stages())")
-    env = {**os.environ, "CURATE_FAKE_SLOW_STAGE": "filter", "CURATE_FAKE_MARK": str(mark), "CURATE_FAKE_LOG": str(log)}
-    proc = subprocess.Popen([sys.executable, "-c", script, str(REPO), str(tmp_path / "config.toml")], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while not mark.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert mark.exists(), proc.stderr.read().decode() if proc.poll() is not None else "filter never started"
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert {k: v["status"] for k, v in manifest["stages"].items()} == \
-        {"sources": "done", "generate": "done", "filter": "running"}
-    assert not (run_dir / "filtered.parquet").exists()
-    resumed = run(load_config(tmp_path / "config.toml"))
-    assert CALLS == ["filter", "dedupe", "decontaminate", "scrub", "review"]  # sources and generate reused
-    assert all(resumed["stages"][s]["status"] == "done" for s in STAGE_NAMES)
+@pytest.mark.slow
+@pytest.mark.integration
+def test_sigkill_mid_stage_then_resume(tmp_path, files, bench):
+    """A real `kill -9` of `curate run` while generate waits on a held teacher: the manifest says sources is done
+    and generate running; the same command then finishes, reusing sources."""
+    from curate.generate.replay import replay_server
+
+    run_dir = tmp_path / "run"
+    with replay_server(traces=REPO / "examples" / "demo" / "recording.jsonl.gz", models=["demo-recording"],
+                       hold_after=3) as server:
+        text = config_text(files, run_dir, benchmark=bench, scrub=False, publish=False).replace(
+            f'replay = "{REPO / "examples" / "demo" / "recording.jsonl.gz"}"', f'base_urls = ["{server.url}"]')
+        (tmp_path / "config.toml").write_text(text)
+        proc = subprocess.Popen([sys.executable, "-m", "curate", "run", str(tmp_path / "config.toml")], cwd=REPO,
+                                env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None:
+                manifest = RunDir.open(run_dir).manifest if (run_dir / "manifest.json").exists() else {}
+                if (manifest.get("stages", {}).get("generate") or {}).get("status") == "running" and \
+                        sum(1 for e in server.log() if e["finished"]) >= 3:
+                    break
+                time.sleep(0.1)
+            assert proc.poll() is None, proc.stderr.read().decode()
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            server.release()
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        assert manifest["stages"]["sources"]["status"] == "done" and manifest["stages"]["generate"]["status"] == "running"
+        assert not (run_dir / "traces.parquet").exists()
+        server.configure(hold_after=None)
+        resumed, ran = run(load_config(tmp_path / "config.toml"))
+        # the answered requests were not bought again: one request per question, and no finished one twice
+        finished = [e["key"] for e in server.log() if e["finished"]]
+    assert ran == ["generate", "filter", "dedupe", "decontaminate"]  # sources reused
+    assert all(resumed["stages"][s]["status"] == "done" for s in NO_SCRUB)
+    assert len(finished) == len(set(finished)) == 28
 
 
-def test_one_run_per_run_dir(tmp_path, files):
+def test_one_run_per_run_dir(tmp_path, files, bench):
     import fcntl
 
     run_dir = tmp_path / "run"
@@ -301,7 +345,7 @@ def test_one_run_per_run_dir(tmp_path, files):
     with open(run_dir / ".lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         with pytest.raises(ConfigError, match="another `curate run` is using this run directory"):
-            run(make_config(files, run_dir))
+            run(quick(files, run_dir, bench))
 
 
 def test_real_sources_stage_on_shared_data(tmp_path, shared_data):
@@ -325,66 +369,71 @@ limit = 20
 [generate]
 teacher = "t"
 """
-    manifest = run(parse_config(tomllib.loads(text)), until="sources")
+    manifest, _ = run(parse(text), until="sources")
     assert manifest["stages"]["sources"]["counts"]["rows_out"] == 60
     ids = {q["id"].split(":")[0] for q in RunDir.open(tmp_path / "run").rows("sources")}
     assert ids == {"medqa", "medmcqa", "pubmedqa"}
 
 
+def test_progress_reaches_the_display_for_every_stage(tmp_path, files, bench):
+    """`curate run` draws each stage's progress (one callback shape): every stage that works on rows reports it."""
+    events: dict[str, list[tuple[str, int, int | None]]] = {}
+
+    class Display:
+        def callback(self, stage):
+            return lambda phase, done, total=None, note=None: events.setdefault(stage, []).append((phase, done, total))
+
+    run_pipeline(quick(files, tmp_path / "run", bench), display=Display(), echo=lambda _: None)
+    assert {"generate", "filter", "dedupe", "decontaminate"} <= set(events)
+    phase, done, total = events["generate"][-1]
+    assert phase == "generate" and done == total == 56
+    assert events["filter"][-1][1:] == (56, 56)
+
+
 # ---------------------------------------------------------------- the CLI
 
 
-def test_cli_run_until_sources_and_summary(cli, tmp_path, files):
-    (tmp_path / "c.toml").write_text(config_text(files, tmp_path / "run"))
+def test_cli_run_until_sources_and_summary(cli, tmp_path, files, bench):
+    (tmp_path / "c.toml").write_text(config_text(files, tmp_path / "run", benchmark=bench))
     proc = cli("run", tmp_path / "c.toml", "--until", "sources", check=True)
-    assert "✓ sources: 27 rows" in proc.stderr and "not run" in proc.stderr
+    assert "✓ sources: 28 rows" in proc.stderr and "not run" in proc.stderr
     proc = cli("run", tmp_path / "c.toml", "--until", "sources", "--run-dir", tmp_path / "other", check=True)
     assert (tmp_path / "other" / "questions.parquet").exists()
     proc = cli("run", tmp_path / "c.toml", "--until", "sources", check=True)
     assert "sources: finished earlier, reused" in proc.stderr
 
 
-def test_cli_bad_config_and_failing_stage(cli, tmp_path, files):
+def test_cli_bad_config_and_failing_stage(cli, tmp_path, files, bench):
     (tmp_path / "bad.toml").write_text(config_text(files, tmp_path / "run").replace("[filter]", "[filter]\n[filtre]"))
     proc = cli("run", tmp_path / "bad.toml")
     assert proc.returncode == 2 and "unknown section [filtre]" in proc.stderr and "Traceback" not in proc.stderr
-    with open(files["medqa"], "a") as fh:
-        fh.write("{not json\n")
-    (tmp_path / "c.toml").write_text(config_text(files, tmp_path / "run"))
+    lines = files["medqa"].read_text().splitlines()
+    files["medqa"].write_text("\n".join(lines[:5] + ["{not json"] + lines[5:]) + "\n")
+    (tmp_path / "c.toml").write_text(config_text(files, tmp_path / "run", benchmark=bench))
     proc = cli("run", tmp_path / "c.toml", "--until", "sources")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert "stage sources failed" in proc.stderr and "test.jsonl:13: invalid JSON" in proc.stderr
+    assert "stage sources failed" in proc.stderr and "test.4_options.jsonl:6: invalid JSON" in proc.stderr
     assert "run the same command again" in proc.stderr
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["stages"]["sources"]["status"] == "failed"
     assert not (tmp_path / "run" / "questions.parquet").exists()
 
 
-def test_review_waiting_for_clinicians_stops_then_resumes(tmp_path, files):
-    from curate.pipeline.steps import StagePending
-
-    def pending_review(input, output, **kw):
-        CALLS.append("review-pending")
-        raise StagePending("pushed the sample; no verdicts yet")
-
-    config = make_config(files, tmp_path / "run")
+def test_review_waiting_for_clinicians_stops_then_resumes(tmp_path, files, bench):
+    text = config_text(files, tmp_path / "run", benchmark=bench, scrub=False, publish=False)
+    config = parse(text.replace("[review]\nenabled = false", '[review]\nenabled = true\ndataset = "spot-check"'))
     with pytest.raises(StagePending):
-        run(config, stages=fake_stages(review=pending_review))
+        run(config, stages=replace_step("review", execute="tests.test_pipeline_runner:pending_review"))
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert manifest["stages"]["review"]["status"] == "waiting" and manifest["stages"]["scrub"]["status"] == "done"
-    assert "publish" not in manifest["stages"]
-    manifest = run(config)
-    assert CALLS == ["review"] and manifest["stages"]["publish"]["status"] == "done"
+    assert manifest["stages"]["review"]["status"] == "waiting"
+    assert manifest["stages"]["decontaminate"]["status"] == "done"
+    # the verdicts came in: the same run applies them (a pulled reviews file) and goes on
+    from tests.pipeline_support import write_reviews
 
-
-def test_entry_point_that_only_writes_its_report(tmp_path, files):
-    """Counts come from the report file when an entry point returns nothing."""
-    def quiet_dedupe(input, output, *, rejected=None, report=None, **kw):
-        pipeline_fakes.fake_dedupe(input, output, rejected=rejected, report=report, **kw)
-
-    manifest = run(make_config(files, tmp_path / "run"), stages=fake_stages(dedupe=quiet_dedupe), until="dedupe")
-    counts = manifest["stages"]["dedupe"]["counts"]
-    assert counts["rows_out"] == manifest["stages"]["dedupe"]["output"]["rows"] and counts["rows_in"] > 0
+    reviews = write_reviews(tmp_path / "reviews.parquet", tmp_path / "run" / "decontaminated.parquet")
+    config = parse(text.replace("[review]\nenabled = false", f'[review]\nenabled = true\nreviews = "{reviews}"'))
+    manifest, ran = run(config)
+    assert ran == ["review"] and manifest["stages"]["review"]["status"] == "done"
 
 
 def test_example_config_sources_on_shared_data(cli, tmp_path, shared_data):
@@ -396,11 +445,11 @@ def test_example_config_sources_on_shared_data(cli, tmp_path, shared_data):
     assert {q["id"].rsplit(":", 1)[0] for q in questions} == {"medqa:test", "medmcqa:dev", "pubmedqa:train"}
 
 
-def test_external_files_recorded_apart_and_later_stages_marked_stale(tmp_path, files):
-    config = make_config(files, tmp_path / "run")
-    run(config)
-    manifest = run(config, start="filter", until="filter", stages=fake_stages(
-        filter=lambda *a, **kw: pipeline_fakes.fake_filter(*a, **{**kw, "min_words": 60})))
+def test_external_files_recorded_apart_and_later_stages_marked_stale(tmp_path, files, bench):
+    run(quick(files, tmp_path / "run", bench))
+    manifest, ran = run(quick(files, tmp_path / "run", bench, filter_options="min_reasoning_words = 5000"),
+                        start="filter", until="filter")
+    assert ran == ["filter"]
     entry = manifest["stages"]["sources"]
     assert set(entry["external"]) == {str(p) for p in files.values()} and set(entry["inputs"]) == set()
     assert manifest["stages"]["sources"]["status"] == "done"  # its external files are not run-dir inputs
@@ -408,21 +457,21 @@ def test_external_files_recorded_apart_and_later_stages_marked_stale(tmp_path, f
     assert "filtered.parquet changed" in manifest["stages"]["dedupe"]["error"]
 
 
-def test_overlapping_source_entries_keep_ids_unique(tmp_path, files):
+def test_overlapping_source_entries_keep_ids_unique(tmp_path, files, bench):
     """The same file listed twice is refused by the config; a copy of it under another name yields the same ids,
     which the sources stage rejects as `duplicate_id` instead of letting them through twice."""
     import shutil
 
-    copy = tmp_path / "copy" / "test.jsonl"
+    copy = tmp_path / "copy" / "test.4_options.jsonl"
     copy.parent.mkdir()
     shutil.copy(files["medqa"], copy)
-    text = config_text(files, tmp_path / "run").replace(
+    text = config_text(files, tmp_path / "run", benchmark=bench).replace(
         '[[sources]]\nname = "medmcqa"', f'[[sources]]\nname = "medqa"\npath = "{copy}"\nlimit = 5\n\n'
         '[[sources]]\nname = "medmcqa"')
-    manifest = run(parse_config(tomllib.loads(text)), until="sources")
+    manifest, _ = run(parse(text), until="sources")
     counts = manifest["stages"]["sources"]["counts"]
-    assert counts["rows_out"] == 27 and counts["reasons"] == {"duplicate_id": 5}
+    assert counts["rows_out"] == 28 and counts["reasons"] == {"duplicate_id": 5}
     rejected = RunDir.open(tmp_path / "run").rows("sources", "rejected")
     assert [r["reasons"] for r in rejected] == [["duplicate_id"]] * 5
     with pytest.raises(ConfigError, match="source 'medqa' .* is listed twice"):
-        parse_config(tomllib.loads(text.replace(str(copy), str(files["medqa"]))))
+        parse(text.replace(str(copy), str(files["medqa"])))

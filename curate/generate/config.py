@@ -52,6 +52,8 @@ class GenerateConfig(StageConfig):
                                      volatile=True)
     use_n: bool = option(True, "one request for all samples of a question when the server supports n "
                                "(--no-n: one request per sample)", flag="--n")
+    replay: Path | None = option(None, "a file of recorded completions (examples/demo/recording.jsonl.gz): a replay "
+                                 "server on loopback answers with them for this run, as the teacher")
     backend_options: dict[str, Any] = option(default_factory=dict, help="keyword options for the backend (vllm.LLM "
                                              "arguments, transformers device/dtype)", cli=False)
 
@@ -62,6 +64,8 @@ class GenerateConfig(StageConfig):
         return value
 
     def resolved_backend(self) -> str:
+        if self.replay is not None:
+            return "openai"
         if self.backend:
             return self.backend
         return "openai" if self.base_urls or os.environ.get("OPENAI_BASE_URL") else "transformers"

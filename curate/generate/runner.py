@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +173,20 @@ def generate(questions: list[Question], *, teacher: str, cache_dir: str | os.Pat
         cache.close()
 
 
+@contextlib.contextmanager
+def replay_teacher(config: GenerateConfig) -> Iterator[GenerateConfig]:
+    """With `replay`, a replay server answering as the teacher for the duration (the config then points at it)."""
+    if config.replay is None:
+        yield config
+        return
+    from curate.generate.replay import replay_server
+
+    if not Path(config.replay).is_file():
+        raise InputError(config.replay, "file not found (the recorded completions `replay` names)")
+    with replay_server(traces=config.replay, models=[config.teacher]) as server:
+        yield config.model_copy(update={"base_urls": [server.url], "backend": "openai", "replay": None})
+
+
 def default_cache_dir(output: Path) -> Path:
     return output.parent / f"{output.name}.cache"
 
@@ -198,8 +214,9 @@ class GenerateStage(Stage[GenerateConfig, GenerateReport]):
         cache.load()
         stats = Stats()
         try:
-            traces = _run(agenerate(questions, config=c, cache=cache, stats=stats, progress=batch.progress,
-                                    api_key=api_key_from_env(c.api_key_env) if backend == "openai" else None))
+            with replay_teacher(c) as c:
+                traces = _run(agenerate(questions, config=c, cache=cache, stats=stats, progress=batch.progress,
+                                        api_key=api_key_from_env(c.api_key_env) if backend == "openai" else None))
         finally:
             cache.close()
         generation = stats.as_dict()

@@ -104,10 +104,9 @@ class PipelineConfigBase(Section):
     @field_validator("sources", check_fields=False)
     @classmethod
     def _unique_sources(cls, sources: list[Any]) -> list[Any]:
-        from sources.stage import SourcesConfig
+        from sources.stage import unique_sources
 
-        SourcesConfig(sources=sources)  # the same check `curate sources` runs
-        return sources
+        return unique_sources(sources)  # the same check `curate sources` runs
 
     def section(self, name: str) -> Any:
         return getattr(self, name)

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from curate.testing.replay_server import ReplayHandle
-from curate.testing.replay_server import replay_server as _replay_server
+from curate.generate.replay import ReplayHandle
+from curate.generate.replay import replay_server as _replay_server
 
 
 @pytest.fixture

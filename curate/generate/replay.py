@@ -1,4 +1,5 @@
-"""A local OpenAI-compatible chat-completions server replaying recorded real completions (test support, loopback only).
+"""A local OpenAI-compatible chat-completions server replaying recorded real completions (loopback only): the demo's
+teacher (`[generate] replay = FILE` starts it for the run), the tests' teacher, and the benchmarks' server.
 
 It answers `POST /v1/chat/completions` with recorded teacher responses from `dev_traces.jsonl.gz` (matched by the
 question text in the prompt, else any recording; synthetic text when no file is given), after a settable latency,
@@ -516,7 +517,7 @@ def replay_server(traces: str | os.PathLike[str] | None = None, **options: Any) 
 def replay_server_process(traces: str | os.PathLike[str] | None = None, **options: Any) -> Iterator[ReplayHandle]:
     """Run the server in a subprocess (a core of its own: for benchmarks); stopped on exit."""
     _config(**options)  # fail here, not in the child, on a bad option
-    args = [sys.executable, "-m", "curate.testing.replay_server", "--config", json.dumps(options)]
+    args = [sys.executable, "-m", "curate.generate.replay", "--config", json.dumps(options)]
     if traces is not None:
         args += ["--traces", str(traces)]
     root = str(Path(__file__).resolve().parents[2])
