@@ -328,7 +328,7 @@ def decontaminate(rows: list[dict[str, Any]], index: BenchmarkIndex, *, question
     for i, row in enumerate(rows):
         m = matches[groups.group_of[i]]
         if m is None:
-            kept.append(row)
+            kept.append({**row, "contaminated_by": None})  # checked, and clean: later stages and publish see it
             continue
         per_benchmark[m.benchmark] += 1
         per_method[m.method] += 1

@@ -52,3 +52,12 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
 def cli():
     """`cli("sources", "list")` runs the real CLI in a subprocess and returns the CompletedProcess."""
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
+    """One finished run directory over the demo, every stage real (scrub and a clinicians' review included), shared by
+    the report, card and publish tests (`tests/pipeline_support.py`). Read it, never change it."""
+    from tests.pipeline_support import FINISHED_LIMITS, build_run
+
+    return build_run(tmp_path_factory.mktemp("finished"), limits=FINISHED_LIMITS)

@@ -147,3 +147,25 @@ def build_run(folder: Path, *, review: bool = True, leak: int = 2, **options: An
     reviews = write_reviews(folder / "reviews.parquet", run_dir / "scrubbed.parquet")
     run(parse(config_text(files, run_dir, benchmark=benchmark, review=reviews, **options)))
     return run_dir
+
+
+#: Demo questions per source in the shared finished run (enough kept rows from every source for the card's tables).
+FINISHED_LIMITS = {"medqa": 40, "medmcqa": 36, "pubmedqa": 30}
+
+
+def redacted_spans(run_dir: Path) -> list[str]:
+    """The original text scrub replaced (found by aligning each row's text before and after the stage): what must
+    never appear in a report, a card or a log."""
+    import difflib
+
+    before = {r["trace_id"]: r for r in read_rows(run_dir / "decontaminated.parquet")}
+    spans = []
+    for row in read_rows(run_dir / "scrubbed.parquet"):
+        if not row.get("phi_found"):
+            continue
+        for field in ("question", "context", "reasoning", "completion", "text"):
+            old, new = before[row["trace_id"]].get(field), row.get(field)
+            if isinstance(old, str) and isinstance(new, str) and old != new:
+                matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+                spans += [old[i1:i2] for op, i1, i2, _, _ in matcher.get_opcodes() if op != "equal" and i2 > i1]
+    return [s for s in spans if len(s.strip()) >= 3]

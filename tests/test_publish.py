@@ -1,7 +1,7 @@
 """`curate publish`: the Hub layout, the dataset card, the refusal to publish unsafe data, and no secrets on disk.
 
-The run directory comes from the real runner with the stand-in stages of `tests/pipeline_fakes.py` (generate,
-filter, dedupe, decontaminate, scrub and review land on other branches). The Hub cannot be reached here: the
+The run directory comes from the real runner with every stage real (`tests/pipeline_support.py`: the demo's real
+questions and recorded completions, a clinicians' reviews file applied). The Hub cannot be reached here: the
 local-dir export writes the same files, and one test replaces `HfApi`'s two calls (the narrowest boundary) to check
 what the push sends.
 """
@@ -16,12 +16,12 @@ import yaml
 from curate.io import InputError, read_rows
 from curate.pipeline.rundir import RunDir
 from curate.publish import PublishRefused, publish
-from tests.pipeline_fakes import build_run
+from tests.pipeline_support import redacted_spans
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    return build_run(tmp_path_factory.mktemp("publish"))
+def run_dir(finished_run):
+    return finished_run
 
 
 def front_matter(card: str) -> dict:
@@ -58,10 +58,10 @@ def test_local_dir_loads_with_datasets_and_has_trl_columns(run_dir, tmp_path):
     assert row["messages"][1]["content"] == row["prompt"] and row["messages"][2]["content"] == row["completion"]
     assert re.fullmatch(r"<think>\n.+\n</think>\n<answer>[A-E]</answer>", row["completion"], re.S)
     assert row["question"] in row["prompt"] and "A. " in row["prompt"] and "<answer>" in row["prompt"]
-    assert row["teacher_completion"].startswith("<think>")
+    assert row["teacher_completion"]
     reviewed = {r["trace_id"]: r for r in read_rows(run_dir / "reviewed.parquet")}
     assert set(ds["train"]["trace_id"]) == set(reviewed)
-    assert all("Dr. Smith" not in c for c in ds["train"]["completion"])  # the training text is the scrubbed one
+    assert ds["train"]["completion"] == [reviewed[t]["text"] for t in ds["train"]["trace_id"]]  # the scrubbed text
 
 
 def test_card_metadata(run_dir):
@@ -93,18 +93,24 @@ def test_card_body_sections(run_dir):
     rows = read_rows(run_dir / "reviewed.parquet")
     sources = {r[0]: r for r in card_table(card, "Sources")}
     assert set(sources) == {"medqa", "medmcqa", "pubmedqa"}
-    assert sources["medmcqa"][3] == "apache-2.0" and sources["medqa"][5] == "test.jsonl"
+    assert sources["medmcqa"][3] == "apache-2.0" and sources["medqa"][5] == "test.4_options.jsonl, limit=40"
     assert sum(int(r[1]) for r in sources.values()) == len(rows)
     teachers = card_table(card, "Teacher and prompts")
-    assert teachers[0][0] == "replay-teacher" and teachers[0][2] == f"`{rows[0]['prompt_hash']}`"
+    assert teachers[0][0] == "demo-recording" and teachers[0][2] == f"`{rows[0]['prompt_hash']}`"
     decon = {r[0]: int(r[1]) for r in card_table(card, "Benchmark decontamination")}
     rejected = read_rows(run_dir / "decontaminate.rejected.parquet")
     assert sum(decon.values()) == len(rejected) > 0
     phi = {r[0]: int(r[1]) for r in card_table(card, "PHI")}
-    assert phi and set(phi) <= {"PERSON", "DATE_TIME"}
-    assert "Dr. Smith" not in card and "03/14/2021" not in card  # counts only, never the values
-    review = RunDir.open(run_dir).report("review")["extra"]["error_rate"]
-    assert f"{100 * review['low']:.1f}%–{100 * review['high']:.1f}%" in card
+    found: dict[str, int] = {}
+    for row in read_rows(run_dir / "scrubbed.parquet"):
+        for kind, n in row["phi_found"].items():
+            found[kind] = found.get(kind, 0) + n
+    assert found and phi == found  # the real scrub found names in the real questions: the card counts them
+    spans = redacted_spans(run_dir)
+    assert spans and not [s for s in spans if s in card]  # counts only, never the values
+    overall = RunDir.open(run_dir).report("review").error_rate.overall
+    low, high = overall.interval
+    assert f"{100 * low:.1f}%–{100 * high:.1f}%" in card
     assert "## Known limitations" in card and "--force" not in card
 
 
@@ -204,23 +210,22 @@ def test_push_goes_through_hfapi(run_dir, monkeypatch):
 
 
 def test_no_secret_lands_in_any_file(cli, tmp_path):
-    """Keys live in the environment: a fake HF_TOKEN / OPENAI_API_KEY and a password in a base URL appear in no
+    """Keys live in the environment: a fake HF_TOKEN / OPENAI_API_KEY and a password in a server URL appear in no
     file of the run directory or the published folder."""
     import os
+
+    from tests.pipeline_support import config_text, copy_demo, parse, run, write_benchmark
 
     secrets = {"HF_TOKEN": "hf_FAKEtokenDoNotLeak123", "OPENAI_API_KEY": "sk-FAKEkeyDoNotLeak456"}
     old = {k: os.environ.get(k) for k in secrets}
     os.environ.update(secrets)
     try:
-        run_dir = build_run(tmp_path / "r")
-        from curate.pipeline import parse_config, run_pipeline
-        from curate.pipeline.config import tomllib
-        from tests.pipeline_fakes import config_text, fake_stages, write_source_files
-
-        files = write_source_files(tmp_path / "src2")
-        raw = config_text(files, tmp_path / "run2").replace("http://127.0.0.1:9/v1", "http://bob:pa55wordXYZ@127.0.0.1:9/v1")
-        run_pipeline(parse_config(tomllib.loads(raw)), stages=fake_stages(), echo=lambda _: None)
-        cli("publish", "-i", tmp_path / "run2" / "reviewed.parquet", "--repo-id", "acme/x", "--run-dir", tmp_path / "run2",
+        files = copy_demo(tmp_path / "src")
+        bench = write_benchmark(tmp_path / "bench.jsonl", files["medqa"])
+        raw = config_text(files, tmp_path / "run2", benchmark=bench, limits={"medqa": 4, "medmcqa": 2, "pubmedqa": 2})
+        raw = raw.replace('stratify = ["source"]', 'stratify = ["source"]\napi_url = "http://bob:pa55wordXYZ@127.0.0.1:9"')
+        run(parse(raw))
+        cli("publish", "-i", tmp_path / "run2" / "scrubbed.parquet", "--repo-id", "acme/x", "--run-dir", tmp_path / "run2",
             "--local-dir", tmp_path / "cli-out", check=True)
         cli("report", tmp_path / "run2", check=True)
     finally:
@@ -231,7 +236,7 @@ def test_no_secret_lands_in_any_file(cli, tmp_path):
                 os.environ[k] = v
     needles = [*secrets.values(), "pa55wordXYZ"]
     checked = 0
-    for root in (tmp_path / "run2", tmp_path / "cli-out", run_dir):
+    for root in (tmp_path / "run2", tmp_path / "cli-out"):
         for path in root.rglob("*"):
             if path.is_file():
                 data = path.read_bytes()
@@ -240,7 +245,7 @@ def test_no_secret_lands_in_any_file(cli, tmp_path):
                     assert needle.encode() not in data, f"{needle} found in {path}"
     assert checked > 20
     manifest = (tmp_path / "run2" / "manifest.json").read_text()
-    assert "http://***@127.0.0.1:9/v1" in manifest
+    assert "http://***@127.0.0.1:9" in manifest
 
 
 def test_licences_come_from_the_sources():

@@ -1,8 +1,8 @@
 """`curate report RUNDIR`: a self-contained HTML page with every section, figures inlined and written beside it,
 sections for stages that did not run saying so, and a real headless Chromium rendering it.
 
-Run directories come from the real runner over the stand-in stages of `tests/pipeline_fakes.py` (the real
-generate, filter, dedupe, decontaminate, scrub and review land on other branches).
+Run directories come from the real runner with every stage real (`tests/pipeline_support.py`: the demo's real
+questions, the replay teacher serving their recorded completions, presidio scrub, a clinicians' reviews file applied).
 """
 
 from __future__ import annotations
@@ -18,19 +18,19 @@ from curate.io import read_rows
 from curate.pipeline import summary
 from curate.pipeline.rundir import RunDir
 from curate.report import SECTIONS, write_report
-from tests.pipeline_fakes import build_run
+from tests.pipeline_support import config_text, copy_demo, parse, redacted_spans, run, write_benchmark
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    return build_run(tmp_path_factory.mktemp("report"))
+def run_dir(finished_run):
+    return finished_run
 
 
 @pytest.fixture(scope="module")
-def html_path(run_dir):
-    return write_report(run_dir)
+def html_path(run_dir, tmp_path_factory):
+    return write_report(run_dir, tmp_path_factory.mktemp("report") / "report.html")
 
 
 def section(html: str, anchor: str) -> str:
@@ -50,7 +50,7 @@ def test_every_section_with_its_figure(html_path):
 
 def test_figures_are_inlined_and_written_beside(html_path):
     html = html_path.read_text()
-    folder = html_path.with_name("report-figures")
+    folder = html_path.with_name(html_path.stem + "-figures")
     inlined = dict(re.findall(r'data-name="(\w+)" alt="[^"]*" src="data:image/png;base64,([^"]+)"', html))
     assert len(inlined) == 7
     for name, data in inlined.items():
@@ -71,21 +71,32 @@ def test_numbers_in_the_page_come_from_the_run(run_dir, html_path):
     traces = read_rows(run_dir / "traces.parquet")
     prompt = sum(t["usage"]["prompt_tokens"] for t in traces)
     completion = sum(t["usage"]["completion_tokens"] for t in traces)
-    tokens = summary.token_use(run)["teachers"]["replay-teacher"]
+    tokens = summary.token_use(run)["teachers"]["demo-recording"]
     assert (tokens["prompt_tokens"], tokens["completion_tokens"]) == (prompt, completion)
     assert tokens["cost"] == pytest.approx(prompt / 1000 * 0.5 + completion / 1000 * 1.5)
     assert f"<td>{prompt:,}</td><td>{completion:,}</td>" in section(html, "tokens")
     rates = summary.pass_rates(run)["by_source"]
     filter_report = run.report("filter")
-    for source, counts in filter_report["per_source"].items():
-        assert rates[source]["kept"] == counts.get("out", 0) and rates[source]["total"] == counts["in"]
-    review = run.report("review")["extra"]["error_rate"]
-    assert f"{100 * review['low']:.1f}%–{100 * review['high']:.1f}%" in section(html, "review")
+    for source, counts in filter_report.per_source.items():
+        assert rates[source]["kept"] == counts.rows_out and rates[source]["total"] == counts.rows_in
+    low, high = run.report("review").error_rate.overall.interval
+    assert f"{100 * low:.1f}%–{100 * high:.1f}%" in section(html, "review")
+    phi = summary.phi(run)
+    assert phi["per_entity"] and phi["rows_with_phi"] == sum(1 for r in read_rows(run_dir / "scrubbed.parquet")
+                                                              if r["phi_found"])
+    spans = redacted_spans(run_dir)
+    assert spans and not [s for s in spans if s in html]  # counts only, never the values
+
+
+def quick_run(tmp_path, scrub=False):
+    files = copy_demo(tmp_path / "src")
+    bench = write_benchmark(tmp_path / "bench.jsonl", files["medqa"])
+    return parse(config_text(files, tmp_path / "run", benchmark=bench, scrub=scrub, publish=False))
 
 
 def test_sections_whose_stage_did_not_run_say_so(tmp_path):
-    run_dir = build_run(tmp_path, until="filter", review=False)
-    html = write_report(run_dir).read_text()
+    run(quick_run(tmp_path, scrub=True), until="filter")
+    html = write_report(tmp_path / "run").read_text()
     assert 'data-name="funnel"' in section(html, "funnel") and 'data-name="pass_rate"' in section(html, "pass-rate")
     assert "The decontaminate stage has not run" in section(html, "contamination")
     assert "The scrub stage has not run" in section(html, "phi")
@@ -93,12 +104,12 @@ def test_sections_whose_stage_did_not_run_say_so(tmp_path):
     assert 'data-name="lengths"' in section(html, "lengths")  # the filter's output is the corpus so far
 
 
-def test_failed_stage_is_reported(tmp_path, monkeypatch):
+def test_failed_stage_is_reported(tmp_path):
     from curate.pipeline import PipelineError
+    from tests.test_pipeline_runner import replace_step
 
-    monkeypatch.setenv("CURATE_FAKE_FAIL", "dedupe")
     with pytest.raises(PipelineError):
-        build_run(tmp_path)
+        run(quick_run(tmp_path), stages=replace_step("dedupe", stage="tests.test_pipeline_runner:CrashingDedupe"))
     html = write_report(tmp_path / "run").read_text()
     assert "status-failed" in html and "The decontaminate stage has not run" in html
 
@@ -143,5 +154,5 @@ def test_headline_totals(run_dir, html_path):
     run = RunDir.open(run_dir)
     assert f"<b>{run.stage('sources')['output']['rows']:,}</b> questions" in html
     assert f"<b>{run.stage('review')['output']['rows']:,}</b> in the curated corpus (after review)" in html
-    cost = summary.token_use(run)["teachers"]["replay-teacher"]["cost"]
+    cost = summary.token_use(run)["teachers"]["demo-recording"]["cost"]
     assert f"teacher cost <b>{cost:,.2f}</b>" in html
