@@ -26,10 +26,10 @@ sys.path.insert(0, str(ROOT))
 
 from curate.generate.cache import ResponseCache  # noqa: E402
 from curate.generate.progress import Stats  # noqa: E402
+from curate.generate.replay import DEFAULT_MODEL, replay_server_process  # noqa: E402
 from curate.generate.requests import SamplingParams, build_jobs  # noqa: E402
 from curate.generate.runner import agenerate, assemble, pending_units  # noqa: E402
 from curate.records import Question  # noqa: E402
-from curate.generate.replay import DEFAULT_MODEL, replay_server_process  # noqa: E402
 
 
 def questions(count: int, tag: str) -> list[Question]:

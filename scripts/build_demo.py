@@ -39,8 +39,8 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from curate.records import Question  # noqa: E402
 from curate.generate.replay import Recordings  # noqa: E402
+from curate.records import Question  # noqa: E402
 from curate.testing.shared_data import find_shared_data  # noqa: E402
 from prompts import RATIONALIZE, default_prompt_for, get_prompt  # noqa: E402
 from sources import medmcqa, medqa, pubmedqa  # noqa: E402

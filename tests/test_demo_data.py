@@ -18,11 +18,11 @@ import pytest
 
 from curate.filter import filter_traces
 from curate.generate.cache import ResponseCache
+from curate.generate.replay import Recordings, replay_server
 from curate.generate.requests import SamplingParams
 from curate.generate.runner import agenerate
 from curate.io import read_rows
 from curate.records import Question
-from curate.generate.replay import Recordings, replay_server
 from prompts import RATIONALIZE, default_prompt_for, get_prompt
 from sources import load_source
 from tests.conftest import REPO_ROOT

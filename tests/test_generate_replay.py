@@ -18,11 +18,11 @@ import pytest
 
 from curate.generate.cache import ResponseCache
 from curate.generate.progress import Stats
+from curate.generate.replay import replay_server
 from curate.generate.requests import SamplingParams
 from curate.generate.runner import agenerate, run_generate
 from curate.io import read_rows, write_rows
 from curate.records import Question, make_trace_id
-from curate.generate.replay import replay_server
 from tests.conftest import REPO_ROOT, run_cli
 
 TEACHER = "replay-teacher"

@@ -14,8 +14,8 @@ import prompts
 from curate.generate.backends import Unit, split_tokens
 from curate.generate.backends.vllm_offline import sampling_kwargs
 from curate.generate.cache import ResponseCache
-from curate.generate.ratelimit import RateLimiter, exhausted_reset, parse_duration, retry_after
 from curate.generate.config import parse_shard
+from curate.generate.ratelimit import RateLimiter, exhausted_reset, parse_duration, retry_after
 from curate.generate.requests import SamplingParams, build_jobs, in_shard, request_key
 from curate.generate.retry import Failure, RetryPolicy
 from curate.generate.runner import pending_units, select_questions

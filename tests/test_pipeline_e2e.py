@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from curate.io import read_rows
 from curate.generate.replay import replay_server
+from curate.io import read_rows
 from tests.conftest import REPO_ROOT, run_cli
 from tests.test_publish import card_table
 
