@@ -252,7 +252,8 @@ class Context:
                     self.name_from(i, first_ok=True)
             if low in CREDENTIALS and i > 0 and (toks[i].text.isupper() or low in ("rn", "rrt", "np")):
                 self._credential(i)
-            if i + 1 < n and toks[i + 1].low in _AFTER_FIRST and self.phrase_after(i + 1, PROVIDER_AFTER) and i not in self.found and self.nameish(i, strict=True):
+            if (i + 1 < n and toks[i + 1].low in _AFTER_FIRST and self.phrase_after(i + 1, PROVIDER_AFTER)
+                    and i not in self.found and self.nameish(i, strict=True)):
                 prev = i - 1
                 if (low in self.family or low in self.given) and prev >= 0 and (self.is_initial(prev)
                                                                                  or self.nameish(prev, True)):

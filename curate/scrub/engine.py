@@ -197,7 +197,7 @@ def ner_findings(ents, text: str, entities: frozenset[str]) -> list[Finding]:
         if entity is None or entity not in entities:
             continue
         span, after, before = text[start:end], text[end:end + 40], text[max(0, start - 40):start]
-        if not any(c.isalpha() for c in span) or _is_acronym(span) or span.lower().strip(" .") in terms:
+        if not any(c.isalpha() for c in span) or _is_acronym(span) or _has_term(span, terms):
             continue
         if entity == "PERSON" and (is_medical_name(span, after) or not looks_like_name(span, text, before)):
             continue
@@ -205,6 +205,11 @@ def ner_findings(ents, text: str, entities: frozenset[str]) -> list[Finding]:
             continue
         kept.append(Finding(start, end, entity, NER_SCORE))
     return kept
+
+
+def _has_term(span: str, terms: frozenset[str]) -> bool:
+    """Does the span hold a clinical term ("See Carevue", "ID- Max temp")?"""
+    return any(w in terms for w in re.findall(r"[a-z]+", span.lower()))
 
 
 def _is_acronym(span: str) -> bool:
@@ -219,7 +224,7 @@ _NAME_LIST = re.compile(r"\b(?=(?P<span>(?P<first>[A-Z][a-z]{2,14})(?:\s+[A-Z]\.
 
 
 def name_list_findings(text: str) -> list[Finding]:
-    from curate.scrub.allow_list import first_names, is_allowed_place, is_medical_name, looks_like_name
+    from curate.scrub.allow_list import clinical_terms, first_names, is_allowed_place, is_medical_name, looks_like_name
 
     names, found = first_names(), []
     for match in _NAME_LIST.finditer(text):
@@ -227,7 +232,8 @@ def name_list_findings(text: str) -> list[Finding]:
             continue
         start, end = match.span("span")
         span, after, before = match.group("span"), text[end:end + 40], text[max(0, start - 40):start]
-        if is_medical_name(span, after) or is_allowed_place(span, after) or not looks_like_name(span, text, before):
+        if is_medical_name(span, after) or is_allowed_place(span, after) or not looks_like_name(span, text, before) \
+                or _has_term(span, clinical_terms()):
             continue
         found.append(Finding(start, end, "PERSON", NER_SCORE))
     return found

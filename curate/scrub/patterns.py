@@ -94,7 +94,7 @@ def _bare_month_day(text: str, start: int, end: int) -> bool:
     before, after = text[max(0, start - 24):start], text[end:end + 24]
     if before.endswith(("/", ".", "-", "+", "x", "X", "*")) and not before.endswith("- "):
         return False
-    if after.startswith(("/", "%", ".", "'s", "’s", "'S")) and not re.match(r"\.\s", after):
+    if after.startswith(("/", "%", ".", "'s", "’s", "'S")) and not re.match(r"\.(?:\s|$)", after):
         return False
     if after[:1].isdigit():
         return False
