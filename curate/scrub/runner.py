@@ -13,7 +13,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from curate.io import Rejected
 from curate.records import ScrubColumns
@@ -34,8 +34,11 @@ Unit = tuple[int, str, str | None, str]
 
 
 class ScrubConfig(StageConfig):
-    policy: Literal["redact", "drop"] = option("redact", "redact: typed placeholders such as <PERSON>; drop: reject "
-                                                         "any row with a finding (written redacted to --rejected)")
+    policy: Literal["redact", "drop", "surrogate"] = option(
+        "redact", "redact: typed placeholders such as <PERSON>; drop: reject any row with a finding (written redacted "
+        "to --rejected); surrogate: realistic fake values (dates shifted by one offset per text, the same fake for "
+        "the same original)")
+    seed: int = option(0, "seed of the surrogate values (the same seed, the same fakes)")
     entities: list[str] = option(default_factory=lambda: list(ENTITIES), help="entity types to look for (repeat or "
                                  "comma-separate; default all): " + ", ".join(ENTITIES))
     allow_no_ner: bool = option(False, "run with pattern recognizers only when no NER model is installed (names and "
@@ -51,6 +54,11 @@ class ScrubConfig(StageConfig):
         return check_entities([value] if isinstance(value, str) else value)
 
 
+class ColumnChange(BaseModel):
+    rows_changed: int = 0
+    chars_changed: int = 0
+
+
 class ScrubReport(StageReport):
     policy: str
     entities_searched: list[str]
@@ -58,10 +66,15 @@ class ScrubReport(StageReport):
     workers: int
     rows_with_phi: int = 0
     findings: dict[str, int] = Field(default_factory=dict, description="findings per entity type (never the values)")
+    columns: dict[str, ColumnChange] = Field(default_factory=dict,
+                                             description="per text column: rows changed, characters replaced")
 
     def details(self) -> list[str]:
         found = ", ".join(f"{k}={v}" for k, v in self.findings.items()) or "none"
         lines = [f"{self.rows_with_phi} rows with PHI; findings: {found}; NER: {self.ner_model or 'none'}"]
+        if self.columns:
+            lines.append("changed: " + "; ".join(f"{name}: {c.rows_changed} rows, {c.chars_changed} chars"
+                                                for name, c in self.columns.items()))
         if self.ner_model is None:
             lines.append("no NER model: names and places were not looked for")
         return lines
@@ -102,24 +115,28 @@ class BatchScrubber:
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
         self.scrubber = Scrubber.build(config)
-        self.cache: OrderedDict[str, tuple[str, Counter[str]]] = OrderedDict()
+        self.cache: OrderedDict[str, tuple[str, Counter[str], int]] = OrderedDict()
 
-    def __call__(self, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, int]]]:
+    def __call__(self, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, int], dict[str, int]]]:
+        """(scrubbed row, findings per type, characters changed per text column) for each row."""
         units = [(i, name, key, text) for i, row in enumerate(rows) for name, key, text in text_units(row)]
         todo = list(dict.fromkeys(text for _, name, _, text in units if not self._cached(name, text)))
-        done = dict(zip(todo, self.scrubber.scrub_texts(todo)))
+        done = dict(zip(todo, self.scrubber.scrub_units(todo)))
         out_rows = [dict(row) for row in rows]
         counts = [Counter() for _ in rows]
+        changed: list[Counter[str]] = [Counter() for _ in rows]
         for i, name, key, text in units:
-            redacted, found = done[text] if text in done else self.cache[text]
+            redacted, found, chars = done[text] if text in done else self.cache[text]
             if name in CACHED_FIELDS and text in done:
-                self._remember(text, (redacted, found))
+                self._remember(text, (redacted, found, chars))
             if key is None:
                 out_rows[i][name] = redacted
             else:
                 out_rows[i][name] = {**out_rows[i][name], key: redacted}
             counts[i].update(found)
-        return [(row, {e: c[e] for e in ENTITIES if c[e]}) for row, c in zip(out_rows, counts)]
+            if chars:
+                changed[i][name] += chars
+        return [(row, {e: c[e] for e in ENTITIES if c[e]}, dict(ch)) for row, c, ch in zip(out_rows, counts, changed)]
 
     def _cached(self, name: str, text: str) -> bool:
         if name in CACHED_FIELDS and text in self.cache:
@@ -127,7 +144,7 @@ class BatchScrubber:
             return True
         return False
 
-    def _remember(self, text: str, value: tuple[str, Counter[str]]) -> None:
+    def _remember(self, text: str, value: tuple[str, Counter[str], int]) -> None:
         self.cache[text] = value
         if len(self.cache) > CACHE_TEXTS:
             self.cache.popitem(last=False)
@@ -166,8 +183,9 @@ class ScrubStage(RowStage[ScrubConfig, ScrubReport]):
         return {k: row[k] for k in ("id", "trace_id", "question_id", "source") if k in row}
 
     def engine_config(self) -> EngineConfig:
-        return EngineConfig(entities=tuple(self.config.entities), ner_model=self.config.ner_model,
-                            allow_no_ner=self.config.allow_no_ner)
+        c = self.config
+        return EngineConfig(entities=tuple(c.entities), ner_model=c.ner_model, allow_no_ner=c.allow_no_ner,
+                            policy="surrogate" if c.policy == "surrogate" else "redact", seed=c.seed)
 
     def has_ner(self) -> bool:
         return ner_model_available(self.config.ner_model)
@@ -184,14 +202,20 @@ class ScrubStage(RowStage[ScrubConfig, ScrubReport]):
 
     def judge_rows(self, rows: Sequence[dict[str, Any]]) -> list[Judgement]:
         out = []
-        for row, found in self.scrubber(list(rows)):
+        for row, found, changed in self.scrubber(list(rows)):
             dropped = bool(found) and self.config.policy == "drop"
-            out.append(Judgement(kept=not dropped, columns={**row, "phi_found": found},
+            out.append(Judgement(kept=not dropped, columns={**row, "phi_found": found, "_changed": changed},
                                  reasons=["phi_found"] if dropped else [],
                                  detail=", ".join(f"{entity}={n}" for entity, n in found.items()) if dropped else ""))
         return out
 
     def decide(self, batch: Batch, judgements: list[Judgement]) -> Outcome:
+        columns: dict[str, Counter[str]] = {}
+        for j in judgements:
+            for name, chars in j.columns.pop("_changed").items():
+                column = columns.setdefault(name, Counter())
+                column["rows_changed"] += 1
+                column["chars_changed"] += chars
         outcome = super().decide(batch, judgements)
         findings: Counter[str] = Counter()
         for j in judgements:
@@ -199,7 +223,8 @@ class ScrubStage(RowStage[ScrubConfig, ScrubReport]):
         outcome.stats = dict(policy=self.config.policy, entities_searched=list(self.config.entities),
                              ner_model=self.config.ner_model if self.has_ner() else None, workers=self.workers(),
                              rows_with_phi=sum(1 for j in judgements if j.columns["phi_found"]),
-                             findings={e: findings[e] for e in ENTITIES if findings[e]})
+                             findings={e: findings[e] for e in ENTITIES if findings[e]},
+                             columns={name: dict(columns[name]) for name in TEXT_FIELDS if name in columns})
         return outcome
 
 

@@ -1,0 +1,128 @@
+"""scrub on clinical text as it is written: any case, bare dates, names after relation words and titles, units and
+hospitals, clinical phone forms, and the medicine that must survive. Hand-written sentences (none copied from any
+corpus), plus the real PhysioNet notes' held-out patients when ../shared/data is present.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from curate.scrub import scrub_rows
+from curate.scrub.engine import EngineConfig, Scrubber
+from curate.scrub.entities import ENTITIES
+
+os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+
+
+@pytest.fixture(scope="module")
+def scrubber() -> Scrubber:
+    return Scrubber.build(EngineConfig(entities=tuple(ENTITIES)))
+
+
+def scrub(scrubber, text: str) -> str:
+    return scrubber.scrub_texts([text])[0][0]
+
+
+# Each of these was mangled by the scrubber before (the issue's false redactions): the text must come out as is.
+UNCHANGED = [
+    "LATEST PLATELETS 58,000, WILL RECHECK IN AM.",
+    "pt febrile 101.7 PO. Pt given tylenol with effect.",
+    "Weaned to CPAP/PSV 12/10/40% this afternoon, tolerating well.",
+    "Received 1/2 ns at 100cc/hr overnight.",
+    "ABG 7.45/34/88 on current settings, lactate down.",
+    "Lab value 7.45.34.7 recorded by the analyzer.",
+    "SKIN WARM.CO 5.2 CI 2.8 after the bolus.",
+    "CT shows old infarct.med team aware of the result.",
+    "ID- Max temp 100.2, cultures pending.",
+    "See Carevue for vital signs and drips.",
+]
+
+
+@pytest.mark.parametrize("text", UNCHANGED)
+def test_medicine_is_not_redacted(scrubber, text):
+    assert scrub(scrubber, text) == text
+
+
+# Hard cases of every miss kind, written for this test: (text, the values that must be gone).
+HARD = [
+    ("DR OKONKWO-BRANNIGAN OF RENAL TEAM IN TO SEE PT.", ["OKONKWO", "BRANNIGAN"]),
+    ("spoke with dr wojcik re: plan, dr wojcik aware of k 5.9", ["wojcik"]),
+    ("son ferdie lives in towson and calls daily.", ["ferdie", "towson"]),
+    ("PER T. HALVORSEN NP, HOLD HEPARIN.", ["HALVORSEN"]),
+    ("mrs. szymanska resting comfortably.", ["szymanska"]),
+    ("Daughter Oluwaseun called for an update; wife Siobhan at bedside.", ["Oluwaseun", "Siobhan"]),
+    ("INR 3.4, K. DEVERAUX AWARE.", ["DEVERAUX"]),
+    ("Maribel Quintanilla, RN", ["Maribel", "Quintanilla"]),
+    ("transferred from st agatha hospital 4/17 for cath.", ["agatha", "4/17"]),
+    ("PT TRANSFERRED TO KELLNERVILLE MEMORIAL HOSPITAL ON 11/2.", ["KELLNERVILLE", "11/2"]),
+    ("Echo 3/9 showed EF 35%; cath planned 3/12.", ["3/9", "3/12"]),
+    ("s/p cabg '07, admitted 9/14/19 with chf.", ["'07", "9/14/19"]),
+    ("Oriented: knows it is the 14th of March.", ["14th", "March"]),
+    ("FAMILY CALL BACK 410/555/2987 OR (617555-0199).", ["410/555/2987", "617555", "0199"]),
+    ("94 s/p fall at home, found down by neighbor.", ["94"]),
+    ("A retired machinist from Duluth, Worcester, 01608.", ["Duluth", "01608"]),
+]
+
+
+@pytest.mark.parametrize("text,values", HARD)
+def test_clinical_phi_is_found(scrubber, text, values):
+    out = scrub(scrubber, text)
+    for value in values:
+        assert value not in out, (value, out)
+
+
+def test_surrogate_policy_is_natural_consistent_and_seeded():
+    text = ("Dr Halvorsen saw pt 3/9. dr halvorsen aware of k. Echo 3/19. Call 410-555-2987. "
+            "Transfer to Kellnerville Memorial Hospital.")
+    rows = [{"id": "a", "text": text}]
+    first, _, summary = scrub_rows([dict(r) for r in rows], policy="surrogate", seed=7, workers=1)
+    again, _, _ = scrub_rows([dict(r) for r in rows], policy="surrogate", seed=7, workers=1)
+    other, _, _ = scrub_rows([dict(r) for r in rows], policy="surrogate", seed=8, workers=1)
+    out = first[0]["text"]
+    assert out == again[0]["text"] and out != other[0]["text"]  # seeded, deterministic
+    assert "<" not in out and "Halvorsen" not in out and "halvorsen" not in out and "3/9" not in out
+    assert "410-555-2987" not in out and "Kellnerville" not in out
+    # the same original gets the same surrogate (case kept): "Dr X ... dr x"
+    name = out.split()[1]
+    assert name.lower() in out.lower().split("dr ", 2)[2]
+    # one date offset per text: the 10-day interval survives
+    import datetime as dt
+    import re
+    dates = re.findall(r"\b(\d{1,2})/(\d{1,2})\b", out)
+    assert len(dates) == 2
+    a, b = (dt.date(2000, int(m), int(d)) for m, d in dates)
+    assert (b - a).days == 10
+    assert first[0]["phi_found"]["DATE"] == 2 and summary.columns["text"].rows_changed == 1
+
+
+def test_report_counts_changes_per_text_column():
+    rows = [{"id": "1", "question": "Dr Wojcik saw pt 3/9.", "completion": "no phi here"},
+            {"id": "2", "question": "A 45-year-old man.", "completion": "son ferdie called."}]
+    kept, _, summary = scrub_rows(rows, workers=1)
+    assert {k: v.model_dump() for k, v in summary.columns.items()} == {"question": {"rows_changed": 1, "chars_changed": len("Wojcik") + len("3/9")},
+                                  "completion": {"rows_changed": 1, "chars_changed": len("ferdie")}}
+    assert kept[0]["phi_found"] == {"PERSON": 1, "DATE": 1}
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_real_notes_held_out_patients(shared_data):
+    """The PhysioNet deid notes of the patients curate.scrub.score.held_out keeps aside (never looked at while
+    tuning): the issue's targets. Scored by curate.scrub.score (the README's token convention)."""
+    from curate.scrub.score import PROVIDER, SAFE_HARBOR, held_out, score
+
+    path = shared_data / "phi" / "physionet-deid" / "notes.dev.jsonl"
+    if not path.exists():
+        pytest.skip("notes.dev.jsonl absent")
+    notes = [n for n in map(json.loads, path.open()) if held_out(n["patient"])]
+    rows = [{"note_id": n["note_id"], "text": n["text"]} for n in notes]
+    kept, _, _ = scrub_rows(rows, workers=2)
+    result = score(notes, [r["text"] for r in kept])
+    print("\n", result.summary())
+    assert len(notes) > 200
+    assert result.recall(SAFE_HARBOR) >= 0.97
+    assert result.recall(PROVIDER) >= 0.95
+    assert result.changed_share <= 0.005
