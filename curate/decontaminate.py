@@ -31,7 +31,7 @@ from curate.ngrams import NgramIndex, Vocab
 from curate.progress import Progress
 from curate.question_rows import QUESTIONS_INPUT, group_by_question, load_questions, row_id
 from curate.records import DecontaminateColumns
-from curate.stage import Batch, Outcome, Stage, StageConfig, StageReport, option
+from curate.stage import Batch, ConfigError, Outcome, Stage, StageConfig, StageReport, option
 from curate.textnorm import QuestionText, option_overlap, question_text
 
 STAGE = "decontaminate"
@@ -374,8 +374,21 @@ class DecontaminateStage(Stage[DecontaminateConfig, DecontaminateReport]):
     Config, Report, Columns = DecontaminateConfig, DecontaminateReport, DecontaminateColumns
     files = {"questions": QUESTIONS_INPUT}
 
+    def preflight(self) -> None:
+        """Every benchmark has a local file, or the Hub may be asked for it."""
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+        for spec in self.config.benchmarks:
+            path = benchmark_path(spec, self.config.benchmark_paths or None)
+            if path is not None and not Path(path).exists():
+                raise ConfigError(f"benchmark {spec}: {path} does not exist")
+            if path is None and offline:
+                raise ConfigError(f"benchmark {spec}: no local file and the Hub is offline (HF_HUB_OFFLINE): give "
+                                  f"benchmark_paths {{ \"{spec}\" = FILE }} (--benchmark-path {spec}=FILE) or set "
+                                  f"${BENCHMARK_DIR_ENV} to a folder laid out like shared/data/benchmarks")
+
     def process(self, batch: Batch) -> Outcome:
         c = self.config
+        self.preflight()
         question_map = load_questions(batch.files["questions"]) if batch.files["questions"] else None
         bench = load_benchmarks(c.benchmarks, c.benchmark_paths or None)
         path = batch.path or "<rows>"

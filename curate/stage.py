@@ -108,6 +108,13 @@ class StageError(RuntimeError):
         self.hint = hint
 
 
+class StageFailed(StageError):
+    """The stage wrote what it could and then failed (too many rows it could not finish): exit 1, and a re-run
+    continues from what was kept."""
+
+    exit_code = 1
+
+
 class StagePending(RuntimeError):
     """The stage waits on people (clinician review): a pipeline stops here, finished stages stay finished, and the
     same `curate run` picks up from this stage later."""
@@ -164,6 +171,8 @@ class StageReport(BaseModel):
     other_reasons: dict[str, int] = Field(default_factory=dict,
                                           description="further reasons of rejected rows, beside their primary one")
     per_source: dict[str, SourceCounts] = Field(default_factory=dict)
+    incomplete: int = Field(default=0, description="output rows the stage could not finish (a teacher request that "
+                                                   "failed): a re-run retries exactly these")
     wall_s: float = 0.0
     warnings: list[str] = Field(default_factory=list)
 
@@ -350,6 +359,18 @@ class Stage(Generic[C, R]):
         """"table" (Parquet or JSONL, by extension) or "folder" (publish)."""
         return "table"
 
+    def preflight(self) -> None:
+        """Checks of what the stage needs beyond its input (benchmark files, a model), cheap enough to run before a
+        pipeline starts its first stage: a problem raises ConfigError now, not after hours of generation."""
+
+    def allowed_incomplete(self, rows_out: int) -> int:
+        """How many unfinished output rows (`Report.incomplete`) the stage may end with and still succeed."""
+        return 0
+
+    def incomplete_message(self, report: Any) -> str:
+        return (f"{self.name}: {report.incomplete} of {report.rows_out} rows could not be finished; what was finished "
+                "is kept: run the same command again to retry the rest")
+
     # ------------------------------------------------------------ written once
 
     @classmethod
@@ -394,6 +415,10 @@ class Stage(Generic[C, R]):
                              wall_s=round(time.perf_counter() - started, 3))
         if report_path is not None:
             result.write(report_path)
+        if result.incomplete > self.allowed_incomplete(result.rows_out):
+            error = StageFailed(self.incomplete_message(result))
+            error.report = result  # type: ignore[attr-defined]
+            raise error
         return result  # type: ignore[return-value]
 
     def _check_paths(self, input: Any, output: Any, rejected: Any, report: Any,
@@ -541,4 +566,5 @@ def _judge_in_worker(rows: Sequence[dict[str, Any]]) -> list[Judgement]:
 
 
 __all__ = ["Batch", "ConfigError", "FileInput", "INVALID_INPUT", "Judgement", "Outcome", "OutputError", "RowStage",
-           "SourceCounts", "Stage", "StageConfig", "StageError", "StagePending", "StageReport", "Tally", "make_config", "option"]
+           "SourceCounts", "Stage", "StageConfig", "StageError", "StageFailed", "StagePending", "StageReport", "Tally",
+           "make_config", "option"]

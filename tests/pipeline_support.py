@@ -154,10 +154,12 @@ FINISHED_LIMITS = {"medqa": 40, "medmcqa": 36, "pubmedqa": 30}
 
 
 def redacted_spans(run_dir: Path) -> list[str]:
-    """The original text scrub replaced (found by aligning each row's text before and after the stage): what must
-    never appear in a report, a card or a log."""
-    import difflib
+    """The original text scrub replaced with `<TYPE>` placeholders (found by matching each scrubbed text, its
+    placeholders as wildcards, against the text before the stage): what must never appear in a report, a card or a
+    log."""
+    import re
 
+    placeholder = re.compile(r"<[A-Z_]+>")
     before = {r["trace_id"]: r for r in read_rows(run_dir / "decontaminated.parquet")}
     spans = []
     for row in read_rows(run_dir / "scrubbed.parquet"):
@@ -165,7 +167,10 @@ def redacted_spans(run_dir: Path) -> list[str]:
             continue
         for field in ("question", "context", "reasoning", "completion", "text"):
             old, new = before[row["trace_id"]].get(field), row.get(field)
-            if isinstance(old, str) and isinstance(new, str) and old != new:
-                matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
-                spans += [old[i1:i2] for op, i1, i2, _, _ in matcher.get_opcodes() if op != "equal" and i2 > i1]
+            if not (isinstance(old, str) and isinstance(new, str)) or old == new:
+                continue
+            pattern = "(.+?)".join(re.escape(part) for part in placeholder.split(new))
+            match = re.fullmatch(pattern, old, re.S)
+            assert match is not None, f"{row['trace_id']} {field}: the scrubbed text is not the original with spans replaced"
+            spans += list(match.groups())
     return [s for s in spans if len(s.strip()) >= 3]

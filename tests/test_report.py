@@ -85,7 +85,8 @@ def test_numbers_in_the_page_come_from_the_run(run_dir, html_path):
     assert phi["per_entity"] and phi["rows_with_phi"] == sum(1 for r in read_rows(run_dir / "scrubbed.parquet")
                                                               if r["phi_found"])
     spans = redacted_spans(run_dir)
-    assert spans and not [s for s in spans if s in html]  # counts only, never the values
+    text = re.sub(r'src="data:image/png;base64,[^"]+"', "", html)  # base64 figures hold any 3-letter string
+    assert spans and not [s for s in spans if s in text]  # counts only, never the values
 
 
 def quick_run(tmp_path, scrub=False):

@@ -52,6 +52,10 @@ class GenerateConfig(StageConfig):
                                      volatile=True)
     use_n: bool = option(True, "one request for all samples of a question when the server supports n "
                                "(--no-n: one request per sample)", flag="--n")
+    max_failed_fraction: float = option(0.0, "share of samples that may end in an error (after their retries) with "
+                                        "the stage still succeeding; above it the stage fails (exit 1) once the "
+                                        "rest is written, and a re-run retries exactly the failed requests",
+                                        ge=0, le=1)
     replay: Path | None = option(None, "a file of recorded completions (examples/demo/recording.jsonl.gz): a replay "
                                  "server on loopback answers with them for this run, as the teacher")
     backend_options: dict[str, Any] = option(default_factory=dict, help="keyword options for the backend (vllm.LLM "
@@ -103,8 +107,8 @@ class GenerateReport(StageReport):
 
     def summary(self) -> str:
         line = f"{self.stage}: wrote {self.rows_out} traces for {self.questions} questions"
-        if self.traces_with_error:
-            line += f" ({self.traces_with_error} with an error: re-run to retry them)"
+        if self.incomplete:
+            line += f" ({self.incomplete} with an error: re-run to retry them)"
         return line + f" in {self.wall_s:.1f}s"
 
     def details(self) -> list[str]:

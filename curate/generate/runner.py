@@ -223,11 +223,21 @@ class GenerateStage(Stage[GenerateConfig, GenerateReport]):
         return Outcome(kept=traces, inputs=[q.row() for q in questions], stats=dict(
             teacher=c.teacher, backend=backend, prompt=c.prompt, samples=c.samples, params=params.as_dict(),
             shard=c.shard, limit=c.limit, cache_dir=str(cache.directory), questions=len(questions),
-            traces_with_error=sum(1 for t in traces if t.error), **generation))
+            traces_with_error=sum(1 for t in traces if t.error), incomplete=sum(1 for t in traces if t.error),
+            **generation))
 
     def run(self, input: Any, output: Any, **kwargs: Any) -> GenerateReport:
         self.output = output  # the default cache folder sits beside the output
         return super().run(input, output, **kwargs)
+
+    def allowed_incomplete(self, rows_out: int) -> int:
+        return int(self.config.max_failed_fraction * rows_out)
+
+    def incomplete_message(self, report: Any) -> str:
+        kinds = ", ".join(f"{k} {v}" for k, v in report.errors_by_kind.items()) or "see the traces' error column"
+        return (f"generate: {report.incomplete} of {report.rows_out} traces failed after their retries ({kinds}); "
+                f"every response that came back is kept in the cache ({report.cache_dir}): run the same command "
+                "again to retry exactly the failed requests (max_failed_fraction allows a share of failures)")
 
 
 run_generate = GenerateStage.invoke

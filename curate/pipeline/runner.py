@@ -166,8 +166,10 @@ class Runner:
     def finished(self, step: Step, fingerprint: str) -> bool:
         entry = self.manifest["stages"].get(step.name) or {}
         output = self.output_of(step)
-        return (entry.get("status") == "done" and entry.get("fingerprint") == fingerprint and output.exists()
-                and entry.get("output", {}).get("sha256") == sha256_path(output))
+        # A stage that ended with rows it could not finish (failed teacher requests) is not finished: the next run
+        # retries exactly those (finished responses come from the cache).
+        return (entry.get("status") == "done" and not entry.get("incomplete") and entry.get("fingerprint") == fingerprint
+                and output.exists() and entry.get("output", {}).get("sha256") == sha256_path(output))
 
     # -------------------------------------------------------------- the run
 
@@ -192,6 +194,7 @@ class Runner:
                 step.executor()
             try:
                 bindings[step.name] = step.binding(self.context(step))
+                step.stage_class()(bindings[step.name].config).preflight()
             except (ValueError, TypeError) as exc:
                 raise ConfigError(f"[{step.name}]: {exc}") from None
             for path in step.external(self.config):
@@ -243,7 +246,7 @@ class Runner:
 
     def _run_stage(self, step: Step, ctx: StageContext, binding: Any, fingerprint: str, inputs: dict[str, str],
                    external: dict[str, str]) -> None:
-        from curate.stage import StagePending
+        from curate.stage import StageFailed, StagePending
 
         entry: dict[str, Any] = {"status": "running", "fingerprint": fingerprint, "inputs": inputs, "external": external,
                                  "started": now(),
@@ -261,6 +264,14 @@ class Runner:
             entry.update(status="waiting", error=str(exc), wall_s=round(time.perf_counter() - started, 3))
             self.save()
             raise
+        except StageFailed as exc:  # it wrote what it could: the manifest keeps its counts for the report and card
+            report = getattr(exc, "report", None)
+            entry.update(status="failed", error=str(exc), finished=now(), wall_s=round(time.perf_counter() - started, 3))
+            if report is not None:
+                entry.update(counts=self._counts(report), incomplete=report.incomplete, warnings=list(report.warnings),
+                             report=self.rel(ctx.report) if ctx.report.exists() else None)
+            self.save()
+            raise PipelineError(step.name, str(exc)) from exc
         except BaseException as exc:  # KeyboardInterrupt too: the manifest says how the stage ended
             entry.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:2000], finished=now(),
                          wall_s=round(time.perf_counter() - started, 3))
@@ -275,8 +286,8 @@ class Runner:
             raise PipelineError(step.name, f"it returned but wrote no {ctx.output}")
         if not ctx.report.exists():
             report.write(ctx.report)
-        counts = {k: getattr(report, k) for k in ("rows_in", "rows_out", "rejected", "reasons")}
-        entry.update(status="done", finished=now(), wall_s=wall, counts=counts, warnings=list(report.warnings),
+        entry.update(status="done", finished=now(), wall_s=wall, counts=self._counts(report),
+                     incomplete=report.incomplete, warnings=list(report.warnings),
                      output={"path": self.rel(ctx.output), "sha256": sha256_path(ctx.output), "rows": count_rows(ctx.output)},
                      report=self.rel(ctx.report), rejected=self.rel(ctx.rejected) if ctx.rejected.exists() else None,
                      error=None)
@@ -284,11 +295,17 @@ class Runner:
         line = f"✓ {step.name}: {entry['output']['rows']} rows in {wall:.1f}s"
         if report.rejected:
             line += f" ({report.rejected} rejected: " + ", ".join(f"{k} {v}" for k, v in list(report.reasons.items())[:3]) + ")"
+        if report.incomplete:
+            line += f"; {report.incomplete} unfinished (the next run retries them)"
         self.echo(line)
         for detail in report.details():
             self.echo(f"  {detail}")
         for warning in report.warnings:
             self.echo(f"  warning: {warning}")
+
+    @staticmethod
+    def _counts(report: Any) -> dict[str, Any]:
+        return {k: getattr(report, k) for k in ("rows_in", "rows_out", "rejected", "reasons")}
 
     def _mark_stale(self, selected: list[Step]) -> None:
         """Later stages not run this time whose recorded inputs no longer match: the report must not show them as

@@ -133,21 +133,13 @@ class PublishStage(Stage[PublishConfig, PublishReport]):
             card = render_card(repo_id=c.repo_id, splits=self._splits, run=self._run,
                                skipped=self._skipped if c.force else [], input=self._input)
             (staging / "README.md").write_text(card, encoding="utf-8")
-            if target is None or c.push:
-                self._url = push_folder(staging, repo_id=c.repo_id, private=c.private)
+            url = push_folder(staging, repo_id=c.repo_id, private=c.private) if target is None or c.push else None
             if target is not None:
                 swap_into_place(staging, target)
+            outcome.stats.update(local_dir=str(target) if target else None, url=url, pushed=url is not None)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
-
-    def run(self, input: Any, output: Any, **kwargs: Any) -> PublishReport:
-        self._url = None
-        result = super().run(input, output, **kwargs)
-        result.local_dir = str(output) if output else None
-        result.url, result.pushed = self._url, self._url is not None
-        return result
-
 
 def make_staging(parent: Path) -> Path:
     """A fresh staging folder beside the target (mode from the user's umask); folders a killed run left go first."""
