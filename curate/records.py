@@ -158,9 +158,12 @@ class ExposureColumns(BaseModel):
 
 
 class ScrubColumns(BaseModel):
-    """On every row `scrub` writes: findings per PHI type (counts only: values never leave the stage)."""
+    """On every row `scrub` writes: findings per PHI type (counts only: values never leave the stage), the policy,
+    and a hash of its scrubbed text columns (the publish gate checks a surrogate-scrubbed row by it)."""
 
     phi_found: dict[str, int] = Field(default_factory=dict)
+    scrub_policy: str | None = None
+    scrub_hash: str | None = None
 
 
 class ReviewDecision(BaseModel):

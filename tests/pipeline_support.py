@@ -48,7 +48,8 @@ def write_benchmark(path: Path, medqa_file: Path, leaked_ids: list[str] | None =
 
 
 def config_text(files: dict[str, Path], run_dir: Path, *, benchmark: Path | None = None, scrub: bool = True,
-                review: Path | None = None, publish: bool = True, extra: str = "", filter_options: str = "",
+                review: Path | None = None, publish: bool = True, evaluation_set: bool = True, extra: str = "",
+                filter_options: str = "",
                 generate: str = "", limits: dict[str, int] | None = None) -> str:
     """A run config over the demo files with the replay teacher; `review` is a reviews file to apply."""
     limits = {**LIMITS, **(limits or {})}
@@ -86,8 +87,8 @@ enabled = {str(review is not None).lower()}
 {f'reviews = "{review}"' if review else ''}
 stratify = ["source"]
 """
-    if publish:
-        text += '\n[publish]\nrepo_id = "acme/medical-cot"\n'
+    if publish:  # the demo's questions are benchmark evaluation items: published as what they are
+        text += f'\n[publish]\nrepo_id = "acme/medical-cot"\nevaluation_set = {str(evaluation_set).lower()}\n'
     text += '\n[prices."demo-recording"]\ncost_per_1k_input = 0.5\ncost_per_1k_output = 1.5\n' + extra
     return text
 

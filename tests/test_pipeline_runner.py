@@ -263,9 +263,17 @@ def test_disabled_stage_is_skipped_and_bridged(tmp_path, files, bench):
         "filtered.parquet": manifest["stages"]["filter"]["output"]["sha256"]}
 
 
-def test_skipped_scrubbing_blocks_publish_unless_forced(tmp_path, files, bench):
-    config = parse(config_text(files, tmp_path / "run", benchmark=bench, scrub=False))
-    with pytest.raises(PipelineError, match="stage publish failed: .*PHI scrubbing did not run.*--force"):
+def test_benchmark_items_block_publish_unless_declared_or_forced(tmp_path, files, bench):
+    """The demo's questions are MedQA/MedMCQA/PubMedQA evaluation items: the publish gate refuses them as training
+    data, whatever [decontaminate] listed, until the config says what they are (or --force overrides it)."""
+    from tests.test_publish import benchmark_files
+
+    text = config_text(files, tmp_path / "run", benchmark=bench, scrub=False, evaluation_set=False,
+                       limits={"medqa": 4, "medmcqa": 2, "pubmedqa": 2})
+    text = text.replace('evaluation_set = false', "evaluation_set = false\nbenchmark_paths = { "
+                        + ", ".join(f'"{k}" = "{v}"' for k, v in benchmark_files().items()) + " }")
+    config = parse(text)
+    with pytest.raises(PipelineError, match="stage publish failed: .*benchmark evaluation items.*--force"):
         run(config)
     assert RunDir.open(tmp_path / "run").status("decontaminate") == "done"
     config.publish.force = True
@@ -273,7 +281,7 @@ def test_skipped_scrubbing_blocks_publish_unless_forced(tmp_path, files, bench):
     assert ran == ["publish"]  # only publish ran again: its `force` option changed
     assert manifest["stages"]["publish"]["status"] == "done"
     card = (tmp_path / "run" / "publish" / "README.md").read_text()
-    assert "published with `--force`" in card and "PHI scrubbing was skipped" in card
+    assert "published with `--force`" in card and "that are benchmark evaluation items" in card
 
 
 def test_manifest_write_is_atomic(tmp_path, files, bench, monkeypatch):

@@ -114,26 +114,100 @@ def test_card_body_sections(run_dir):
     assert "## Known limitations" in card and "--force" not in card
 
 
-def test_refuses_data_that_skipped_decontamination_and_scrubbing(run_dir, tmp_path):
-    out = tmp_path / "out"
-    with pytest.raises(PublishRefused, match="benchmark decontamination and PHI scrubbing did not run.*--force"):
-        publish(run_dir / "deduped.parquet", repo_id="acme/x", local_dir=out)
-    assert not out.exists()
-    with pytest.raises(PublishRefused, match="PHI scrubbing did not run"):
-        publish(run_dir / "decontaminated.parquet", repo_id="acme/x", local_dir=out)
-    # with the run dir: the manifest says decontaminate and scrub ran, but on later files than this one
-    with pytest.raises(PublishRefused, match="benchmark decontamination and PHI scrubbing did not run"):
-        publish(run_dir / "deduped.parquet", repo_id="acme/x", local_dir=out, run_dir=run_dir)
-    assert not out.exists()
-    folder = publish(run_dir / "deduped.parquet", repo_id="acme/x", local_dir=out, force=True)
+def benchmark_files() -> dict[str, str]:
+    """Local copies of the three evaluation splits the gate always checks: the demo's files are real (partial)
+    copies of MedQA test, MedMCQA dev and PubMedQA test in their native formats."""
+    from tests.pipeline_support import DEMO
+
+    return {"medqa:test": str(DEMO / "medqa" / "test.4_options.jsonl"), "medmcqa:dev": str(DEMO / "medmcqa" / "dev.jsonl"),
+            "pubmedqa:test": str(DEMO / "pubmedqa" / "ori_pqal.json")}
+
+
+def own_rows(n: int = 6) -> list[dict]:
+    """A team's own verified rows (not benchmark items, no PHI), as a hand-run chain of stages leaves them."""
+    rows = []
+    for i in range(n):
+        gold = "ABCD"[i % 4]
+        reasoning = (f"Ward case {i}: heparin given for a clot is reversed by protamine sulfate, which binds it; "
+                     "vitamin K reverses warfarin, naloxone reverses opioids, and flumazenil reverses benzodiazepines.")
+        rows.append({"trace_id": f"ward-{i}", "question_id": f"ward:train:{i}", "source": "ward", "split": "train",
+                     "question": f"Ward drill {i}: which option is the agent that reverses unfractionated heparin?",
+                     "options": {letter: ("Protamine sulfate" if letter == gold else f"Distractor {letter}{i}")
+                                 for letter in "ABCD"},
+                     "gold": gold, "answer": gold, "reasoning": reasoning, "teacher": "t", "prompt_name": "p",
+                     "prompt_hash": "h", "text": f"<think>\n{reasoning}\n</think>\n<answer>{gold}</answer>",
+                     "completion": f"{reasoning} The answer is {gold}."})
+    return rows
+
+
+@pytest.fixture
+def own_file(tmp_path):
+    from curate.io import write_rows
+
+    path = tmp_path / "own.parquet"
+    write_rows(own_rows(), path)
+    return path
+
+
+def test_own_rows_pass_every_check(own_file, tmp_path):
+    folder = publish(own_file, repo_id="acme/x", local_dir=tmp_path / "out", benchmark_paths=benchmark_files())
     card = (folder / "README.md").read_text()
-    assert "Warning: published with `--force`" in card
-    assert "**Not done.**" in card and "**Not scrubbed.**" in card
-    assert "Published with `--force`: PHI scrubbing was skipped" in card
+    assert "6 of 6 rows give their gold answer" in card and "PHI found in **0** of 6 rows" in card
+    assert "`medmcqa:dev`, `medqa:test`, `pubmedqa:test`" in card and "0 of 6 rows matched" in card
+    assert "--force" not in card and "per-stage counts are not available" in card
 
 
-def test_rows_with_safety_columns_publish_without_run_dir(run_dir, tmp_path):
-    folder = publish(run_dir / "scrubbed.parquet", repo_id="acme/x", local_dir=tmp_path / "out")
+def test_refuses_rows_whose_answer_is_not_gold(own_file, tmp_path):
+    from curate.io import write_rows
+
+    rows = own_rows()
+    rows[2]["gold"] = "A" if rows[2]["gold"] != "A" else "B"  # the canonical text's letter is no longer the gold one
+    write_rows(rows, own_file)
+    with pytest.raises(PublishRefused, match=r"1 of 6 rows whose final answer is not their gold letter .*ward-2"):
+        publish(own_file, repo_id="acme/x", local_dir=tmp_path / "out", benchmark_paths=benchmark_files())
+    assert not (tmp_path / "out").exists()
+
+
+def test_refuses_rows_with_phi_naming_rows_and_types_never_values(own_file, tmp_path):
+    from curate.io import write_rows
+
+    rows = own_rows()
+    rows[4]["reasoning"] += " Seen by John Smith, MRN 4829101, SSN 123-45-6789."
+    write_rows(rows, own_file)
+    with pytest.raises(PublishRefused) as refused:
+        publish(own_file, repo_id="acme/x", local_dir=tmp_path / "out", benchmark_paths=benchmark_files())
+    message = str(refused.value)
+    assert "1 of 6 rows with PHI found" in message and "ward-4" in message and "SSN" in message and "MRN" in message
+    assert "John" not in message and "4829101" not in message and "123-45-6789" not in message
+    folder = publish(own_file, repo_id="acme/x", local_dir=tmp_path / "out", benchmark_paths=benchmark_files(), force=True)
+    card = (folder / "README.md").read_text()
+    assert "Warning: published with `--force`" in card and "PHI found in **1** of 6 rows" in card
+    assert "Published with `--force` although 1 of 6 rows with PHI found" in card and "4829101" not in card
+
+
+def test_refuses_benchmark_items_unless_declared_an_evaluation_set(run_dir, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(PublishRefused, match=r"rows that are benchmark evaluation items \(medqa:test \d+"):
+        publish(run_dir / "scrubbed.parquet", repo_id="acme/x", local_dir=out, benchmark_paths=benchmark_files())
+    assert not out.exists()
+    # a benchmark the gate cannot read (offline, no local file) is a refusal too, not a pass
+    with pytest.raises(PublishRefused, match="could not be checked against medmcqa:dev"):
+        publish(run_dir / "scrubbed.parquet", repo_id="acme/x", local_dir=out,
+                benchmark_paths={"medqa:test": benchmark_files()["medqa:test"]})
+    folder = publish(run_dir / "scrubbed.parquet", repo_id="acme/x", local_dir=out, evaluation_set=True)
+    card = (folder / "README.md").read_text()
+    assert "An evaluation set, not training data" in card and "**This dataset is made of benchmark evaluation items**" in card
+    with pytest.raises(PublishRefused, match="refusing to push an evaluation set"):
+        publish(run_dir / "scrubbed.parquet", repo_id="acme/x", evaluation_set=True)
+
+
+def test_run_dir_must_be_the_files_own_run(run_dir, own_file, tmp_path):
+    with pytest.raises(PublishRefused, match="is not an output of the run"):
+        publish(own_file, repo_id="acme/x", local_dir=tmp_path / "o", run_dir=run_dir, benchmark_paths=benchmark_files())
+
+
+def test_rows_publish_without_run_dir(run_dir, tmp_path):
+    folder = publish(run_dir / "scrubbed.parquet", repo_id="acme/x", local_dir=tmp_path / "out", evaluation_set=True)
     card = (folder / "README.md").read_text()
     assert "per-stage counts are not available" in card and "--force" not in card
 
@@ -144,13 +218,13 @@ def test_cli_refusal_and_force(cli, run_dir, tmp_path):
     assert "refusing to publish" in proc.stderr and "--force" in proc.stderr
     assert not (tmp_path / "o").exists()
     proc = cli("publish", "-i", run_dir / "filtered.parquet", "--repo-id", "acme/x", "--local-dir", tmp_path / "o",
-               "--force", check=True)
+               "--evaluation-set", "--force", check=True)
     assert (tmp_path / "o" / "README.md").exists()
 
 
 def test_split_by_column(run_dir, tmp_path):
     folder = publish(run_dir / "reviewed.parquet", repo_id="acme/x", local_dir=tmp_path / "o", run_dir=run_dir,
-                     split_by="source")
+                     split_by="source", evaluation_set=True)
     ds = load_fresh(folder, tmp_path)
     assert set(ds) == {"medqa", "medmcqa", "pubmedqa"}
     assert all(set(ds[s]["source"]) == {s} for s in ds)
@@ -160,15 +234,16 @@ def test_split_by_column(run_dir, tmp_path):
 
 def test_republish_replaces_and_foreign_dir_is_refused(run_dir, tmp_path):
     out = tmp_path / "o"
-    publish(run_dir / "reviewed.parquet", repo_id="acme/x", local_dir=out, run_dir=run_dir, split_by="source")
-    publish(run_dir / "reviewed.parquet", repo_id="acme/x", local_dir=out, run_dir=run_dir)
+    publish(run_dir / "reviewed.parquet", repo_id="acme/x", local_dir=out, run_dir=run_dir, split_by="source",
+            evaluation_set=True)
+    publish(run_dir / "reviewed.parquet", repo_id="acme/x", local_dir=out, run_dir=run_dir, evaluation_set=True)
     assert sorted(p.name for p in (out / "data").iterdir()) == ["train-00000-of-00001.parquet"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".publish")]
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
     with pytest.raises(ValueError, match="not an earlier publish folder"):
-        publish(run_dir / "reviewed.parquet", repo_id="acme/x", local_dir=foreign, run_dir=run_dir)
+        publish(run_dir / "reviewed.parquet", repo_id="acme/x", local_dir=foreign, run_dir=run_dir, evaluation_set=True)
     assert (foreign / "notes.txt").read_text() == "keep me"
 
 
@@ -179,13 +254,13 @@ def test_bad_rows_and_repo_id(run_dir, tmp_path):
     rows[3] = {**rows[3], "text": None, "reasoning": None}
     write_rows(rows, tmp_path / "bad.parquet")
     with pytest.raises(InputError, match=r"bad.parquet row 3 \(id=.*\) field 'text': no canonical training text"):
-        publish(tmp_path / "bad.parquet", repo_id="acme/x", local_dir=tmp_path / "o")
+        publish(tmp_path / "bad.parquet", repo_id="acme/x", local_dir=tmp_path / "o", evaluation_set=True)
     assert not (tmp_path / "o").exists()
     with pytest.raises(ValueError, match="expected ORG/NAME"):
         publish(run_dir / "scrubbed.parquet", repo_id="no-slash", local_dir=tmp_path / "o")
 
 
-def test_push_goes_through_hfapi(run_dir, monkeypatch):
+def test_push_goes_through_hfapi(own_file, monkeypatch):
     """No Hub here: HfApi's create_repo and upload_folder are replaced to record what the push sends."""
     import huggingface_hub
 
@@ -202,7 +277,7 @@ def test_push_goes_through_hfapi(run_dir, monkeypatch):
 
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
-    where = publish(run_dir / "reviewed.parquet", repo_id="acme/medical-cot", private=True, run_dir=run_dir)
+    where = publish(own_file, repo_id="acme/medical-cot", private=True, benchmark_paths=benchmark_files())
     assert str(where) == "hf:/datasets/acme/medical-cot"
     assert calls[0] == ("create_repo", "acme/medical-cot", {"repo_type": "dataset", "private": True, "exist_ok": True})
     assert calls[1][1] == "acme/medical-cot" and calls[1][2]["repo_type"] == "dataset"
@@ -226,7 +301,7 @@ def test_no_secret_lands_in_any_file(cli, tmp_path):
         raw = raw.replace('stratify = ["source"]', 'stratify = ["source"]\napi_url = "http://bob:pa55wordXYZ@127.0.0.1:9"')
         run(parse(raw))
         cli("publish", "-i", tmp_path / "run2" / "scrubbed.parquet", "--repo-id", "acme/x", "--run-dir", tmp_path / "run2",
-            "--local-dir", tmp_path / "cli-out", check=True)
+            "--local-dir", tmp_path / "cli-out", "--evaluation-set", check=True)
         cli("report", tmp_path / "run2", check=True)
     finally:
         for k, v in old.items():
@@ -258,9 +333,18 @@ def test_licences_come_from_the_sources():
         ["n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M"]
 
 
-def test_push_failure_is_one_clear_line(cli, run_dir, tmp_path):
+def own_rows_file(folder):
+    from curate.io import write_rows
+
+    path = folder / "own-cli.parquet"
+    write_rows(own_rows(), path)
+    return path
+
+
+def test_push_failure_is_one_clear_line(cli, tmp_path):
     """Offline (HF_HUB_OFFLINE=1, as in every test): the push fails with one line naming the repo and the way out."""
-    proc = cli("publish", "-i", run_dir / "reviewed.parquet", "--repo-id", "acme/x", "--run-dir", run_dir,
+    bench = [f"--benchmark-path={k}={v}" for k, v in benchmark_files().items()]
+    proc = cli("publish", "-i", own_rows_file(tmp_path), "--repo-id", "acme/x", *bench,
                env={"HF_HUB_OFFLINE": "1", "HF_TOKEN": "hf_FAKEtokenDoNotLeak123", "TMPDIR": str(tmp_path)})
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "push to https://huggingface.co/datasets/acme/x failed" in proc.stderr and "--local-dir" in proc.stderr

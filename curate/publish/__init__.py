@@ -1,8 +1,9 @@
 """`curate publish`: the HF dataset layout and a real dataset card, written to a local dir or pushed to the Hub.
 
-Refuses data that skipped benchmark decontamination or PHI scrubbing unless `force=True`, and the card then says
-so. Whether a step ran is read from the run's manifest (`run_dir`), else from the rows' own columns
-(`contaminated_by`, `phi_found`), which those stages add.
+The gate (`curate.publish.gate`) checks the rows themselves: every answer is its gold letter, a scan of every
+published text column finds no PHI, no row is a benchmark evaluation item (unless the dataset is declared an
+evaluation set, which is then never pushed to the Hub). A failed check refuses; `force` publishes anyway and the
+card lists what it overrode. Every claim in the card comes from these checks.
 """
 
 from __future__ import annotations
@@ -16,19 +17,16 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from curate.publish.card import render_card
+from curate.publish.gate import GateReport, overridden, run_gate
 from curate.publish.hub import push_folder
 from curate.publish.layout import hub_row, split_rows, write_splits
 from curate.question_rows import join_questions, load_questions
 from curate.records import PublishColumns
-from curate.stage import Batch, FileInput, Outcome, Stage, StageConfig, StageReport, option
-
-#: (stage, column it adds to every row, what it protects against)
-SAFETY_STEPS = (("decontaminate", "contaminated_by", "benchmark decontamination"),
-                ("scrub", "phi_found", "PHI scrubbing"))
+from curate.stage import Batch, ConfigError, FileInput, Outcome, Stage, StageConfig, StageReport, option
 
 
 class PublishRefused(ValueError):
-    """The data skipped a safety step and `force` was not given."""
+    """A check of the rows failed and `force` was not given (or the dataset may not go to the Hub)."""
 
 
 def producing_stage(input: Path, run: Any) -> str | None:
@@ -39,25 +37,18 @@ def producing_stage(input: Path, run: Any) -> str | None:
     return next((name for name in run.order if (run.stage(name).get("output") or {}).get("sha256") == digest), None)
 
 
-def skipped_safety_steps(rows: list[dict[str, Any]], run: Any | None, input: Path | None = None) -> list[str]:
-    """Safety steps the data did not go through. The manifest vouches only for a file the run itself wrote at or
-    after that step (publishing `deduped.parquet` of a finished run is still refused); otherwise the rows' columns
-    decide."""
-    made_by = producing_stage(input, run) if run is not None and input is not None else None
-    skipped = []
-    for stage, column, label in SAFETY_STEPS:
-        by_manifest = (made_by is not None and run.done(stage)
-                       and run.order.index(made_by) >= run.order.index(stage))
-        by_columns = bool(rows) and all(column in row for row in rows)
-        if not (by_manifest or by_columns):
-            skipped.append(label)
-    return skipped
-
-
 class PublishConfig(StageConfig):
     repo_id: str = option(..., "ORG/NAME of the dataset on the Hub (also the card title)")
     private: bool = option(False, "create the Hub repo private")
-    force: bool = option(False, "publish even if decontamination or PHI scrubbing was skipped (the card says so)")
+    force: bool = option(False, "publish even when a check of the rows fails (answers, PHI, benchmark items): the card "
+                                "lists what was overridden")
+    evaluation_set: bool = option(False, "the rows are benchmark evaluation items on purpose (a demo, an eval set): "
+                                         "the card says so, and pushing to the Hub is refused")
+    benchmark_paths: dict[str, str] = option(default_factory=dict, flag="--benchmark-path", metavar="SOURCE:SPLIT=FILE",
+                                             help="native file of a benchmark the gate checks the rows against "
+                                             "(default: the run's [decontaminate] files, $CURATE_BENCHMARK_DIR, else "
+                                             "the Hub)")
+    workers: int = option(0, "processes for the PHI scan (0: one per CPU, at most 8)", ge=0, volatile=True)
     push: bool = option(False, "also upload the folder to the Hub (token from HF_TOKEN); without --local-dir it is "
                                "always pushed", cli=False)
     split_by: str | None = option(None, "a column whose values become splits (default: one train split)")
@@ -72,11 +63,13 @@ class PublishConfig(StageConfig):
 
 class PublishReport(StageReport):
     repo_id: str
+    gate: GateReport
+    evaluation_set: bool = False
     splits: dict[str, int] = Field(default_factory=dict)
     local_dir: str | None = None
     pushed: bool = False
     url: str | None = None
-    forced: list[str] = Field(default_factory=list, description="safety steps the data skipped, published with force")
+    forced: list[str] = Field(default_factory=list, description="failed checks published anyway with force")
 
     def summary(self) -> str:
         where = self.url or self.local_dir
@@ -102,36 +95,52 @@ class PublishStage(Stage[PublishConfig, PublishReport]):
         from curate.pipeline.rundir import RunDir
         from curate.pipeline.summary import questions_by_id
 
+        c = self.config
         run = RunDir.open(batch.files["run_dir"]) if batch.files["run_dir"] else None
-        rows = batch.rows
-        if not rows:
+        if not batch.rows:
             raise ValueError(f"{batch.path}: no rows to publish")
-        skipped = skipped_safety_steps(rows, run, batch.path)
-        if skipped and not self.config.force:
-            raise PublishRefused(f"refusing to publish {batch.path}: {' and '.join(skipped)} did not run on it "
-                                 "(no record in the run manifest, and the rows lack its column). Run the missing "
-                                 "stage, or pass --force to publish anyway (the dataset card will say so).")
+        if run is not None and producing_stage(batch.path, run) is None:
+            raise PublishRefused(f"{batch.path} is not an output of the run in {run.path} (no stage wrote a file with "
+                                 "its sha256): give the run it came from, or publish it without --run-dir")
+        rows = batch.rows
         if batch.files["questions"]:
             rows = join_questions(rows, load_questions(batch.files["questions"]))
         elif run is not None:
             rows = join_questions(rows, questions_by_id(run))
-        published = [hub_row(row, i, batch.path) for i, row in enumerate(rows)]
-        self._splits = split_rows(published, self.config.split_by)
-        self._run, self._skipped, self._input = run, skipped, batch.path
-        return Outcome(kept=published, stats=dict(repo_id=self.config.repo_id, forced=skipped,
+        published = [hub_row(row, i, batch.path) for i, row in enumerate(rows)]  # a malformed row: a located error
+        benchmarks, paths = run_benchmarks(run)
+        gate = run_gate(published, evaluation_set=c.evaluation_set, benchmarks=benchmarks,
+                        benchmark_paths={**paths, **c.benchmark_paths} or None, workers=c.workers)
+        forced = overridden(gate)
+        if forced and not c.force:
+            raise PublishRefused(f"refusing to publish {batch.path}: " + "; ".join(forced) + ". Fix the rows (or the "
+                                 "stage that let them through), or pass --force to publish anyway (the dataset card "
+                                 "will list what was overridden).")
+        self._splits = split_rows(published, c.split_by)
+        self._run, self._gate, self._input = run, gate, batch.path
+        return Outcome(kept=published, stats=dict(repo_id=c.repo_id, gate=gate, forced=forced,
+                                                  evaluation_set=c.evaluation_set,
                                                   splits={k: len(v) for k, v in self._splits.items()}))
+
+    def preflight(self) -> None:
+        if self.config.evaluation_set and self.config.push:
+            raise ConfigError("an evaluation set is never pushed to the Hub: its rows are benchmark evaluation items "
+                              "(set push = false, and publish it as a local folder)")
 
     def write_outputs(self, outcome: Outcome, output: Path | None, rejected: Path | None) -> None:
         c = self.config
         target = Path(output) if output else None
+        if c.evaluation_set and (target is None or c.push):
+            raise PublishRefused("refusing to push an evaluation set to the Hub: its rows are benchmark evaluation "
+                                 "items (publish it with --local-dir)")
         if target and target.exists() and any(target.iterdir()) and not (target / "README.md").exists():
             raise ValueError(f"{target}: exists and is not an earlier publish folder; choose an empty or new --local-dir")
         parent = target.parent if target else Path(tempfile.gettempdir())
         staging = make_staging(parent)
         try:
             write_splits(self._splits, staging)
-            card = render_card(repo_id=c.repo_id, splits=self._splits, run=self._run,
-                               skipped=self._skipped if c.force else [], input=self._input)
+            card = render_card(repo_id=c.repo_id, splits=self._splits, run=self._run, gate=self._gate,
+                               forced=overridden(self._gate), input=self._input)
             (staging / "README.md").write_text(card, encoding="utf-8")
             url = push_folder(staging, repo_id=c.repo_id, private=c.private) if target is None or c.push else None
             if target is not None:
@@ -166,14 +175,18 @@ def swap_into_place(staging: Path, target: Path) -> None:
         os.replace(staging, target)
 
 
-def publish(input: Path, *, repo_id: str, local_dir: Path | None = None, private: bool = False, force: bool = False,
-            run_dir: Path | None = None, split_by: str | None = None, questions: Path | None = None) -> Path:
-    """Write the dataset to `local_dir`, or push it to the Hub when `local_dir` is None. Returns the folder written
-    (or the hf:// location pushed to)."""
-    PublishStage(repo_id=repo_id, private=private, force=force, split_by=split_by).run(
-        input, local_dir, questions=questions, run_dir=run_dir)
-    return Path(local_dir) if local_dir else Path(f"hf://datasets/{repo_id}")
+def run_benchmarks(run: Any) -> tuple[list[str], dict[str, str]]:
+    """The benchmarks (and their files) the run decontaminated against, which the gate checks too."""
+    config = ((run.manifest.get("config") or {}).get("decontaminate") or {}) if run is not None else {}
+    return list(config.get("benchmarks") or []), dict(config.get("benchmark_paths") or {})
 
 
-__all__ = ["PublishConfig", "PublishRefused", "PublishReport", "PublishStage", "publish", "push_folder",
-           "skipped_safety_steps"]
+def publish(input: Path, *, local_dir: Path | None = None, run_dir: Path | None = None, questions: Path | None = None,
+            **options: Any) -> Path:
+    """Write the dataset to `local_dir`, or push it to the Hub when `local_dir` is None (options: PublishConfig's).
+    Returns the folder written (or the hf:// location pushed to)."""
+    PublishStage(**options).run(input, local_dir, questions=questions, run_dir=run_dir)
+    return Path(local_dir) if local_dir else Path(f"hf://datasets/{options['repo_id']}")
+
+
+__all__ = ["PublishConfig", "PublishRefused", "PublishReport", "PublishStage", "publish", "push_folder"]

@@ -110,31 +110,40 @@ def counts_section(run: summary.RunDir | None, published: int) -> str:
             f"\n\nRows published: **{published}**.")
 
 
-def decontamination_section(run: summary.RunDir | None, skipped: bool) -> str:
-    if skipped:
-        return "## Benchmark decontamination\n\n**Not done.** This dataset was published with `--force` without it."
-    if run is None:
-        return "## Benchmark decontamination\n\nDone before publishing (every row carries `contaminated_by`)."
-    c = summary.contamination(run)
-    body = (f"Rows whose question (with options and context) shared a long n-gram with, or fuzzy-matched, an item of "
-            f"these benchmarks were removed: {', '.join(f'`{b}`' for b in c['benchmarks']) or '–'}. "
-            f"Rows removed: **{c['rejected']}**.")
-    if c["per_benchmark"]:
-        body += "\n\n" + _table(["benchmark", "rows removed"], [[k, v] for k, v in c["per_benchmark"].items()])
-    return "## Benchmark decontamination\n\n" + body
+def decontamination_section(run: summary.RunDir | None, gate: Any) -> str:
+    head = "## Benchmark decontamination\n\n"
+    check = gate.benchmarks
+    if gate.evaluation_set:
+        body = ("**This dataset is made of benchmark evaluation items** (MedQA test, MedMCQA dev, PubMedQA test "
+                "questions). It shows what curate builds; it is not training data: never train a model on it that is "
+                "then evaluated on these benchmarks. It is not published to the Hugging Face Hub.")
+    else:
+        body = (f"Checked when publishing, row by row: no published row is an item of "
+                f"{', '.join(f'`{b}`' for b in gate.benchmarks_checked) or '–'}, by its id or by a near match of its "
+                f"question (long shared n-grams, fuzzy similarity): {check.failed} of {check.checked} rows matched.")
+    if run is not None and run.status("decontaminate") == "done":
+        c = summary.contamination(run)
+        body += (f"\n\nThe decontaminate stage removed **{c['rejected']}** rows before that, checking "
+                 f"{', '.join(f'`{b}`' for b in c['benchmarks'])}.")
+        if c["per_benchmark"]:
+            body += "\n\n" + _table(["benchmark", "rows removed"], [[k, v] for k, v in c["per_benchmark"].items()])
+    return head + body
 
 
-def phi_section(run: summary.RunDir | None, skipped: bool) -> str:
-    if skipped:
-        return "## PHI\n\n**Not scrubbed.** This dataset was published with `--force` without PHI scrubbing."
-    if run is None:
-        return "## PHI\n\nScrubbed before publishing (every row carries `phi_found`)."
-    p = summary.phi(run)
-    body = (f"Question, context and reasoning text were scanned for the HIPAA Safe Harbor identifier kinds "
-            f"(presidio with clinical recognizers); policy: `{p['policy']}`. Rows with findings: "
-            f"**{p['rows_with_phi']}**, rows dropped: {p['rows_dropped']}. Counts per entity type (never the values):")
-    rows = [[k, v] for k, v in p["per_entity"].items()] or [["(none found)", 0]]
-    return "## PHI\n\n" + body + "\n\n" + _table(["entity type", "findings"], rows)
+def phi_section(run: summary.RunDir | None, gate: Any) -> str:
+    check = gate.phi
+    body = (f"Every published text column (question, context, options, reasoning, the teacher's output) was scanned "
+            f"when publishing with curate's PHI engine (clinical patterns, names and places from context, spaCy NER): "
+            f"PHI found in **{check.failed}** of {check.checked} rows.")
+    if check.kinds:
+        body += "\n\n" + _table(["entity type", "rows"], [[k, v] for k, v in check.kinds.items()])
+    if run is not None and run.status("scrub") == "done":
+        p = summary.phi(run)
+        body += (f"\n\nBefore that the scrub stage (policy `{p['policy']}`) changed **{p['rows_with_phi']}** rows "
+                 f"and dropped {p['rows_dropped']}. Findings per entity type (counts only, never the values):\n\n"
+                 + _table(["entity type", "findings"], [[k, v] for k, v in p["per_entity"].items()]
+                          or [["(none found)", 0]]))
+    return "## PHI\n\n" + body
 
 
 def review_section(run: summary.RunDir | None) -> str:
@@ -154,7 +163,7 @@ def review_section(run: summary.RunDir | None) -> str:
     return "## Clinician review\n\n" + body
 
 
-def limitations_section(skipped: list[str], reviewed: bool) -> str:
+def limitations_section(forced: list[str], reviewed: bool, evaluation_set: bool) -> str:
     items = [
         "Reasoning was written by a language model (the teacher above). Only the final answer is verified against "
         "the gold label; a correct answer can still come with flawed reasoning.",
@@ -166,26 +175,32 @@ def limitations_section(skipped: list[str], reviewed: bool) -> str:
     ]
     if not reviewed:
         items.insert(1, "No clinician review: the error rate of the reasoning is not measured.")
-    for step in skipped:
-        items.insert(0, f"**Published with `--force`: {step} was skipped.**")
+    if evaluation_set:
+        items.insert(0, "**An evaluation set: every row is a benchmark evaluation item. Not training data.**")
+    for line in forced:
+        items.insert(0, f"**Published with `--force` although {line}.**")
     return "## Known limitations\n\n" + "\n".join(f"- {i}" for i in items)
 
 
-def render_card(*, repo_id: str, splits: dict[str, list[dict[str, Any]]], run: summary.RunDir | None, skipped: list[str],
-                input: Path) -> str:
+def render_card(*, repo_id: str, splits: dict[str, list[dict[str, Any]]], run: summary.RunDir | None, gate: Any,
+                forced: list[str], input: Path) -> str:
     rows = [r for split in splits.values() for r in split]
     reviewed = run is not None and summary.review(run)["status"] == "done"
     sources = sorted({summary.source_of(r) for r in rows})
     warning = ""
-    if skipped:
-        warning = (f"\n> **Warning: published with `--force`.** {' and '.join(s[0].upper() + s[1:] for s in skipped)} "
-                   "did not run on this data. It may contain benchmark test items or protected health information.\n")
+    if forced:
+        warning = ("\n> **Warning: published with `--force`.** Checks of the rows failed and were overridden: "
+                   + "; ".join(forced) + ".\n")
+    if gate.evaluation_set:
+        warning += ("\n> **An evaluation set, not training data.** Every row is a benchmark evaluation item (see "
+                    "Benchmark decontamination).\n")
+    answers = gate.answers
     parts = [
         f"---\n{metadata(repo_id, rows, splits, reviewed).rstrip()}\n---\n",
         f"# {repo_id.split('/')[-1]}\n",
         f"Clinical chain-of-thought reasoning for multiple-choice medical questions ({', '.join(sources)}), built with "
-        "`curate`: every row has a teacher's reasoning whose final answer matches the gold answer, "
-        "in the canonical format `<think>…</think><answer>X</answer>`." + warning,
+        "`curate`, in the canonical format `<think>…</think><answer>X</answer>`. Checked row by row when publishing: "
+        f"{answers.checked - answers.failed} of {answers.checked} rows give their gold answer." + warning,
         "## Use\n\n```python\nfrom datasets import load_dataset\n\n"
         f"ds = load_dataset(\"{repo_id}\", split=\"{next(iter(splits))}\")\n```\n\n"
         "Ready for TRL: `messages` (system and user prompt, assistant answer) for conversational SFT, or `prompt` / `completion` "
@@ -195,9 +210,9 @@ def render_card(*, repo_id: str, splits: dict[str, list[dict[str, Any]]], run: s
         provenance_section(rows, run),
         teacher_section(rows),
         counts_section(run, len(rows)),
-        decontamination_section(run, "benchmark decontamination" in skipped),
-        phi_section(run, "PHI scrubbing" in skipped),
+        decontamination_section(run, gate),
+        phi_section(run, gate),
         review_section(run),
-        limitations_section(skipped, reviewed),
+        limitations_section(forced, reviewed, gate.evaluation_set),
     ]
     return "\n\n".join(p.strip("\n") for p in parts) + "\n"

@@ -92,6 +92,18 @@ def text_units(row: dict[str, Any]) -> list[tuple[str, str | None, str]]:
     return units
 
 
+#: The text columns whose hash scrub stamps on each row (`scrub_hash`): the ones a published row still has under
+#: these names (publish moves `completion` to `teacher_completion`), so the publish gate can tell the text is
+#: exactly what scrub wrote.
+HASHED_TEXT = ("question", "context", "options", "reasoning", "reasoning_content", "text")
+
+
+def text_hash(row: dict[str, Any]) -> str:
+    from curate.records import stable_hash
+
+    return stable_hash(*[row.get(name) for name in HASHED_TEXT], length=32)
+
+
 def check_row(row: dict[str, Any]) -> tuple[str, str] | None:
     """(field, what was expected) for the first text field with a wrong type, or None."""
     for name in TEXT_FIELDS:
@@ -204,7 +216,8 @@ class ScrubStage(RowStage[ScrubConfig, ScrubReport]):
         out = []
         for row, found, changed in self.scrubber(list(rows)):
             dropped = bool(found) and self.config.policy == "drop"
-            out.append(Judgement(kept=not dropped, columns={**row, "phi_found": found, "_changed": changed},
+            out.append(Judgement(kept=not dropped, columns={**row, "phi_found": found, "scrub_policy": self.config.policy,
+                                                            "scrub_hash": text_hash(row), "_changed": changed},
                                  reasons=["phi_found"] if dropped else [],
                                  detail=", ".join(f"{entity}={n}" for entity, n in found.items()) if dropped else ""))
         return out
