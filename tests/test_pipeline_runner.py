@@ -305,9 +305,11 @@ def test_manifest_write_is_atomic(tmp_path, files, bench, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_sigkill_mid_stage_then_resume(tmp_path, files, bench):
-    """A real `kill -9` of `curate run` while generate waits on a held teacher: the manifest says sources is done
-    and generate running; the same command then finishes, reusing sources."""
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_killed_or_interrupted_mid_stage_then_resume(tmp_path, files, bench, sig):
+    """A real `kill -9` (or Ctrl-C) of `curate run` while generate waits on a held teacher: the manifest says sources
+    is done and generate running (or failed: interrupted, and the run says how to resume); the same command then
+    finishes, reusing sources, and no answered request is bought twice."""
     from curate.generate.replay import replay_server
 
     run_dir = tmp_path / "run"
@@ -318,7 +320,8 @@ def test_sigkill_mid_stage_then_resume(tmp_path, files, bench):
         (tmp_path / "config.toml").write_text(text)
         proc = subprocess.Popen([sys.executable, "-m", "curate", "run", str(tmp_path / "config.toml")], cwd=REPO,
                                 env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+                                stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline and proc.poll() is None:
@@ -327,13 +330,21 @@ def test_sigkill_mid_stage_then_resume(tmp_path, files, bench):
                         sum(1 for e in server.log() if e["finished"]) >= 3:
                     break
                 time.sleep(0.1)
-            assert proc.poll() is None, proc.stderr.read().decode()
+            assert proc.poll() is None, proc.stderr.read()
         finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
+            proc.send_signal(sig)
+            returncode = proc.wait(timeout=60)  # held requests stay unanswered until the client is gone
             server.release()
         manifest = json.loads((run_dir / "manifest.json").read_text())
-        assert manifest["stages"]["sources"]["status"] == "done" and manifest["stages"]["generate"]["status"] == "running"
+        assert manifest["stages"]["sources"]["status"] == "done"
+        if sig == signal.SIGINT:
+            stderr = proc.stderr.read()
+            assert returncode == 130 and "interrupted" in stderr and "run the same command again" in stderr, stderr
+            assert "Traceback" not in stderr
+            assert manifest["stages"]["generate"]["status"] == "failed"
+            assert "KeyboardInterrupt" in manifest["stages"]["generate"]["error"]
+        else:
+            assert manifest["stages"]["generate"]["status"] == "running"
         assert not (run_dir / "traces.parquet").exists()
         server.configure(hold_after=None)
         resumed, ran = run(load_config(tmp_path / "config.toml"))

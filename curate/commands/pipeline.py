@@ -39,6 +39,12 @@ def run(
         except StagePending as exc:
             console.print(f"[yellow]waiting:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(3) from None
+        except KeyboardInterrupt:
+            where = run_dir or cfg.run.dir
+            console.print(f"[yellow]interrupted[/]: finished stages are kept in {escape(str(where))} (manifest.json), "
+                          "and every teacher response already received is in the generate cache; run the same "
+                          "command again to resume", highlight=False, soft_wrap=True)
+            raise typer.Exit(130) from None
     _summary(manifest, run_dir or cfg.run.dir)
 
 
