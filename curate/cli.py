@@ -16,6 +16,20 @@ app = typer.Typer(
     rich_markup_mode=None,  # help text is plain: "[run]" and "[eval]" stay as written
 )
 
+def _version(value: bool) -> None:
+    if value:
+        import curate
+
+        typer.echo(f"curate {curate.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print curate's version and exit")) -> None:
+    """Build, curate, review and publish clinical chain-of-thought reasoning datasets."""
+
+
 #: Modules under curate.commands, each with `register(app)`. Order is the order shown in --help.
 COMMAND_MODULES = ("sources", "inspect", "generate", "filter", "dedupe", "decontaminate", "scrub", "review", "train",
                    "pipeline")

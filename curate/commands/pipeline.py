@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
 from curate.commands.common import console, user_errors
 
+StageName = Literal["sources", "generate", "filter", "dedupe", "decontaminate", "scrub", "review", "publish"]
+
 
 def run(
-    config: Path = typer.Argument(..., help="run config (TOML); see examples/pipeline.toml"),
-    until: str | None = typer.Option(None, "--until", help="stop after this stage"),
-    start: str | None = typer.Option(None, "--from", help="run this stage and every later one again (earlier ones "
-                                                          "must have finished)"),
+    config: Path = typer.Argument(..., help="run config (TOML); see examples/demo.toml"),
+    until: StageName | None = typer.Option(None, "--until", help="stop after this stage"),
+    start: StageName | None = typer.Option(None, "--from", help="run this stage and every later one again (earlier "
+                                                                "ones must have finished)"),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="run directory (default: [run] dir of the config)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="load the sources and print the questions per source, the "
+                                 "teacher requests, tokens and cost, and what every stage reads and writes; run nothing"),
 ) -> None:
     """Run the whole pipeline in a run directory, resuming from the last finished stage.
 
@@ -28,6 +33,12 @@ def run(
 
     with user_errors():
         cfg = load_config(config)
+        if dry_run:
+            from curate.pipeline.plan import plan, print_plan
+
+            where = Path(run_dir or cfg.run.dir).absolute()
+            print_plan(plan(cfg, where), where)
+            return
         try:
             with ProgressDisplay() as display:
                 manifest = run_pipeline(cfg, run_dir=run_dir, until=until, start=start, display=display,

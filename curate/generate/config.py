@@ -61,6 +61,11 @@ class GenerateConfig(StageConfig):
     backend_options: dict[str, Any] = option(default_factory=dict, help="keyword options for the backend (vllm.LLM "
                                              "arguments, transformers device/dtype)", cli=False)
 
+    @field_validator("replay", mode="before")
+    @classmethod
+    def _no_replay(cls, value: Any) -> Any:
+        return None if value == "" else value  # `replay = "${CURATE_REPLAY-...}"` with CURATE_REPLAY="": no recording
+
     @field_validator("shard")
     @classmethod
     def _shard(cls, value: str | None) -> str | None:

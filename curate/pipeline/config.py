@@ -119,17 +119,19 @@ class PipelineConfigBase(Section):
 PipelineConfig = PipelineConfigBase
 
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}")
 
 
 def expand_env(value: Any) -> Any:
-    """`${VAR}` / `${VAR:-default}` in every string of a parsed TOML document."""
+    """`${VAR}`, `${VAR:-default}` (default when unset or empty) and `${VAR-default}` (default only when unset), as
+    the shell reads them, in every string of a parsed TOML document."""
     if isinstance(value, str):
         def sub(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
-            if name in os.environ:
-                return os.environ[name]
-            if default is not None:
+            name, form, default = match.group(1), match.group(2), match.group(3)
+            current = os.environ.get(name)
+            if current is not None and (current or form != ":-"):
+                return current
+            if form is not None:
                 return default
             raise ConfigError(f"environment variable {name} is not set (write ${{{name}:-default}} for a default)")
         return _VAR.sub(sub, value)

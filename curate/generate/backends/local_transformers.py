@@ -9,11 +9,47 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 from curate.generate.backends import GenerateError, Sink, Unit, response
 from curate.generate.requests import SamplingParams
 from curate.generate.retry import Failure
+
+NO_TEACHER_HINT = (
+    "Three ways forward:\n"
+    "  1. the demo's recorded teacher (no model, no network): bash scripts/quickstart.sh, or [generate] replay = "
+    "\"examples/demo/recording.jsonl.gz\" with teacher = \"demo-recording\"\n"
+    "  2. a server holding the teacher (vLLM, SGLang, OpenAI): [generate] base_urls = [\"http://HOST:8000/v1\"] "
+    "(or OPENAI_BASE_URL) and teacher = its served name (CURATE_TEACHER for the example configs)\n"
+    "  3. a model this machine has: a local folder, or a Hub id already in the Hugging Face cache (download it once "
+    "on a networked machine: huggingface-cli download MODEL)")
+
+
+def cached_locally(model: str) -> bool:
+    """Whether a Hub id's config is in the local Hugging Face cache (so loading needs no network)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(model, "config.json"), str)
+    except Exception:  # an id huggingface_hub cannot parse: not cached
+        return False
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub answers at all (seconds, not the minute of retries a download attempt takes offline)."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 class TransformersBackend:
@@ -27,6 +63,10 @@ class TransformersBackend:
         self._tokenizer: Any = None
 
     def load(self) -> None:
+        local = Path(self.teacher).is_dir() or cached_locally(self.teacher)
+        if not local and not hub_reachable():  # said in seconds, before torch loads and the Hub client retries
+            raise GenerateError(f"cannot load the teacher {self.teacher!r}: it is neither a local folder nor in the "
+                                "Hugging Face cache, and the Hub cannot be reached from here", hint=NO_TEACHER_HINT)
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -34,11 +74,12 @@ class TransformersBackend:
             raise GenerateError(f"the transformers backend needs torch and transformers: pip install 'curate[train]' "
                                 f"({exc})") from None
         try:
-            self._tokenizer = AutoTokenizer.from_pretrained(self.teacher)
+            self._tokenizer = AutoTokenizer.from_pretrained(self.teacher, local_files_only=local)
             kwargs = {"dtype": getattr(torch, self.dtype)} if self.dtype else {}
-            self._model = AutoModelForCausalLM.from_pretrained(self.teacher, **kwargs)
+            self._model = AutoModelForCausalLM.from_pretrained(self.teacher, local_files_only=local, **kwargs)
         except (OSError, ValueError) as exc:
-            raise GenerateError(f"cannot load the model {self.teacher!r} with transformers: {exc}") from None
+            raise GenerateError(f"cannot load the teacher {self.teacher!r} with transformers: "
+                                f"{str(exc).splitlines()[0][:300]}", hint=NO_TEACHER_HINT) from None
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._model.to(device).eval()
         if self._tokenizer.chat_template is None:
