@@ -8,7 +8,7 @@ Each phase runs in its own subprocess (so peak RSS is that phase's own):
   baseline:  `read_rows` + `write_rows` of the same corpus (the I/O any stage pays)
 - sample:    reading the corpus as review items + stratified sample of 1,000 (the local half of `push`)
   baseline:  `read_rows` of the corpus
-- push:      `review.push` of 1,000 sampled traces to a local argilla-server (review/testing/server.py)
+- push:      `review.push` of 1,000 sampled traces to a local argilla-server (tests/support/argilla/server.py)
   baseline:  the argilla SDK's own `dataset.records.log` of the same 1,000 records into a fresh dataset
 """
 
@@ -127,7 +127,7 @@ def main() -> None:
         print(json.dumps(phase(args.phase, args.dir, json.loads(args.extra))))
         return
 
-    from review.testing.server import ArgillaServer, ensure_venv
+    from tests.support.argilla.server import ArgillaServer, ensure_venv
 
     with tempfile.TemporaryDirectory(prefix="bench-review-") as tmp:
         directory = Path(tmp)

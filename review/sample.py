@@ -12,7 +12,7 @@ import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from curate.records import stable_hash
 
@@ -90,10 +90,3 @@ def stratified_sample(
         sample.extend(sorted(chosen, key=key))
         strata.append(Stratum(name=name, population=sizes[name], sampled=allocation[name]))
     return sample, strata
-
-
-def population_sizes(items: Iterable[Any], stratum: Callable[[Any], str]) -> dict[str, int]:
-    sizes: dict[str, int] = defaultdict(int)
-    for item in items:
-        sizes[stratum(item)] += 1
-    return dict(sizes)

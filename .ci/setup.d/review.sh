@@ -7,4 +7,4 @@ cd "$(dirname "$0")/../.."
 # Cached under $CURATE_ARGILLA_VENV (default ~/.cache/curate/argilla-server-venv); rebuilt only when its pins change.
 PY=.venv/bin/python
 [ -x "$PY" ] || PY=python3
-"$PY" -m review.testing.server build
+"$PY" -m tests.support.argilla.server build

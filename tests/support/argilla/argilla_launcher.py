@@ -2,7 +2,7 @@
 
 Run with argilla-server's own interpreter (its pins clash with curate's), e.g.::
 
-    $VENV/bin/python review/testing/argilla_launcher.py --port 6900 --home /tmp/argilla --api-key KEY --password PW
+    $VENV/bin/python tests/support/argilla/argilla_launcher.py --port 6900 --home /tmp/argilla --api-key KEY --password PW
 
 Elasticsearch/OpenSearch and Redis cannot be installed here: Redis is replaced by an in-process ``fakeredis``
 server (argilla-server only pings it and enqueues background jobs nobody needs here), and the search engine by

@@ -5,8 +5,8 @@ cached under $CURATE_ARGILLA_VENV, default ~/.cache/curate/argilla-server-venv; 
 ahead of time). `ArgillaServer` runs `argilla_launcher.py` in that venv: SQLite, fakeredis and an in-memory search
 engine instead of Elasticsearch (which cannot be installed here), the real API and UI otherwise.
 
-    python -m review.testing.server build        # create the venv (idempotent)
-    python -m review.testing.server serve        # start a server, print URL and credentials, Ctrl-C stops it
+    python -m tests.support.argilla.server build        # create the venv (idempotent)
+    python -m tests.support.argilla.server serve        # start a server, print URL and credentials, Ctrl-C stops it
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class ArgillaServer:
         import httpx  # here, so that `build` needs nothing but the standard library
 
         if not venv_ready(self.venv):
-            raise RuntimeError(f"no argilla-server venv at {self.venv}: run `python -m review.testing.server build`")
+            raise RuntimeError(f"no argilla-server venv at {self.venv}: run `python -m tests.support.argilla.server build`")
         self.home.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "CURATE_ARGILLA_OWNER_API_KEY": self.api_key, "CURATE_ARGILLA_OWNER_PASSWORD": self.password,
                "TMPDIR": str(self.home / "tmp")}
