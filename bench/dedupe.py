@@ -12,6 +12,15 @@ child process so its peak memory (ru_maxrss) is its own; the corpus alone is mea
   way (one MinHash per document, `update` per shingle, `insert`/`query`); run at 100k, extrapolated linearly at 1M.
 - cdist: rapidfuzz `process.cdist` all-pairs (ratio, 2 workers) on a 4,000-document sample, extrapolated by n^2.
 - decontaminate: the same corpus against MedQA test + MedMCQA dev (shared data only).
+
+    HF_HUB_OFFLINE=1 OMP_NUM_THREADS=2 python bench/dedupe.py --accuracy
+
+measures accuracy on the real benchmark files instead (shared data only): recall per rewrite kind of
+`tests/perturb.py` (copies of every MedQA test and MedMCQA dev item; only copies that differ from their item count),
+for decontaminate (against MedQA test + MedMCQA dev) and dedupe (each bank plus its copies); and false positives:
+rows of one bank flagged against another (MedMCQA dev vs MedQA test both ways, PubMedQA train vs test), and items of
+one half of a bank flagged against the other half (same-style distinct questions; the few flags are the bank's own
+near-duplicate items, listed so a new one can be read).
 """
 
 from __future__ import annotations
@@ -143,14 +152,15 @@ def worker(method: str, n: int) -> dict:
     if method == "curate":
         from curate.dedupe import dedupe
 
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         result = dedupe(rows)
-        wall = time.perf_counter() - t
+        wall, cpu = time.perf_counter() - t, time.process_time() - cpu
         index_of = {r["id"]: i for i, r in enumerate(rows)}
         rep_of = {index_of[r.row["id"]]: r.row["dup_of"] for r in result.rejected}
         rec, extra = recall(rep_of, planted)
-        return {**base, "wall_s": round(wall, 2), "peak_mb": round(peak_mb()), "recall": round(rec, 4),
-                "other_rejected": extra, **{k: result.stats[k] for k in ("candidate_pairs", "confirmed_pairs")}}
+        return {**base, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_mb": round(peak_mb()),
+                "recall": round(rec, 4), "other_rejected": extra,
+                **{k: result.stats[k] for k in ("candidate_pairs", "confirmed_pairs")}}
     if method == "datasketch":
         from datasketch import MinHash, MinHashLSH
 
@@ -166,7 +176,7 @@ def worker(method: str, n: int) -> dict:
             if j != i:
                 rep[i] = j
         lsh = MinHashLSH(num_perm=64, params=(16, 4))
-        threshold = DedupeConfig().threshold
+        config = DedupeConfig()
         for i, qt in enumerate(texts):
             if i in rep:
                 continue
@@ -175,7 +185,7 @@ def worker(method: str, n: int) -> dict:
             for a, b in zip(words, words[1:]):
                 m.update(f"{a} {b}".encode())
             for j in lsh.query(m):
-                if question_similarity(texts[j], qt, threshold) >= threshold:
+                if question_similarity(texts[j], qt, config.threshold, config.reorder_threshold):
                     rep[i] = j
                     break
             lsh.insert(i, m)
@@ -201,12 +211,77 @@ def worker(method: str, n: int) -> dict:
         real = real_questions()
         if not real:
             return {**base, "skipped": "no shared data"}
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         index = BenchmarkIndex({"medqa+medmcqa": real})
         result = decontaminate(rows, index)
-        wall = time.perf_counter() - t
-        return {**base, "wall_s": round(wall, 2), "peak_mb": round(peak_mb()), "flagged": len(result.rejected)}
+        wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+        return {**base, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_mb": round(peak_mb()),
+                "flagged": len(result.rejected)}
     raise SystemExit(f"unknown method {method}")
+
+
+def load_banks() -> dict[str, list[dict]]:
+    from sources import load_source
+
+    data = shared_data()
+    if data is None:
+        raise SystemExit("--accuracy needs ../shared/data (the real benchmark files)")
+    b = data / "benchmarks"
+
+    def rows(name: str, file: str, **kw) -> list[dict]:
+        return [q.row() for q in load_source(name, b / file, skip_invalid=True, **kw).questions]
+
+    return {"medqa": rows("medqa", "medqa/test.4_options.jsonl"), "medmcqa": rows("medmcqa", "medmcqa/dev.jsonl"),
+            "pubmedqa_test": rows("pubmedqa", "pubmedqa/ori_pqal.json", split="test"),
+            "pubmedqa_train": rows("pubmedqa", "pubmedqa/ori_pqal.json", split="train")}
+
+
+def accuracy() -> None:
+    """Recall per rewrite kind and false positives on the real benchmark files, decontaminate and dedupe."""
+    from curate.decontaminate import BenchmarkIndex
+    from curate.dedupe import dedupe
+    from curate.textnorm import question_text
+    from tests.perturb import PERTURBATIONS, perturbed_copies
+
+    real = load_banks()
+    t = time.perf_counter()
+    index = BenchmarkIndex({"medqa:test": real["medqa"], "medmcqa:dev": real["medmcqa"]})
+    key = {it.item_id: it.text.key for it in index.items}
+    rng = random.Random(0)  # the stream tests/test_decontaminate.py uses
+    print("| rewrite kind | bank | copies | decontaminate recall | dedupe recall |")
+    print("|---|---|---:|---:|---:|")
+    for bank in ("medqa", "medmcqa"):
+        for kind, fn in PERTURBATIONS.items():
+            pairs = perturbed_copies(real[bank], fn, rng)
+            matches = index.match([question_text(c) for _, c in pairs])
+            # A match of an exact duplicate of the item inside the same bank counts as the item.
+            hits = sum(1 for (item, _), m in zip(pairs, matches) if m is not None and key[m.item_id] == key[item["id"]])
+            copies = [{**c, "id": f"copy:{k}"} for k, (_, c) in enumerate(pairs)]
+            rejected = {r.row["id"] for r in dedupe(real[bank] + copies).rejected}
+            found = sum(1 for c in copies if c["id"] in rejected)
+            print(f"| {kind} | {bank} | {len(pairs)} | {hits / len(pairs):.2%} | {found / len(copies):.2%} |")
+    print()
+    print("| false-positive check | rows | decontaminate flagged | dedupe cross merges |")
+    print("|---|---:|---:|---:|")
+    halves = {f"{bank} half {h}": real[bank][h::2] for bank in ("medqa", "medmcqa") for h in (0, 1)}
+    checks = [("medmcqa dev vs medqa test", real["medmcqa"], real["medqa"]),
+              ("medqa test vs medmcqa dev", real["medqa"], real["medmcqa"]),
+              ("pubmedqa train vs test", real["pubmedqa_train"], real["pubmedqa_test"])]
+    checks += [(f"{bank} odd items vs even items", halves[f"{bank} half 1"], halves[f"{bank} half 0"])
+               for bank in ("medqa", "medmcqa")]
+    for name, rows, bench in checks:
+        matches = BenchmarkIndex({"bench": bench}).match([question_text(r) for r in rows])
+        flagged = [(r["id"], m.item_id, m.method, round(float(m.score), 3)) for r, m in zip(rows, matches) if m is not None]
+        # dedupe over both: rows of `rows` kept apart from `bench` unless they repeat one of its items
+        ids = {r["id"] for r in bench}
+        merged = [(r.row["id"], r.row["dup_of"]) for r in dedupe(bench + rows).rejected
+                  if r.row["id"] not in ids and r.row["dup_of"] in ids]
+        print(f"| {name} | {len(rows)} | {len(flagged)} | {len(merged)} |")
+        for f in flagged:
+            print(json.dumps({"check": name, "flagged": f}), file=sys.stderr)
+        for f in merged:
+            print(json.dumps({"check": name, "merged": f}), file=sys.stderr)
+    print(f"\n({time.perf_counter() - t:.0f} s; flagged and merged pairs on stderr)")
 
 
 def run_child(method: str, n: int, timeout: float) -> dict:
@@ -230,9 +305,13 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["corpus", "curate", "datasketch", "cdist", "decontaminate"])
     parser.add_argument("--datasketch-max", type=int, default=100_000, help="above this size, extrapolate datasketch")
     parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--accuracy", action="store_true", help="recall and false positives on the real files")
     parser.add_argument("--worker")
     parser.add_argument("--n", type=int)
     args = parser.parse_args()
+    if args.accuracy:
+        accuracy()
+        return
     if args.worker:
         print(json.dumps(worker(args.worker, args.n)))
         return
@@ -268,7 +347,7 @@ def print_table(results: list[dict]) -> None:
         if r.get("extrapolated"):
             source = f" from {r['sample']} docs in {r['sample_wall_s']}s" if "sample" in r else " linearly from the run above"
             notes.append("extrapolated" + source)
-        for key in ("candidate_pairs", "confirmed_pairs", "other_rejected", "flagged"):
+        for key in ("cpu_s", "candidate_pairs", "confirmed_pairs", "other_rejected", "flagged"):
             if key in r:
                 notes.append(f"{key} {r[key]}")
         peak = r.get("peak_mb", "-")

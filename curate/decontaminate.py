@@ -7,8 +7,9 @@ The benchmarks (a few thousand items) are indexed; training rows (up to millions
   `long_max_df` items, or holding a 10-gram found in more than `sub_max_df` items);
 - fuzzy: short n-grams (weighted by rarity across the benchmark, boilerplate left out) pick the top candidates, and
   rapidfuzz confirms one: Indel ratio for rewrites, best partial alignment for a truncated stem or a stem embedded
-  in a longer vignette. Items with a short stem need their options to agree as well, so that distinct questions
-  sharing boilerplate ("Which of the following is the most likely diagnosis?") never match.
+  in a longer vignette, token-sort ratio (word order ignored) for a rewrite whose sentences were moved. Items with a
+  short stem need their options to agree as well, so that distinct questions sharing boilerplate ("Which of the
+  following is the most likely diagnosis?") never match.
 A flagged row carries `contaminated_by` = {benchmark, item_id, method, score}. `exposure` runs the other way:
 which benchmark items occur in a training file.
 """
@@ -32,7 +33,7 @@ from curate.progress import Progress
 from curate.question_rows import QUESTIONS_INPUT, group_by_question, load_questions, row_id
 from curate.records import DecontaminateColumns
 from curate.stage import Batch, ConfigError, Outcome, Stage, StageConfig, StageReport, option
-from curate.textnorm import QuestionText, option_overlap, question_text
+from curate.textnorm import QuestionText, option_overlap, question_text, reordered_similarity
 
 STAGE = "decontaminate"
 REASON = "benchmark_contamination"
@@ -56,6 +57,9 @@ class DecontaminateConfig(StageConfig):
     reverse: bool = option(False, "check the benchmarks against INPUT (a training file): OUTPUT gets the benchmark "
                                   "items INPUT does not contain, --rejected the exposed ones")
     threshold: float = option(0.9, "rapidfuzz similarity (0-1) that confirms a fuzzy match", gt=0, le=1)
+    reorder_threshold: float | None = option(None, "word-order-free similarity (rapidfuzz token-sort ratio, 0-1) "
+                                             "that confirms a rewrite with its sentences moved (default: --threshold)",
+                                             gt=0, le=1)
     ngram: int = option(13, "words in a long n-gram: sharing one is contamination", ge=5)
     long_max_df: int = option(1, "a long n-gram in more than this many items is boilerplate", ge=1, cli=False)
     sub_max_df: int = option(2, "... and so is one holding an (ngram-3)-gram found in more items than this", ge=1,
@@ -235,6 +239,11 @@ class BenchmarkIndex:
             score = max(score, fuzz.ratio(a, b[: len(a)], score_cutoff=max(cut, score)))
         return score / 100.0
 
+    def reordered(self, q: QuestionText, it: Item, cutoff: float) -> float:
+        """Stem similarity whatever the order of the words: a rewrite that moved the stem's sentences around (the
+        closing question first, the vitals before the history) keeps its words and loses its order."""
+        return reordered_similarity(q.stem_words_sorted, it.text.stem_words_sorted, cutoff)
+
     def confirm(self, q: QuestionText, i: int, long_hit: float) -> Match | None:
         it = self.items[i]
         o = self.options
@@ -248,7 +257,8 @@ class BenchmarkIndex:
         # The same options (all of them, and distinctive ones: not yes/no/maybe) make a lightly reworded short stem
         # the same question, so the stem may differ a little more.
         same_options = overlap == 1.0 and len(it.text.options) >= 4
-        fuzzy_bar = o.threshold - (o.same_options_slack if same_options else 0.0)
+        slack = o.same_options_slack if same_options else 0.0
+        fuzzy_bar = o.threshold - slack
         score = self.fuzzy(q, it, options_agree=overlap is not None and overlap >= 0.75,
                            cutoff=min(fuzzy_bar, o.ngram_min_similarity) if long_hit > 0 else fuzzy_bar)
         # A long verbatim passage is contamination when it is much of the item, or backed by a fair overall
@@ -259,6 +269,10 @@ class BenchmarkIndex:
             return None  # a mid-length stem with none of the same options asks something else
         if score >= fuzzy_bar:
             return Match(it.benchmark, it.item_id, "fuzzy", score)
+        reorder_bar = (o.threshold if o.reorder_threshold is None else o.reorder_threshold) - slack
+        moved = self.reordered(q, it, cutoff=reorder_bar)
+        if moved:
+            return Match(it.benchmark, it.item_id, "fuzzy", moved)
         return None
 
     def match(self, texts: Sequence[QuestionText], progress: Progress | None = None) -> list[Match | None]:

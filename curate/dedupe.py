@@ -3,7 +3,8 @@
 Three passes, each cheaper than the next would be alone:
 1. exact duplicates after normalisation (case, whitespace, punctuation, option order: `curate.textnorm`);
 2. near-duplicate questions (stem + sorted options + context): MinHash LSH over word shingles proposes candidate
-   pairs (no all-pairs comparison), rapidfuzz confirms each one, union-find turns confirmed pairs into clusters;
+   pairs (no all-pairs comparison), rapidfuzz confirms each one (in order, or with word order ignored for a copy
+   whose sentences were moved), union-find turns confirmed pairs into clusters;
 3. near-duplicate traces of the same question (their reasoning text), for diversity; optional.
 The representative of a cluster is its first row in input order, so the output does not depend on anything but
 the input. Rejected rows carry `dup_of` (the kept row's id), `dup_score` and a reason code.
@@ -27,7 +28,7 @@ from curate.progress import Progress
 from curate.question_rows import QUESTIONS_INPUT, group_by_question, load_questions, row_id
 from curate.records import DedupeColumns
 from curate.stage import Batch, Outcome, Stage, StageConfig, StageReport, option
-from curate.textnorm import QuestionText, normalize, option_overlap, question_text
+from curate.textnorm import QuestionText, normalize, option_overlap, question_text, reordered_similarity
 
 STAGE = "dedupe"
 EXACT, NEAR, NEAR_TRACE = "exact_duplicate", "near_duplicate", "near_duplicate_trace"
@@ -40,6 +41,9 @@ STEM_SLACK = 0.1
 
 class DedupeConfig(StageConfig):
     threshold: float = option(0.9, "rapidfuzz similarity (0-1) that makes two questions near-duplicates", gt=0, le=1)
+    reorder_threshold: float | None = option(None, "word-order-free similarity (rapidfuzz token-sort ratio, 0-1) "
+                                             "that makes a copy with its sentences moved a near-duplicate (default: "
+                                             "--threshold)", gt=0, le=1)
     trace_dedupe: bool = option(True, "also drop near-identical traces of one question (their reasoning text)")
     trace_threshold: float = option(0.9, "similarity (0-1) that makes two traces of one question near-identical",
                                     gt=0, le=1)
@@ -86,20 +90,28 @@ class Clusters:
     stats: dict[str, int] = field(default_factory=dict)
 
 
-def question_similarity(a: QuestionText, b: QuestionText, cutoff: float) -> float:
+def question_similarity(a: QuestionText, b: QuestionText, cutoff: float, reorder_cutoff: float | None = None) -> float:
     """Similarity of two questions (0..1): of their full texts (stem, sorted options, context), provided their stems
     alone are nearly as similar (options must not carry two short different stems: "The maxillary / frontal sinus
     drains into the"); or of their stems alone when one is a truncation of the other or lies inside the other (a
-    question embedded in a vignette at most twice its length). 0 when both have options and fewer than half of them
-    agree (a shared stem or case vignette with different options asks a different question). `cutoff` is the
-    near-duplicate threshold: scores under it come back as 0."""
+    question embedded in a vignette at most twice its length); or, for a copy whose sentences were moved, the same
+    two scores with word order ignored, against `reorder_cutoff` (default `cutoff`). 0 when both have options and
+    fewer than half of them agree (a shared stem or case vignette with different options asks a different
+    question). `cutoff` is the near-duplicate threshold: scores under it (or under `reorder_cutoff` for the
+    order-free score) come back as 0."""
     if a.options and b.options and min(option_overlap(a.options, b.options), option_overlap(b.options, a.options)) < 0.5:
         return 0.0
     score = similarity(a.full, b.full, cutoff)
     stem = stem_similarity(a.stem, b.stem, max(cutoff - STEM_SLACK, 0.0) if score else cutoff)
     if score:
         return score if stem else 0.0
-    return stem if a.context == b.context else 0.0
+    if stem and a.context == b.context:
+        return stem
+    reorder_cutoff = cutoff if reorder_cutoff is None else reorder_cutoff
+    moved = reordered_similarity(a.full_words_sorted, b.full_words_sorted, reorder_cutoff)
+    if moved and reordered_similarity(a.stem_words_sorted, b.stem_words_sorted, max(reorder_cutoff - STEM_SLACK, 0.0)):
+        return moved
+    return 0.0
 
 
 def stem_similarity(a: str, b: str, cutoff: float = 0.0) -> float:
@@ -196,9 +208,9 @@ def find_duplicates(texts: Sequence[QuestionText] | Sequence[str], options: Dedu
     cache = {i: texts[i] for i in np.unique(pairs).tolist()}
     for done, (a, b) in enumerate(pairs.tolist()):
         ta, tb = cache[a], cache[b]
-        s = (question_similarity(ta, tb, options.threshold) if isinstance(ta, QuestionText)
+        s = (question_similarity(ta, tb, options.threshold, options.reorder_threshold) if isinstance(ta, QuestionText)
              else similarity(ta, tb, options.threshold))
-        if s >= options.threshold:
+        if s:  # both return 0 under their thresholds
             confirmed += 1
             uf.union(a, b)
             best[a], best[b] = max(best[a], s), max(best[b], s)

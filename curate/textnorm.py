@@ -1,7 +1,8 @@
 """Text normalisation for duplicate and leak detection: one home for what "the same text" means.
 
 Case, Unicode compatibility forms, punctuation and whitespace never make two questions different, and neither does
-the order of their options. Everything that compares question text (dedupe, decontaminate) goes through here.
+the order of their options. Everything that compares question text (dedupe, decontaminate) goes through here,
+including the one similarity that ignores word order (`reordered_similarity`: a rewrite that moved its sentences).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from curate.records import stable_hash
@@ -48,6 +50,31 @@ class QuestionText:
     def full(self) -> str:
         """Stem, sorted options, then context: the text near-duplicate search compares."""
         return " ".join(part for part in (self.stem, " ".join(self.options), self.context) if part)
+
+    # Computed once per question (a row is compared with several candidates); a frozen dataclass still has a
+    # __dict__ for cached_property to fill.
+    @cached_property
+    def stem_words_sorted(self) -> str:
+        return sorted_words(self.stem)
+
+    @cached_property
+    def full_words_sorted(self) -> str:
+        return sorted_words(self.full)
+
+
+def sorted_words(text: str) -> str:
+    """The words of a normalised text in sorted order: what `reordered_similarity` compares."""
+    return " ".join(sorted(text.split()))
+
+
+def reordered_similarity(a_sorted: str, b_sorted: str, cutoff: float = 0.0) -> float:
+    """Similarity of two texts whatever the order of their words (0..1), given `sorted_words` of each: rapidfuzz's
+    token-sort ratio (the Indel ratio of the sorted words; sorting once per text instead of once per pair). A
+    rewrite with its sentences moved ("Which is the most likely diagnosis? A 45-year-old man ...") scores as a copy
+    does, where the plain ratio drops to ~0.5-0.7. Scores under `cutoff` come back as 0."""
+    from rapidfuzz import fuzz
+
+    return fuzz.ratio(a_sorted, b_sorted, score_cutoff=cutoff * 100) / 100.0
 
 
 def option_texts(options: Any) -> list[str]:

@@ -64,6 +64,33 @@ def embed(row: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     return _with(row, question=f"{VIGNETTE_BEFORE} {row['question']} {VIGNETTE_AFTER}")
 
 
+#: A sentence ends at . ! or ? followed by a space and a capital letter or digit ("9.8 g/dL" and "e.g. a" do not split).
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
+
+
+def sentences(text: str) -> list[str]:
+    return _SENTENCE_END.split(text.strip())
+
+
+def reorder_sentences(row: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """The stem's sentences in another order (the closing question may move to the front, as rewriters do). A
+    one-sentence stem is returned unchanged: recall is measured on the copies that changed."""
+    parts = sentences(row["question"])
+    if len(parts) < 2:
+        return dict(row)
+    order = list(range(len(parts)))
+    while order == sorted(order):
+        rng.shuffle(order)
+    return _with(row, question=" ".join(parts[i] for i in order))
+
+
+def perturbed_copies(items: list[dict[str, Any]], fn, rng: random.Random) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(item, rewritten copy) for each item whose copy differs from it: recall is measured on real rewrites only (a
+    one-sentence stem cannot have its sentences moved, all-equal options cannot be reordered)."""
+    pairs = [(item, fn(dict(item), rng)) for item in items]
+    return [(item, c) for item, c in pairs if (c["question"], c["options"]) != (item["question"], item["options"])]
+
+
 def strip_punctuation(text: str) -> str:
     return re.sub(r"[^\w\s]", "", text)
 
@@ -75,4 +102,5 @@ PERTURBATIONS = {
     "change_3_words": lambda row, rng: change_words(row, rng, 3),
     "truncate": truncate,
     "embed": embed,
+    "reorder_sentences": reorder_sentences,
 }

@@ -15,7 +15,7 @@ from curate.io import InputError, read_rows, write_rows
 from curate.minhash import band_keys, candidate_pairs, signatures
 from curate.ngrams import Vocab, gram_hashes
 from curate.textnorm import normalize, option_overlap, question_text
-from tests.perturb import PERTURBATIONS, change_words, embed, reorder_options, surface, truncate
+from tests.perturb import PERTURBATIONS, change_words, embed, reorder_options, reorder_sentences, surface, truncate
 
 VIGNETTE = ("A 34-year-old woman comes to the emergency department because of fever, chills, and a productive cough "
             "with rust-colored sputum for 3 days. Her temperature is 39.4 C, pulse is 112/min, and respirations are "
@@ -145,6 +145,22 @@ def test_hand_made_duplicates_cluster_and_boilerplate_does_not():
     assert result.stats["exact_duplicates"] == 2 and result.stats["near_duplicates"] == 4
 
 
+def test_copy_with_its_sentences_moved_is_a_near_duplicate():
+    """Issue 14: the same vignette with its sentences in another order (question first) keeps its words, not their
+    order: the in-order ratio misses it, the word-order-free one (`reorder_threshold`) does not. The distinct
+    boilerplate questions stay apart."""
+    rows = hand_made()
+    moved = {**reorder_sentences(rows[0], random.Random(2)), "id": "moved"}
+    assert moved["question"] != VIGNETTE and sorted(moved["question"].split()) == sorted(VIGNETTE.split())
+    result = dedupe([rows[0], moved, *rows[7:]])
+    assert [(r.row["id"], r.row["dup_of"], r.reasons) for r in result.rejected] == [("moved", "base", ["near_duplicate"])]
+    assert result.rejected[0].row["dup_score"] == 1.0
+    changed = {**change_words(moved, random.Random(3), 2), "id": "changed"}
+    assert [r.row["id"] for r in dedupe([rows[0], changed]).rejected] == ["changed"]
+    strict = dedupe([rows[0], changed], options=DedupeConfig(reorder_threshold=1.0))
+    assert strict.rejected == []
+
+
 def test_representative_is_first_in_input_order():
     rows = list(reversed(hand_made()))
     result = dedupe(rows)
@@ -252,7 +268,7 @@ def test_planted_near_duplicates_of_medqa_items_are_found(shared_data):
 
     originals = [x.row() for x in load_source("medqa", shared_data / "benchmarks/medqa/test.4_options.jsonl").questions]
     rng = random.Random(11)
-    kinds = ["surface", "reorder_options", "change_1_word", "change_3_words", "truncate"]
+    kinds = ["surface", "reorder_options", "change_1_word", "change_3_words", "truncate", "reorder_sentences"]
     copies = []
     for k, src in enumerate(rng.sample(originals, 400)):
         copy = PERTURBATIONS[kinds[k % len(kinds)]](dict(src), rng)
