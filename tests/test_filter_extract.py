@@ -64,6 +64,52 @@ def test_each_style_gives_the_letter(text):
     assert letter(text) == "C"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"{REASONING}So the answer is C--the emboli explain the livedo and the eosinophilia.",
+        f"{REASONING}So the answer is C — the emboli explain the livedo.",
+        # flan-T5 repeats the question's closing words ("... most likely to reveal:") and puts the letter after them.
+        f"{REASONING}A kidney biopsy in this patient would be most likely to reveal: C.",
+        f"{REASONING}The most likely diagnosis is: (C).",
+        # gpt-4: "C) Acral lentiginous melanoma." for the option "Acral lentiginous".
+        f"{REASONING}\nC) Cholesterol embolization syndrome.",
+        f"{REASONING}\nC) Cholesterol crystal embolization",
+    ],
+    ids=["answer_is_letter_double_hyphen", "answer_is_letter_em_dash", "question_words_colon_letter",
+         "diagnosis_is_colon_letter", "letter_paren_text_extra_word", "letter_paren_text_word_inside"],
+)
+def test_forms_found_in_issue_14_give_the_letter(text):
+    """Real forms the parser abstained on (issue 14): a dash written as two hyphens after the letter, a bare letter
+    after the question's own closing words and a colon, a lettered option line whose text has an extra word."""
+    assert letter(text) == "C"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"{REASONING}\nC) Cholesterol embolization is incorrect",
+        f"{REASONING}\nC) not cholesterol embolization",
+        f"{REASONING}\nC) non-cholesterol embolization",
+        f"{REASONING}\nC) Cholesterol embolization or polyarteritis nodosa",
+        f"{REASONING}\nB) Cholesterol embolization syndrome",  # letter B, text of C: which one?
+        f"{REASONING}\nC) Cholesterol embolization syndrome type D",
+        f"{REASONING}A kidney biopsy would be most likely to reveal: C.\nD",
+        f"{REASONING}A kidney biopsy would be most likely to reveal: A. Renal papillary necrosis B. Allergic",
+        f"{REASONING}So the answer is C-D.",
+    ],
+    ids=["extra_words_disown", "not_before_text", "non_before_text", "extra_words_name_another", "letter_vs_text",
+         "extra_letter", "colon_letter_then_other", "colon_then_option_list", "letter_hyphen_letter"],
+)
+def test_loosened_forms_still_never_guess(text):
+    assert letter(text) is None
+
+
+def test_single_hyphen_after_a_letter_starts_a_word():
+    options = {"A": "C-reactive protein", "B": "Ferritin", "C": "Procalcitonin", "D": "Haptoglobin"}
+    assert letter("The answer is C-reactive protein.", options) == "A"
+
+
 def test_separate_reasoning_content_is_the_reasoning_and_completion_the_answer():
     found = extract_answer("The answer is C.", OPTS, reasoning_content=REASONING + "So it is C.")
     assert found.letter == "C"

@@ -57,3 +57,18 @@ def test_extraction_matches_the_hand_labels(shared_data):
     # Coverage (not a target of the issue, but a regression guard): parsable outputs that get their letter.
     parsable = outcome["correct"] + outcome["wrong"] + outcome["null_on_parsable"]
     assert outcome["correct"] / parsable >= 0.95, outcome
+
+
+#: Labelled rows the parser abstained on before issue 14 (fixture ids): a bare letter after the question's closing
+#: words and a colon (flan-T5), a lettered option line with a word added to the option's text (gpt-4).
+ISSUE_14_ROWS = {"bd8fbfe4c205bff0": "A", "3250a24a0e19c918": "C"}
+
+
+@pytest.mark.shared_data
+def test_issue_14_forms_on_real_rows(shared_data):
+    labels = {r["trace_id"]: r["label"] for r in LABELS}
+    assert all(labels[k] == v for k, v in ISSUE_14_ROWS.items())
+    rows = {r["trace_id"]: r for r in read_dev_rows(shared_data / "traces" / "dev_traces.jsonl.gz")
+            if r["trace_id"] in ISSUE_14_ROWS}
+    found = {k: extract_answer(r["response"], r["options"], r["reasoning"]).letter for k, r in rows.items()}
+    assert found == ISSUE_14_ROWS

@@ -11,9 +11,11 @@ A response splits into *reasoning* and a *final part*:
 - anything else (gpt-4o, ThoughtSource CoT): the whole text is both; its final statement is found by explicit cues.
 
 In the final part an answer is stated by: `<answer>X</answer>`, `\\boxed{X}`, a cue ("the answer is (C)", "Answer: C",
-"correct option is C", "(C) is the correct answer"), or a line that is only an option ("C", "**C.**", "C) text",
-"(C) text", the option's text itself, PubMedQA's yes/no/maybe). Answer lines count only at the start and end of the
-final part, so option lists in an explanation do not; a trailing re-listing of the options is ignored.
+"correct option is C", "(C) is the correct answer", "the answer is C--because ..."), a bare letter after a colon
+that introduces an answer ("... would be most likely to reveal: C."), or a line that is only an option ("C",
+"**C.**", "C) text", "C) text with a word added", "(C) text", the option's text itself, PubMedQA's yes/no/maybe).
+Answer lines count only at the start and end of the final part, so option lists in an explanation do not; a trailing
+re-listing of the options is ignored. An option's text with a negation added ("C) not <text of C>") names nothing.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ class Extraction:
 # ---------------------------------------------------------------- patterns
 
 _MARK = r"[\s*_`'\"]*"  # markdown and quotes that may sit around a letter
+# What may follow a letter that is a choice: not a word character and not one hyphen ("C-reactive protein", "B12"
+# start words), but a dash written as two hyphens may ("the answer is C--the murmur rises with Valsalva").
+_LETTER_END = r"(?![A-Za-z0-9]|-(?!-))"
 # The cue words before a letter: "the (final|correct|best...) answer|option|choice is", "Answer:" ...
 _QUAL = r"(?:final|correct|best|right|most\s+(?:likely|appropriate|accurate|correct|suitable))"
 # Each cue pattern is tried only where its anchor word starts (see `_scan`): a case-insensitive regex pass over
@@ -69,12 +74,12 @@ _CUE = re.compile(
     + _MARK
     + r"(?:(?i:option|choice)\s*)?[\(\[]?"
     + _MARK
-    + r"([A-Z])(?![A-Za-z0-9\-])"
+    + r"([A-Z])" + _LETTER_END
 )
 # Conclusions as reasoning models write them: "I'll go with B", "So answer D.", "I think B is the answer", "C is correct".
 _GO_WITH = re.compile(
     r"(?i:\b(?:go(?:ing)?\s+with|choose|chose|select|pick|opt\s+for)\s+(?:option\s+|choice\s+|answer\s+)?)"
-    r"[\(\[]?\**([A-Z])(?![A-Za-z0-9\-])"
+    r"[\(\[]?\**([A-Z])" + _LETTER_END
 )
 # A statement that only entertains an option: "maybe the answer is C", "if ..., the answer would be B".
 _TENTATIVE = re.compile(
@@ -88,13 +93,16 @@ _CUE_TEXT = re.compile(
 _BOXED = re.compile(r"\\boxed\s*\{((?:[^{}]|\{[^{}]*\})*)\}")
 _TAG = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.S | re.I)
 # After a letter: "A or C", "A, C", "A and C", "A/C" make the statement ambiguous.
-_ALSO = re.compile(r"[\)\]\*]*\s*(?:,|/|\bor\b|\band\b|&)\s*(?i:option\s*)?[\(\[]?\**([A-Z])(?![A-Za-z0-9\-])")
+_ALSO = re.compile(r"[\)\]\*]*\s*(?:,|/|\bor\b|\band\b|&)\s*(?i:option\s*)?[\(\[]?\**([A-Z])" + _LETTER_END)
 # "A) Catalase, B) Oxidase and C) Lysozyme": a second lettered option further on in the same sentence.
 _ALSO_LATER = re.compile(r"[^.\n]{0,160}?(?:,|/|\bor\b|\band\b|&)\s*(?i:option\s*)?[\(\[]?\**([A-Z])[\)\]]")
 # A line that is only an option: "C", "(C)", "C.", "C) text", "**C. text**", "- C: text".
 _LINE = re.compile(r"^[\(\[]?([A-Z])(?:\s*[\)\]\.:,\-–]|\s*$|\s+(?=\())\s*(.*)$")
-# The words before a colon that introduce an answer: "the most likely diagnosis is:", "I will choose:", "answer:".
-_CONCLUDING_INTRO = re.compile(r"(?i)(?:\bis|\bbe|\bchoose|\bselect|\banswer|\bpick)[\s*_]*$")
+# The words before a colon that introduce an answer: "the most likely diagnosis is:", "I will choose:", "answer:", and
+# the question's own closing words repeated ("... would be most likely to reveal:").
+_CONCLUDING_INTRO = re.compile(r"(?i)(?:\bis|\bbe|\bchoose|\bselect|\banswer|\bpick|\bmost\s+likely\s+to\s+[a-z]+)[\s*_]*$")
+# "...would be most likely to reveal: A.": a bare letter after a colon, and nothing more on its line.
+_COLON_LETTER = re.compile(r":[ \t*_]*[\(\[]?\**([A-Z])\**[\)\]]?\**\.?[ \t*_]*(?=\n|$)")
 _NON_ANSWER_LINE = re.compile(
     r"(?i)^\W*(?:(?:none|all|neither)\s+of\s+(?:the\s+)?(?:above|options|choices|these|them)"
     r"|not\s+(?:listed|definitive|applicable|among|present)|either\s+\(?[A-Z]\)?\s+or\b)"
@@ -145,7 +153,7 @@ class Options:
         found = process.extract(norm, list(self.by_norm), scorer=fuzz.ratio, limit=2, score_cutoff=80)
         if not found or found[0][1] < 90 or (len(found) > 1 and found[1][1] > found[0][1] - 8):
             return None
-        return self.by_norm[found[0][0]]
+        return None if _adds_hedge(norm, found[0][0]) else self.by_norm[found[0][0]]
 
     def matches(self, letter: str, text: str) -> bool:
         """Whether `text` is (nearly) option `letter`'s text."""
@@ -155,7 +163,23 @@ class Options:
         norm = _norm(text)
         if norm == own or norm.replace("rt", "") == own:  # MedMCQA's texts lost every "rt": "Ahritis", "hea rate"
             return True
+        if _adds_hedge(norm, own):
+            return False
         return len(own) >= 6 and 0.8 <= len(norm) / len(own) <= 1.25 and fuzz.ratio(norm, own) >= 88
+
+    def with_extra_words(self, letter: str, text: str, max_extra: int = 2) -> bool:
+        """Whether `text` is option `letter`'s text with a word or two added ("Acral lentiginous" -> "Acral
+        lentiginous melanoma", "Hypertrophic obstructive cardiomyopathy"): its words in order, at most `max_extra`
+        (and at most as many as it has) more, none of them a hedge or a link to another option ("not", "or"), and
+        no other option's text found in it the same way."""
+        own = self.norm.get(letter, "")
+        words = _norm(text).split()
+        extra = len(words) - len(own.split())
+        if len(own) < 6 or not 0 < extra <= min(max_extra, len(own.split())) or not _in_order(own.split(), words):
+            return False
+        if _adds_hedge(" ".join(words), own) or any(len(w) == 1 for w in words if w not in own.split()):
+            return False
+        return not any(k != letter and o and _in_order(o.split(), words) for k, o in self.norm.items())
 
     def prefix_letter(self, text: str) -> str | None:
         """The letter whose option text `text` starts with (the longest such option; None when tied or none)."""
@@ -169,6 +193,23 @@ class Options:
             elif len(text_norm) == best_len:
                 tie = True
         return None if tie else best
+
+
+#: Words that, added to an option's text, change what it says or bring in another option.
+_HEDGES = frozenset({"not", "no", "non", "un", "unlikely", "incorrect", "wrong", "false", "except", "less", "least",
+                     "rather", "than", "vs", "versus", "or", "and", "nor", "neither", "either", "excluded", "absent"})
+
+
+def _adds_hedge(norm: str, own: str) -> bool:
+    """Whether normalised `norm` holds a hedge word that option text `own` does not: "not cholesterol embolization"
+    is near option C's text and says the opposite."""
+    return bool(_HEDGES.intersection(norm.split()) - set(own.split()))
+
+
+def _in_order(needle: list[str], words: list[str]) -> bool:
+    """Whether `needle`'s words occur in `words` in the same order (others may come between)."""
+    it = iter(words)
+    return all(w in it for w in needle)
 
 
 def _letter_after_cue(text: str, start: int, letter: str, opts: Options) -> list[str]:
@@ -220,6 +261,8 @@ def _line_letters(line: str, opts: Options, *, prefix: bool = False) -> tuple[li
         named = opts.by_text(rest)
         if named is not None:
             return [letter, named], False  # "B) <text of C>": the line names two options
+        if not _DISOWNED.search(rest) and opts.with_extra_words(letter, rest):
+            return [letter], False
         if prefix and not _DISOWNED.search(rest):
             for n, cut in enumerate(_CLAUSE_END.finditer(rest)):
                 if n == 4:
@@ -381,6 +424,9 @@ def _cue_mentions(text: str, opts: Options) -> list[Mention]:
         low = "".join(c.lower() if len(c.lower()) == 1 else "?" for c in text)
     mentions += _scan(text, low, opts)
     if ":" in text:
+        for m in _COLON_LETTER.finditer(text):
+            if m.group(1) in opts.letters and _CONCLUDING_INTRO.search(text, max(0, m.start() - 40), m.start()):
+                mentions.append(Mention(m.start(1), m.group(1), "line", _tentative(text, m.start())))
         for m in _COLON_LINE.finditer(text):
             line = _MARKUP.sub("", m.group(1)).strip()
             if not _LINE.match(line) or (m.group(2) and _OPTION_START.match(_MARKUP.sub("", m.group(2)).strip())):
