@@ -396,9 +396,9 @@ class DecontaminateStage(Stage[DecontaminateConfig, DecontaminateReport]):
             if path is not None and not Path(path).exists():
                 raise ConfigError(f"benchmark {spec}: {path} does not exist")
             if path is None and offline:
-                raise ConfigError(f"benchmark {spec}: no local file and the Hub is offline (HF_HUB_OFFLINE): give "
-                                  f"benchmark_paths {{ \"{spec}\" = FILE }} (--benchmark-path {spec}=FILE) or set "
-                                  f"${BENCHMARK_DIR_ENV} to a folder laid out like shared/data/benchmarks")
+                raise InputError(f"benchmark {spec}", f"no local file and the Hub is offline (HF_HUB_OFFLINE): give "
+                                 f"benchmark_paths {{ \"{spec}\" = FILE }} (--benchmark-path {spec}=FILE) or set "
+                                 f"${BENCHMARK_DIR_ENV} to a folder laid out like shared/data/benchmarks")
 
     def process(self, batch: Batch) -> Outcome:
         c = self.config

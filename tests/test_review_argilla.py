@@ -21,8 +21,8 @@ from curate.io import read_rows
 from curate.question_rows import load_questions
 from review import apply_reviews, pull, push, status
 from review.items import review_items
-from tests.support.argilla.server import ArgillaServer, ensure_venv
 from tests.review_data import write_corpus
+from tests.support.argilla.server import ArgillaServer, ensure_venv
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

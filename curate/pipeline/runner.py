@@ -196,7 +196,7 @@ class Runner:
                 bindings[step.name] = step.binding(self.context(step))
                 step.stage_class()(bindings[step.name].config).preflight()
             except (ValueError, TypeError) as exc:
-                raise ConfigError(f"[{step.name}]: {exc}") from None
+                raise ConfigError(f"[{step.name}]: {exc} (checked before the first stage: nothing was run)") from None
             for path in step.external(self.config):
                 if not path.exists():
                     raise ConfigError(f"[{step.name}]: {path} does not exist (named in the config); nothing was run")
