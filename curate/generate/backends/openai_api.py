@@ -79,10 +79,9 @@ class Endpoint:
 
     def stopped_message(self) -> str:
         silent = time.monotonic() - (self.silent_since or time.monotonic())
-        what = ("stopped answering" if self.completions else
-                "answered /models but no completion request")
-        return (f"the server at {self.url} {what}: {self.silent_attempts} requests in a row failed over {silent:.0f} s, "
-                f"the last with {self.last_failure}")
+        none = "" if self.completions else " (it answered none of this run's completion requests)"
+        return (f"the server at {self.url} stopped answering{none}: {self.silent_attempts} requests in a row failed "
+                f"over {silent:.0f} s, the last with {self.last_failure}")
 
 
 def base_urls_from(base_urls: list[str] | None) -> list[str]:
