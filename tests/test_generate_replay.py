@@ -11,11 +11,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from curate.generate import GenerateError
 from curate.generate.cache import ResponseCache
 from curate.generate.progress import Stats
 from curate.generate.replay import replay_server
@@ -112,16 +114,67 @@ def test_length_is_a_finished_response_not_a_retry(server, tmp_path: Path):
 
 
 def test_exhausted_retries_become_error_traces_not_a_crash(server, tmp_path: Path):
-    server.configure(faults={"server_error": 1.0})
-    traces, stats = _generate(server.url, tmp_path, _questions(2), samples=2, max_retries=2)
-    assert len(traces) == 4
-    assert all(t.error and t.error.startswith("server_error: HTTP 500") and "after 3 attempts" in t.error for t in traces)
-    assert all(t.completion is None for t in traces)
-    assert len(server.log()) == 2 * 3 and stats.errors_by_kind == {"server_error": 4}
+    server.configure(fault_for={"for 3 days": "server_error"})  # the second question always gets a 500
+    traces, stats = _generate(server.url, tmp_path, _questions(3), samples=2, max_retries=2)
+    assert len(traces) == 6
+    failed = [t for t in traces if t.error]
+    assert [t.question_id for t in failed] == ["medqa:test:1"] * 2
+    assert all(t.error.startswith("server_error: HTTP 500") and "after 3 attempts" in t.error for t in failed)
+    assert all(t.completion is None for t in failed)
+    assert len(server.log()) == 2 + 3 and stats.errors_by_kind == {"server_error": 2}
     # errors are not cached: the next run asks again (and now the server is healthy)
-    server.configure(faults={})
-    again, _ = _generate(server.url, tmp_path, _questions(2), samples=2)
-    assert all(t.error is None for t in again)
+    server.configure(fault_for={})
+    again, _ = _generate(server.url, tmp_path, _questions(3), samples=2)
+    assert all(t.error is None for t in again) and len(server.log()) == 2 + 3 + 1
+
+
+def test_every_request_failing_is_a_clear_error_and_writes_nothing(server, tmp_path: Path):
+    questions = tmp_path / "q.jsonl"
+    write_rows(_questions(3), questions)
+    server.configure(faults={"server_error": 1.0})
+    with pytest.raises(GenerateError, match=r"every request failed \(3 server_error\); for example server_error: HTTP 500"):
+        run_generate(questions, tmp_path / "traces.jsonl", teacher=TEACHER, base_urls=[server.url], max_retries=1,
+                     retry_base=0.01)
+    assert not (tmp_path / "traces.jsonl").exists()
+
+
+def test_a_resumed_run_records_permanent_errors_of_its_leftovers(server, tmp_path: Path):
+    """A prompt the server refuses outright (HTTP 400, not retried) on the leftovers of a resumed run is that
+    trace's error, not a failed run: a re-run would be refused the same way."""
+    _generate(server.url, tmp_path, _questions(2), samples=1)
+    server.configure(fault_for={"for 4 days": "context_length"})
+    traces, stats = _generate(server.url, tmp_path, _questions(3), samples=1)
+    assert stats.responses == 0 and stats.samples_cached == 2
+    assert [t.error is None for t in traces] == [True, True, False]
+    assert traces[2].error.startswith("bad_request: HTTP 400: This model's maximum context length is 512 tokens")
+    assert traces[2].error.endswith("(after 1 attempt)")
+
+
+def test_a_server_that_stops_answering_stops_the_run_and_keeps_what_it_answered(tmp_path: Path):
+    """An engine that dies mid-run (here: every request gets a 500 once 4 have been answered) stops the run with
+    the server and its last failure named, once it has answered nothing for `stopped_after_s`; the answers already
+    received are in the cache, and no trace was given an error."""
+    with replay_server(latency=0.02) as server:
+        def kill_engine() -> None:
+            deadline = time.monotonic() + 30
+            while server.stats()["finished"] < 4 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            server.configure(faults={"server_error": 1.0})
+
+        threading.Thread(target=kill_engine, daemon=True).start()
+        started = time.monotonic()
+        stopped_answering = (r"the server at http://127\.0\.0\.1:\d+/v1 stopped answering: \d+ requests in a row failed "
+                             r"over \d+ s, the last with server_error: HTTP 500")
+        with pytest.raises(GenerateError, match=stopped_answering) as stopped:
+            _generate(server.url, tmp_path, _questions(40), samples=1, concurrency=2, retry_base=0.2,
+                      backend_options={"stopped_after_s": 1.0})
+        took = time.monotonic() - started
+        answered = server.stats()["finished"]
+    cache = ResponseCache(tmp_path / "cache")
+    cache.load()
+    assert 4 <= len(cache) == answered < 40
+    assert took < 10  # one request's retries alone would take over 6 s each, 40 of them minutes
+    assert "the requests carried a seed" in str(stopped.value)  # a known way to kill vLLM's CPU build, named
 
 
 @pytest.mark.parametrize("headers", ["retry-after", "x-ratelimit"])

@@ -59,6 +59,9 @@ class GRPOSpec(_Strict):
     difficulty: Literal["band", "all"] = Field(
         "band", description="band: only questions whose teacher pass rate lies strictly inside pass_rate_band")
     pass_rate_band: tuple[float, float] = (0.0, 1.0)
+    generation: Literal["auto", "transformers", "vllm"] = Field(
+        "auto", description="how GRPO samples completions: vllm (TRL's engine colocated in the trainer's process), "
+                            "transformers (generate), auto: vllm where it is installed")
 
     @model_validator(mode="after")
     def _check(self) -> GRPOSpec:

@@ -3,7 +3,8 @@ and the comparison table (markdown + JSON) with PNG plots of reward and format r
 
 Outputs are scored with the same strict parser the rewards use (`train.rewards.parse_completion`): an output that
 breaks the format has no answer and counts as wrong. Generation is greedy. Backends: transformers (any device), or
-vLLM when installed and a GPU is present (one adapter per request, so the run's `cat`-combined adapter is served).
+vLLM when installed and a GPU is present, or when asked for (`--backend vllm`; its CPU build works too): one adapter
+per request, so the run's `cat`-combined adapter is served.
 """
 
 from __future__ import annotations
@@ -121,15 +122,16 @@ def _console():
 
 
 def generate_vllm(base_model: str, adapter_dir: str | None, prompts: list[list[dict[str, str]]],
-                  spec: EvalSpec) -> list[str]:
-    """Greedy completions with vLLM, serving one LoRA adapter (the combined one) when given."""
+                  spec: EvalSpec, dtype: str = "auto") -> list[str]:
+    """Greedy completions with vLLM, serving one LoRA adapter (the combined one) when given, in the precision the
+    transformers backend would use (vLLM's own `auto` downcasts float32 to bfloat16 on CPU)."""
     from vllm import LLM, SamplingParams
     from vllm.lora.request import LoRARequest
 
     rank = None
     if adapter_dir:
         rank = json.loads((Path(adapter_dir) / "adapter_config.json").read_text())["r"]
-    llm = LLM(model=base_model, enable_lora=adapter_dir is not None, max_lora_rank=max(rank or 16, 16))
+    llm = LLM(model=base_model, enable_lora=adapter_dir is not None, max_lora_rank=max(rank or 16, 16), dtype=dtype)
     request = LoRARequest("adapter", 1, str(adapter_dir)) if adapter_dir else None
     results = llm.chat(prompts, SamplingParams(temperature=0.0, max_tokens=spec.max_new_tokens), lora_request=request)
     return [r.outputs[0].text for r in results]
@@ -177,7 +179,10 @@ def evaluate_model(target: dict[str, Any], questions: list[Question], spec: Eval
     questions = questions[: spec.limit] if spec.limit else questions
     prompts = [render(q) for q in questions]
     if _vllm_usable(spec) and (not target["adapters"] or target["combined"]):
-        outputs = generate_vllm(target["base_model"], target["combined"], prompts, spec)
+        from train.modeling import device_and_dtype
+
+        precision = str(device_and_dtype(TrainConfig(dtype=dtype))[1]).removeprefix("torch.")
+        outputs = generate_vllm(target["base_model"], target["combined"], prompts, spec, dtype=precision)
         backend = "vllm"
     else:
         from train.compose import load_adapters

@@ -6,6 +6,7 @@ is scored is reasoning + reward while only `reward` moves; `assert_only_trainabl
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,21 @@ def assert_only_trainable(model, expected: set[str]) -> None:
         raise RuntimeError(f"base-model parameters are trainable: {base[:3]}")
 
 
+def generation_settings(spec: GRPOSpec) -> dict[str, Any]:
+    """How GRPO samples its completions, as GRPOConfig arguments: TRL's vLLM engine colocated in this process
+    (`grpo.generation = "vllm"`, or "auto" where vLLM is installed), else transformers' `generate`. Colocated vLLM
+    gets the policy's weights (both adapters merged into the base) before each generation step."""
+    backend = spec.generation
+    installed = importlib.util.find_spec("vllm") is not None
+    if backend == "auto":
+        backend = "vllm" if installed else "transformers"
+    if backend == "transformers":
+        return {"use_vllm": False}
+    if not installed:
+        raise RuntimeError("grpo.generation = 'vllm' but vLLM is not installed: pip install 'curate[vllm]'")
+    return {"use_vllm": True, "vllm_mode": "colocate", "vllm_enable_sleep_mode": False}
+
+
 def train_grpo(model, tokenizer, prompts: list[dict[str, Any]], spec: GRPOSpec, *, seed: int, work_dir: Path,
                log_path: Path, stage: str = "grpo") -> dict[str, Any]:
     """Train the trainable adapter(s) of `model` (a PeftModel) on `prompts` (prompt messages + gold `answer`)."""
@@ -37,6 +53,7 @@ def train_grpo(model, tokenizer, prompts: list[dict[str, Any]], spec: GRPOSpec, 
                          "or widen grpo.pass_rate_band)")
     cuda = torch.cuda.is_available()
     dataset = Dataset.from_list([{"prompt": p["prompt"], "answer": p["answer"]} for p in prompts])
+    generation = generation_settings(spec)
     args = GRPOConfig(
         output_dir=str(work_dir), max_steps=spec.max_steps, per_device_train_batch_size=spec.batch_size,
         gradient_accumulation_steps=spec.gradient_accumulation_steps, learning_rate=spec.learning_rate,
@@ -44,12 +61,13 @@ def train_grpo(model, tokenizer, prompts: list[dict[str, Any]], spec: GRPOSpec, 
         temperature=spec.temperature, reward_weights=[spec.reward_weights.correctness, spec.reward_weights.format],
         seed=seed, data_seed=seed, logging_steps=1, save_strategy="no", report_to="none",
         bf16=cuda and next(model.parameters()).dtype == torch.bfloat16, use_cpu=not cuda,
-        dataloader_num_workers=0, disable_tqdm=False,
+        dataloader_num_workers=0, disable_tqdm=False, **generation,
     )
     trainer = GRPOTrainer(model=model, reward_funcs=[correctness_reward, format_reward], args=args,
                           train_dataset=dataset, processing_class=tokenizer,
                           callbacks=[make_log_callback(log_path, stage)])
-    stats: dict[str, Any] = {"stage": stage, "steps": spec.max_steps, "prompts": len(prompts)}
+    stats: dict[str, Any] = {"stage": stage, "steps": spec.max_steps, "prompts": len(prompts),
+                             "generation": "vllm" if generation["use_vllm"] else "transformers"}
     with measure(stats):
         result = trainer.train()
         stats["tokens"] = int(trainer.state.num_input_tokens_seen)

@@ -4,7 +4,8 @@ teacher (`[generate] replay = FILE` starts it for the run), the tests' teacher, 
 It answers `POST /v1/chat/completions` with recorded teacher responses from `dev_traces.jsonl.gz` (matched by the
 question text in the prompt, else any recording; synthetic text when no file is given), after a settable latency,
 with `n` choices, and can inject the faults a real endpoint shows: 429 with Retry-After or rate-limit headers, 500,
-timeouts (no answer), malformed JSON, dropped connections, empty content and `finish_reason=length`. `GET /v1/models`
+timeouts (no answer), malformed JSON, dropped connections, empty content, `finish_reason=length` and a
+prompt over the context length (400). `GET /v1/models`
 lists the served models; an unknown model gets OpenAI's 404. Every request is logged (its body hash, attempt,
 outcome) so a test can prove that no finished request was sent twice.
 
@@ -44,10 +45,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-FAULT_KINDS = ("rate_limit", "server_error", "timeout", "malformed_json", "drop", "empty", "length")
+FAULT_KINDS = ("rate_limit", "server_error", "timeout", "malformed_json", "drop", "empty", "length", "context_length")
 DEFAULT_MODEL = "replay-teacher"
 #: outcomes that get an answer after the latency (the others are answered at once, held, or never answered)
-_ANSWERED = frozenset({"ok", "rate_limit", "server_error", "malformed_json", "empty", "length"})
+_ANSWERED = frozenset({"ok", "rate_limit", "server_error", "malformed_json", "empty", "length", "context_length"})
 LOOPBACK = "127.0.0.1"
 _MAX_HEADER = 64 * 1024
 _MAX_BODY = 16 * 1024 * 1024
@@ -65,6 +66,8 @@ class ReplayConfig:
     faults: dict[str, float] = field(default_factory=dict)
     #: attempt k of every distinct request body gets fault_script[k]; later attempts are answered normally
     fault_script: list[str] = field(default_factory=list)
+    #: text -> kind: every attempt of a request whose messages contain the text gets that fault
+    fault_for: dict[str, str] = field(default_factory=dict)
     #: which headers a 429 carries: "retry-after", "x-ratelimit" (OpenAI's reset headers only), "both", "none"
     rate_limit_headers: str = "retry-after"
     retry_after: float = 1.0
@@ -334,6 +337,9 @@ class _Connection(asyncio.Protocol):
             self.later(config.hang_s, self._close)
             return
         fault = config.fault_script[attempt] if attempt < len(config.fault_script) else None
+        if fault is None and config.fault_for:
+            text = " ".join(str(m.get("content")) for m in request.get("messages") or [])
+            fault = next((kind for needle, kind in config.fault_for.items() if needle in text), None)
         if fault is None and config.faults:
             draw = state.rng.random()
             for kind, probability in config.faults.items():
@@ -370,6 +376,10 @@ class _Connection(asyncio.Protocol):
                                 headers))
         elif fault == "server_error":
             self.send(_response(500, _error(500, "The server had an error while processing your request.", "server_error")))
+        elif fault == "context_length":  # vLLM's refusal of a prompt longer than the model's context
+            message = ("This model's maximum context length is 512 tokens. However, your request has 900 input tokens. "
+                       "Please reduce the length of the input messages.")
+            self.send(_response(400, _error(400, message, "BadRequestError")))
         elif fault == "malformed_json":
             self.send(_response(200, b'{"id": "chatcmpl-replay", "object": "chat.completion", "choices": [{"index": 0, "mess'))
         else:
@@ -465,7 +475,7 @@ def _check(options: dict[str, Any]) -> None:
     for key in options:
         if key not in ReplayConfig.__dataclass_fields__:
             raise TypeError(f"unknown replay server option {key!r}")
-    kinds = list(options.get("fault_script") or []) + list(options.get("faults") or {})
+    kinds = [*(options.get("fault_script") or []), *(options.get("faults") or {}), *(options.get("fault_for") or {}).values()]
     unknown = [k for k in kinds if k not in FAULT_KINDS]
     if unknown:
         raise ValueError(f"unknown fault {unknown[0]!r}; known: {', '.join(FAULT_KINDS)}")

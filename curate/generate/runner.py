@@ -16,7 +16,7 @@ from curate.generate.config import GenerateConfig, GenerateReport, parse_shard
 from curate.generate.progress import GenerationProgress, Stats
 from curate.generate.ratelimit import RateLimiter
 from curate.generate.requests import Job, SamplingParams, build_jobs, in_shard, trace_id
-from curate.generate.retry import Failure, RetryPolicy
+from curate.generate.retry import RETRYABLE, Failure, RetryPolicy
 from curate.io import InputError
 from curate.progress import Progress, no_progress
 from curate.records import Question, Trace
@@ -98,6 +98,21 @@ def assemble(jobs: list[Job], cache: ResponseCache, errors: dict[str, str], *, t
     return traces
 
 
+def refuse_if_nothing_answered(stats: Stats, errors: dict[str, str]) -> None:
+    """Every request of this run failed: stop (non-zero exit) rather than write a file of errors when the output
+    would hold no completion at all, or when every failure was the server's (connection, 5xx, timeout, 429), which a
+    later re-run can finish. Permanent errors of single requests (a prompt over the context length) on the leftovers
+    of a resumed run are recorded in their traces as usual."""
+    if stats.responses or not errors:
+        return
+    if stats.samples_cached and not all(kind in RETRYABLE for kind in stats.errors_by_kind):
+        return
+    kinds = ", ".join(f"{count} {kind}" for kind, count in stats.errors_by_kind.most_common())
+    kind = stats.errors_by_kind.most_common(1)[0][0]
+    example = next((e for e in errors.values() if e.startswith(kind)), next(iter(errors.values())))
+    raise GenerateError(f"every request failed ({kinds}); for example {example}")
+
+
 def select_questions(questions: list[Question], *, limit: int | None = None,
                      shard: str | tuple[int, int] | None = None) -> list[Question]:
     """`--limit` takes the first N of the input, then `--shard I/N` keeps this machine's share of those."""
@@ -145,6 +160,7 @@ async def agenerate(questions: list[Question], *, cache: ResponseCache, stats: S
             collector.flush()
             cache.sync()
         errors = collector.errors
+        refuse_if_nothing_answered(stats, errors)
     else:
         errors = {}
     stats.finished_at = time.perf_counter()

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+#: The default: fast on CPU for transformers (head size 8).
+TINY_SHAPE: dict[str, Any] = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                  num_key_value_heads=2)
+#: What vLLM's CPU build can serve: its attention kernels need a head size of at least 64 (hidden / heads).
+VLLM_SHAPE: dict[str, Any] = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
+                                  num_key_value_heads=2)
 CORPUS = [
     "A 45-year-old man presents with chest pain radiating to the left arm. Which of the following is the next step?",
     "Answer the following multiple-choice question. Options: A. aspirin B. heparin C. observation D. surgery",
@@ -22,8 +29,10 @@ CORPUS = [
 ]
 
 
-def make_tiny_model(directory: str | os.PathLike[str], *, seed: int = 0) -> Path:
-    """Save a tiny random Qwen2 model and its tokenizer to `directory`; returns the path."""
+def make_tiny_model(directory: str | os.PathLike[str], *, seed: int = 0, shape: dict[str, Any] | None = None,
+                    max_position_embeddings: int = 2048) -> Path:
+    """Save a tiny random Qwen2 model (`shape`: TINY_SHAPE by default, VLLM_SHAPE for vLLM) and its tokenizer to
+    `directory`; returns the path."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
@@ -42,9 +51,9 @@ def make_tiny_model(directory: str | os.PathLike[str], *, seed: int = 0) -> Path
     tokenizer.chat_template = CHAT_TEMPLATE
     tokenizer.save_pretrained(directory)
     torch.manual_seed(seed)
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    config = Qwen2Config(vocab_size=len(tokenizer), **(shape or TINY_SHAPE),
+                         max_position_embeddings=max_position_embeddings, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id,
                          bos_token_id=None, tie_word_embeddings=True)
     model = Qwen2ForCausalLM(config)
     model.generation_config.eos_token_id = tokenizer.eos_token_id

