@@ -61,5 +61,7 @@ def test_transformers_backend_generates_resumes_and_is_deterministic(tiny_model:
 
 
 def test_missing_local_model_is_a_clear_error(tmp_path: Path):
-    with pytest.raises(GenerateError, match="cannot load the model"):
+    with pytest.raises(GenerateError, match="cannot load the teacher") as error:
         generate(_questions(1), teacher=str(tmp_path / "no-such-model"), backend="transformers", cache_dir=tmp_path / "c")
+    # the three ways forward: the demo's recording, a server, a model this machine has
+    assert "recording" in error.value.hint and "base_urls" in error.value.hint and "Hugging Face cache" in error.value.hint

@@ -75,6 +75,7 @@ enabled = false
 
 [publish]
 repo_id = "acme/medical-cot"
+evaluation_set = true   # MedQA test and MedMCQA dev questions: an evaluation set, never training data
 
 [prices."replay-teacher"]
 cost_per_1k_input = 0.5
