@@ -62,10 +62,12 @@ def pending_review(ctx, binding, progress):
 # ---------------------------------------------------------------- config
 
 
-def test_example_config_parses():
-    config = load_config(REPO / "examples" / "pipeline.toml")
+@pytest.mark.parametrize("name", ["demo.toml", "medical-cot.toml"])
+def test_example_configs_parse(name, monkeypatch):
+    monkeypatch.setenv("CURATE_TEACHER", "Qwen/QwQ-32B")
+    config = load_config(REPO / "examples" / name)
     assert [s.name for s in config.sources] == ["medqa", "medmcqa", "pubmedqa"]
-    assert config.run.dir is not None
+    assert config.run.dir is not None and config.publish is not None
 
 
 def test_unknown_key_and_section_named(tmp_path, files):
@@ -457,13 +459,12 @@ def test_review_waiting_for_clinicians_stops_then_resumes(tmp_path, files, bench
     assert ran == ["review"] and manifest["stages"]["review"]["status"] == "done"
 
 
-def test_example_config_sources_on_shared_data(cli, tmp_path, shared_data):
-    """The shipped example config, sources stage only, on the real benchmark files (CURATE_DATA points at them)."""
-    proc = cli("run", "examples/pipeline.toml", "--until", "sources", "--run-dir", tmp_path / "run",
-               env={"CURATE_DATA": str(shared_data)}, check=True)
-    assert "✓ sources: 30 rows" in proc.stderr
+def test_demo_config_sources_through_the_cli(cli, tmp_path):
+    """The shipped demo config, sources stage only: the questions the project carries, in their native formats."""
+    proc = cli("run", "examples/demo.toml", "--until", "sources", "--run-dir", tmp_path / "run", check=True)
+    assert "✓ sources: 231 rows" in proc.stderr
     questions = RunDir.open(tmp_path / "run").rows("sources")
-    assert {q["id"].rsplit(":", 1)[0] for q in questions} == {"medqa:test", "medmcqa:dev", "pubmedqa:train"}
+    assert {q["id"].rsplit(":", 1)[0] for q in questions} == {"medqa:test", "medmcqa:dev", "pubmedqa:test"}
 
 
 def test_external_files_recorded_apart_and_later_stages_marked_stale(tmp_path, files, bench):

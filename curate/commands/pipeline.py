@@ -24,7 +24,7 @@ def run(
     """Run the whole pipeline in a run directory, resuming from the last finished stage.
 
     Stages: sources, generate, filter, dedupe, decontaminate, scrub, review (optional), publish.
-    Example: curate run examples/pipeline.toml --until filter"""
+    Example: curate run examples/demo.toml --until filter"""
     from rich.markup import escape
 
     from curate.pipeline import PipelineError, load_config, run_pipeline
