@@ -200,7 +200,8 @@ def test_a_reference_without_the_reasoning_adapter_shows_a_clearly_positive_firs
     from train.config import load_config
     from train.data import load_training_data
     from train.grpo import train_grpo
-    from train.modeling import load_base, lora_config, read_log
+    from train.modeling import load_base, read_log
+    from train.recipe import add_reward_adapter
 
     config = load_config(files / "train.toml", {"grpo": {"max_steps": 1}})
     prompts = load_training_data(files / "kept.jsonl", files / "questions.jsonl", band=None).grpo
@@ -209,9 +210,7 @@ def test_a_reference_without_the_reasoning_adapter_shows_a_clearly_positive_firs
         base, tokenizer = load_base(str(tiny_model), config)
         model = PeftModel.from_pretrained(base, str(decoupled["dir"] / "adapters" / "reasoning"),
                                           adapter_name="reasoning", is_trainable=False)
-        model.add_adapter("reward", lora_config(config.reward))
-        model.base_model.set_adapter(["reasoning", "reward"])
-        model.set_requires_grad("reasoning", False)
+        add_reward_adapter(model, config)
         log = tmp_path / f"{len(reference)}.jsonl"
         train_grpo(model, tokenizer, prompts, config.grpo, seed=0, work_dir=tmp_path / "work", log_path=log,
                    reference=reference)

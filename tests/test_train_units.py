@@ -373,3 +373,16 @@ def test_cli_help_does_not_import_the_training_stack():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parent.parent))
     assert out.stdout.strip() == "[]"
+
+
+def test_shipped_deepspeed_config_is_zero_stage_2_as_accelerate_reads_it(repo_root):
+    """The ZeRO-2 file the README passes to `accelerate launch --use_deepspeed` (DeepSpeed itself is not installed
+    here: this checks how accelerate parses the file, not a DeepSpeed run)."""
+    pytest.importorskip("accelerate")
+    from accelerate.utils.deepspeed import HfDeepSpeedConfig
+
+    config = HfDeepSpeedConfig(str(repo_root / "curate" / "configs" / "deepspeed-zero2.json"))
+    assert config.is_zero2() and not config.is_zero3() and not config.is_offload()
+    # batch sizes, accumulation, clipping and precision come from the training config, not the file
+    for key in ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "gradient_clipping", "bf16.enabled"):
+        assert config.get_value(key) == "auto", key

@@ -13,7 +13,7 @@ from typing import Any
 
 from curate.records import stable_hash
 from train.config import GRPOSpec
-from train.distributed import all_gather, is_main, rank, world_size
+from train.distributed import all_gather, is_main, shard
 from train.rewards import correctness_reward
 from train.sampling import sample_completions
 
@@ -33,7 +33,7 @@ def student_pass_rates(model, tokenizer, prompts: list[dict[str, Any]], spec: GR
     from rich.progress import track
 
     model.eval()
-    mine = prompts[rank()::world_size()]
+    mine = shard(prompts)
     rates: dict[str, float] = {}
     for p in track(mine, description="student pass rates", transient=True, disable=not is_main(),
                    console=Console(stderr=True)):

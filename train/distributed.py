@@ -42,6 +42,12 @@ def barrier() -> None:
         dist.barrier()
 
 
+def shard(items: list[Any]) -> list[Any]:
+    """This process's share of `items` (every process gets its own; all of them once the shares are gathered).
+    Before a process group exists there is nothing to gather with, so every process takes them all."""
+    return items[rank()::world_size()] if _group_ready() else list(items)
+
+
 def all_gather(value: Any) -> list[Any]:
     """Every process's `value`, in rank order (just [value] in a single process)."""
     if not _group_ready():

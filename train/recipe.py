@@ -165,6 +165,21 @@ def _snapshot(model, source: str, name: str) -> None:
     _freeze_dropout(model, name)
 
 
+def add_reward_adapter(model, config: TrainConfig) -> None:
+    """Stage 2's setup: a fresh `reward` adapter (B = 0) active on top of `reasoning`, which stays active, frozen,
+    without dropout; only `reward` trains."""
+    from transformers import set_seed
+
+    from train.modeling import lora_config
+
+    set_seed(config.seed)  # the reward adapter's init does not depend on what SFT drew
+    model.add_adapter(REWARD, lora_config(config.reward))
+    # Both active in the forward pass; the tuner's set_adapter makes every listed adapter trainable: re-freeze.
+    model.base_model.set_adapter([REASONING, REWARD])
+    model.set_requires_grad(REASONING, False)
+    _freeze_dropout(model, REASONING)
+
+
 class _Run:
     """What one run accumulates on its way: stages, checks, warnings, and how it ended."""
 
@@ -221,12 +236,7 @@ def _train(mode: str, data: TrainingData, base_model: str, run_dir: Path, *, con
         prompts = _grpo_prompts(model, tokenizer, data, config, run)
         active = [first]
         if prompts and mode == "decoupled":
-            set_seed(config.seed)  # the reward adapter's init does not depend on what SFT drew
-            model.add_adapter(REWARD, lora_config(config.reward))
-            # Both active in the forward pass; the tuner's set_adapter makes every listed adapter trainable: re-freeze.
-            model.base_model.set_adapter([REASONING, REWARD])
-            model.set_requires_grad(REASONING, False)
-            _freeze_dropout(model, REASONING)
+            add_reward_adapter(model, config)
             reasoning_before = adapter_state(model, REASONING)
             _grpo(model, tokenizer, prompts, REWARD, [REASONING], config, run, work=work, log_path=log_path)
             moved = _changed(reasoning_before, adapter_state(model, REASONING))
