@@ -173,8 +173,8 @@ def main() -> None:
           f"GRPO {args.grpo_steps} steps x {args.generations} generations (max_completion_length {args.completion_tokens})")
     baseline, measured = WORKERS[args.compare]
     print(f"baseline: {baseline}; compared: {measured}" + (f" (beta {KL_BETA})" if args.compare == "kl" else "") + "\n")
-    header = (f"{'stage':<6} {'config':<11} {'tokens':>8} {'wall s':>8} {'tokens/s':>9} {'peak MiB':>9} {'memory':<19} "
-              f"{'wall ratio':>10} {'peak ratio':>10} {'first KL':>9}")
+    header = (f"{'stage':<6} {'config':<11} {'tokens':>8} {'wall s':>8} {'cpu s':>8} {'tokens/s':>9} {'peak MiB':>9} "
+              f"{'memory':<19} {'wall ratio':>10} {'cpu ratio':>9} {'peak ratio':>10} {'first KL':>9}")
     print(header)
     print("-" * len(header))
     for stage in ("sft", "grpo"):
@@ -184,8 +184,9 @@ def main() -> None:
         for name in (baseline, measured):
             s = next(x for x in results[name]["stages"] if x["stage"] == stage)
             kl = results[name]["first_kl"] if stage == "grpo" else None
-            print(f"{stage:<6} {name:<11} {s.get('tokens', 0):>8} {s['wall_s']:>8.2f} {s.get('tokens_per_s', 0):>9.1f} "
-                  f"{s['peak_memory_mib']:>9.0f} {s['memory_kind']:<19} {s['wall_s'] / base['wall_s']:>10.2f} "
+            print(f"{stage:<6} {name:<11} {s.get('tokens', 0):>8} {s['wall_s']:>8.2f} {s['cpu_s']:>8.2f} "
+                  f"{s.get('tokens_per_s', 0):>9.1f} {s['peak_memory_mib']:>9.0f} {s['memory_kind']:<19} "
+                  f"{s['wall_s'] / base['wall_s']:>10.2f} {s['cpu_s'] / base['cpu_s']:>9.2f} "
                   f"{s['peak_memory_mib'] / base['peak_memory_mib']:>10.2f} {'-' if kl is None else f'{kl:.2e}':>9}")
 
 

@@ -2,9 +2,14 @@
 
     base        no training (the reference point)
     sft         SFT of one adapter (`reasoning`)
-    grpo        GRPO of one fresh adapter (`policy`) on the base model
-    monolithic  SFT then GRPO of the same adapter (`policy`)
+    grpo        GRPO of one fresh adapter (`policy`) on the base model (KL reference: the base model)
+    monolithic  SFT then GRPO of the same adapter (`policy`) (KL reference: a frozen copy of it after SFT)
     decoupled   SFT of `reasoning`; GRPO of `reward` on top of the frozen, active `reasoning`; both at inference
+                (KL reference: base + reasoning, reward off)
+
+Between SFT and GRPO the student's pass rates choose the GRPO questions (`grpo.difficulty = "student_band"`). A run
+ends `done`, `stopped` (a run-health monitor named in `health.stop_on` fired) or `no_learning_signal` (no question
+in the band, or GRPO left its adapter exactly as it was), with the reason in run.json's `explanation`.
 
 A run folder holds config.json (resolved), run.json (what was trained, which adapters are active at inference,
 per-stage figures, checks), logs/train.jsonl, adapters/<name>/, README.md (model card) and report.json. It is
@@ -206,7 +211,7 @@ def _train(mode: str, data: TrainingData, base_model: str, run_dir: Path, *, con
 
     tokenizer = load_tokenizer(base_model)
     run = _Run()
-    if mode != "base" and mode != "grpo":
+    if mode in ("sft", "monolithic", "decoupled"):
         dropped = check_lengths(tokenizer, data.sft, config.sft.max_length)
         if dropped:
             run.warnings.append(warning("sft_prompt_too_long", 0, dropped, stage="sft", threshold=config.sft.max_length,
