@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from pathlib import Path
 
 import pytest
 
@@ -56,7 +57,9 @@ merged = true
 """
 
 # The experiment checks plumbing (five runs, same budget, table, plots), not learning: a smaller budget.
-LIGHT_PATCH = {"sft": {"max_steps": 6}, "grpo": {"max_steps": 2, "max_completion_length": 8},
+# The teacher's band, so every GRPO configuration runs (after 6 SFT steps the student answers nothing right, and the
+# student's band would leave no question).
+LIGHT_PATCH = {"sft": {"max_steps": 6}, "grpo": {"max_steps": 2, "max_completion_length": 8, "difficulty": "teacher_band"},
                "eval": {"max_new_tokens": 8}, "export": {"merged": False}}
 
 REASONING = {"A": "fever cough", "B": "chest pain"}
@@ -139,15 +142,15 @@ def decoupled(tmp_path_factory, tiny_model, files):
 @pytest.mark.slow
 def test_each_stage_runs_and_writes_config_logs_card(decoupled):
     run_dir, report = decoupled["dir"], decoupled["report"]
-    assert [s["stage"] for s in report.extra["stages"]] == ["sft", "grpo"]
+    assert [s["stage"] for s in report.extra["stages"]] == ["sft", "calibrate", "grpo"]
     run = json.loads((run_dir / "run.json").read_text())
-    assert run["status"] == "done" and run["active"] == ["reasoning", "reward"]
+    assert run["status"] == "done" and run["active"] == ["reasoning", "reward"] and run["warnings"] == []
     for name in ("reasoning", "reward", "combined"):
         assert (run_dir / "adapters" / name / "adapter_model.safetensors").exists()
     assert (run_dir / "merged" / "model.safetensors").exists()
     config = json.loads((run_dir / "config.json").read_text())
     assert config["grpo"]["num_generations"] == 4 and config["sft"]["max_steps"] == 60  # resolved from the TOML
-    assert config["grpo"]["beta"] == 0.0  # a default, written out
+    assert config["grpo"]["beta"] == 0.04 and config["grpo"]["difficulty"] == "student_band"  # defaults, written out
     logs = [json.loads(line) for line in (run_dir / "logs" / "train.jsonl").read_text().splitlines()]
     assert {e["stage"] for e in logs} == {"sft", "grpo"}
     assert any("reward" in e for e in logs if e["stage"] == "grpo")
@@ -174,6 +177,140 @@ def test_reasoning_adapter_is_bit_identical_after_grpo_and_reward_adapter_moves(
     assert len(saved) == len(before["reasoning"])
     for key, tensor in saved.items():
         assert torch.equal(tensor, before["reasoning"][key]), key
+
+
+@pytest.mark.slow
+def test_kl_is_measured_against_base_plus_reasoning_zero_at_first_step_then_positive(decoupled):
+    logs = [json.loads(line) for line in (decoupled["dir"] / "logs" / "train.jsonl").read_text().splitlines()]
+    kls = [e["kl"] for e in logs if e["stage"] == "grpo" and "kl" in e]
+    assert len(kls) == 3
+    assert 0.0 <= kls[0] < 1e-4  # the fresh reward adapter (B = 0) adds nothing: policy == reference
+    assert kls[-1] > 1e-4  # once the reward adapter moved, the policy left its reference
+    grpo = next(s for s in decoupled["report"].extra["stages"] if s["stage"] == "grpo")
+    assert grpo["kl_reference"] == ["reasoning"] and grpo["steps_done"] == 3
+
+
+@pytest.mark.slow
+def test_a_reference_without_the_reasoning_adapter_shows_a_clearly_positive_first_kl(decoupled, tiny_model, files,
+                                                                                     tmp_path):
+    """The check above can fail: with the base model as the reference (reasoning adapter off too), the same first
+    GRPO step on the same SFT'd model logs a large KL."""
+    from peft import PeftModel
+
+    from train.config import load_config
+    from train.data import load_training_data
+    from train.grpo import train_grpo
+    from train.modeling import load_base, read_log
+    from train.recipe import add_reward_adapter
+
+    config = load_config(files / "train.toml", {"grpo": {"max_steps": 1}})
+    prompts = load_training_data(files / "kept.jsonl", files / "questions.jsonl", band=None).grpo
+    first_kl = {}
+    for name, reference in (("base", []), ("base+reasoning", ["reasoning"])):
+        base, tokenizer = load_base(str(tiny_model), config)
+        model = PeftModel.from_pretrained(base, str(decoupled["dir"] / "adapters" / "reasoning"),
+                                          adapter_name="reasoning", is_trainable=False)
+        add_reward_adapter(model, config)
+        log = tmp_path / f"{len(reference)}.jsonl"
+        train_grpo(model, tokenizer, prompts, config.grpo, seed=0, work_dir=tmp_path / "work", log_path=log,
+                   reference=reference)
+        first_kl[name] = next(e["kl"] for e in read_log(log) if "kl" in e)
+    assert first_kl["base+reasoning"] < 1e-4
+    assert first_kl["base"] > 0.1, first_kl  # measured 9.1
+
+
+@pytest.mark.slow
+def test_student_pass_rates_choose_the_grpo_set_and_are_recorded(decoupled):
+    run = json.loads((decoupled["dir"] / "run.json").read_text())
+    chosen = run["difficulty"]
+    assert chosen["by"] == "student" and chosen["samples_per_question"] == 8 and chosen["candidates"] == 12
+    rates = chosen["pass_rates"]
+    assert len(rates) == 12 and all(r * 8 == int(r * 8) for r in rates.values())  # k = 8 samples each
+    inside = [q for q, r in rates.items() if 0.0 < r < 1.0]
+    assert chosen["kept"] == len(inside) and 0 < len(inside) < 12  # measured: 10 kept, 2 never answered right
+    grpo = next(s for s in run["stages"] if s["stage"] == "grpo")
+    assert grpo["prompts"] == len(inside)
+    calibrate = next(s for s in run["stages"] if s["stage"] == "calibrate")
+    assert calibrate["samples"] == 96 and calibrate["kept"] == len(inside)
+
+
+def _config_with(tmp_path, replacements: dict[str, str], extra: str = "") -> Path:
+    text = CONFIG_TOML
+    for old, new in replacements.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / "config.toml"
+    path.write_text(text + extra)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("difficulty, explained", [
+    ("teacher_band", "GRPO changed none of the 28 tensors of adapter 'reward' in 3 step(s): every group's completions "
+                     "got equal rewards at every step"),
+    ("student_band", "none of the 12 candidates had a student pass rate strictly inside (0.0, 1.0) over 8 samples each"),
+])
+def test_a_run_that_learned_nothing_ends_no_learning_signal_with_an_explanation(difficulty, explained, tiny_model,
+                                                                                 files, tmp_path, cli):
+    """One SFT step leaves the random model unable to write the format: every completion scores 0. With the
+    teacher's band GRPO runs and moves nothing; with the student's, no question is informative and GRPO is skipped."""
+    config = _config_with(tmp_path, {"max_steps = 60": "max_steps = 1",
+                                            "[grpo]\n": f"[grpo]\ndifficulty = \"{difficulty}\"\n"})
+    out = tmp_path / "run"
+    proc = cli("train-decoupled", "--data", files / "kept.jsonl", "--questions", files / "questions.jsonl",
+               "--base-model", tiny_model, "--output-dir", out, "--config", config)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "no_learning_signal" in proc.stderr and explained in " ".join(proc.stderr.split())
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "no_learning_signal" and explained in run["explanation"]
+    if difficulty == "teacher_band":
+        assert run["checks"]["reward_tensors_changed"] == 0 and run["checks"]["reward_tensors"] == 28
+        logs = [json.loads(line) for line in (out / "logs" / "train.jsonl").read_text().splitlines()]
+        assert all(e["grad_norm"] == 0.0 for e in logs if e["stage"] == "grpo" and "grad_norm" in e)
+        fired = {w["metric"]: w for w in run["warnings"]}
+        assert {"frac_reward_zero_std", "reward_std", "no_answer"} <= set(fired)
+        assert fired["frac_reward_zero_std"]["step"] == 3 and fired["frac_reward_zero_std"]["value"] == 1.0  # patience 3
+        assert "run-health warnings" in proc.stderr and "frac_reward_zero_std" in proc.stderr
+    else:
+        assert run["difficulty"]["kept"] == 0 and set(run["difficulty"]["pass_rates"].values()) == {0.0}
+        assert run["active"] == ["reasoning"] and [s["stage"] for s in run["stages"]] == ["sft", "calibrate"]
+
+
+@pytest.mark.slow
+def test_stop_on_ends_the_run_early_with_status_stopped(tiny_model, files, tmp_path, cli):
+    config = _config_with(tmp_path, {"max_steps = 60": "max_steps = 1",
+                                            "[grpo]\n": "[grpo]\ndifficulty = \"teacher_band\"\n"},
+                          extra="[health]\npatience = 1\n")
+    out = tmp_path / "run"
+    proc = cli("train-decoupled", "--data", files / "kept.jsonl", "--questions", files / "questions.jsonl",
+               "--base-model", tiny_model, "--output-dir", out, "--config", config, "--stop-on", "frac_reward_zero_std")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "stopped" in proc.stderr and "stopped at GRPO step 1: frac_reward_zero_std = 1" in proc.stderr
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "stopped"
+    assert run["stopped_by"]["metric"] == "frac_reward_zero_std" and run["stopped_by"]["step"] == 1
+    assert run["stopped_by"]["value"] == 1.0 and run["stopped_by"]["threshold"] == 0.9
+    grpo = next(s for s in run["stages"] if s["stage"] == "grpo")
+    assert grpo["steps"] == 3 and grpo["steps_done"] == 1
+    steps = {e["step"] for e in map(json.loads, (out / "logs" / "train.jsonl").read_text().splitlines())
+             if e["stage"] == "grpo"}
+    assert steps == {1}
+    assert json.loads((out / "config.json").read_text())["health"]["stop_on"] == ["frac_reward_zero_std"]
+
+
+@pytest.mark.slow
+def test_sft_examples_all_longer_than_max_length_are_refused_before_training(tiny_model, files, tmp_path, cli):
+    """Issue 14: every prompt fills max_length, so TRL would drop every example and fail inside torch
+    (`num_samples=0`). The run refuses first, saying how long the prompts are; nothing is written."""
+    config = _config_with(tmp_path, {"max_length = 256": "max_length = 16"})
+    out = tmp_path / "run"
+    proc = cli("train-decoupled", "--data", files / "kept.jsonl", "--questions", files / "questions.jsonl",
+               "--base-model", tiny_model, "--output-dir", out, "--config", config)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    message = " ".join(proc.stderr.split())
+    assert "every SFT example's prompt fills sft.max_length = 16 tokens (prompt tokens: min " in message
+    assert "num_samples" not in message and "Traceback" not in message
+    assert not out.exists() and not list(tmp_path.glob(".*partial*"))
 
 
 @pytest.mark.slow
@@ -235,8 +372,7 @@ def test_eval_cli_scores_a_run(decoupled, tiny_model, files, tmp_path, cli):
         parsed = parse_completion(item["output"])
         assert item["format_ok"] == parsed.format_ok and item["predicted"] == parsed.answer
     assert rows[0]["format_compliance"] == round(sum(i["format_ok"] for i in items) / 6, 4)
-    for plot in ("reward.png", "format_rate.png"):
-        assert (out / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "plots" / "stability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the same model named as base + explicit adapter folders (all active) generates the same outputs
     explicit = tmp_path / "eval-explicit"
     proc = cli("eval", "--model", tiny_model, "--adapters", decoupled["dir"] / "adapters" / "reasoning",
@@ -250,7 +386,7 @@ def test_eval_cli_scores_a_run(decoupled, tiny_model, files, tmp_path, cli):
 
 
 @pytest.mark.slow
-def test_experiment_produces_five_rows_and_plots(tiny_model, files, tmp_path, cli):
+def test_experiment_produces_five_rows_stability_figure_and_significance(tiny_model, files, tmp_path, cli):
     out = tmp_path / "exp"
     proc = cli("experiment", "--data", files / "kept.jsonl", "--questions", files / "questions.jsonl",
                "--base-model", tiny_model, "--output-dir", out, "--config", files / "light.yaml")
@@ -262,10 +398,34 @@ def test_experiment_produces_five_rows_and_plots(tiny_model, files, tmp_path, cl
     assert by["base"]["grpo_steps"] == 0 and by["sft"]["grpo_steps"] == 0
     assert by["grpo"]["grpo_steps"] == by["monolithic"]["grpo_steps"] == by["decoupled"]["grpo_steps"] == 2
     assert by["sft"]["final_sft_loss"] is not None and by["grpo"]["final_sft_loss"] is None
+    # the random base model never writes the format: GRPO alone has nothing to learn from, and says so
+    assert by["grpo"]["status"] == "no_learning_signal" and by["base"]["status"] == "done"
+    # each GRPO configuration's KL is measured against its own reference, which it equals at the first step
+    references = {m: json.loads((out / "runs" / m / "run.json").read_text())["stages"][-1]["kl_reference"]
+                  for m in ("grpo", "monolithic", "decoupled")}
+    assert references == {"grpo": [], "monolithic": ["policy_ref"], "decoupled": ["reasoning"]}
+    for mode in references:
+        assert 0.0 <= by[mode]["kl_first"] < 1e-4, (mode, by[mode]["kl_first"])
+    # accuracy and format with 95% Wilson intervals; McNemar against decoupled, recomputed from the scored items
+    from train.compare import mcnemar_exact
+
+    items = {m: {i["question_id"]: i for i in map(json.loads, (out / "eval" / m / "items.jsonl").read_text().splitlines())}
+             for m in by}
+    assert by["decoupled"]["significant"] == "(reference)"
+    for mode in ("base", "sft", "grpo", "monolithic"):
+        row = by[mode]
+        lo, hi = row["accuracy_ci"]
+        assert 0.0 <= lo <= row["accuracy"] <= hi <= 1.0 and hi - lo > 0.2  # 3 questions: a wide interval
+        test = row["vs_decoupled"]["accuracy"]
+        b = sum(1 for q, i in items["decoupled"].items() if i["correct"] and not items[mode][q]["correct"])
+        c = sum(1 for q, i in items["decoupled"].items() if items[mode][q]["correct"] and not i["correct"])
+        assert (test["reference_only"], test["rival_only"]) == (b, c)
+        assert test["p"] == round(mcnemar_exact(b, c), 4)
+        assert row["significant"] == "no"  # nothing is significant on 3 questions
     table = (out / "comparison.md").read_text()
-    assert table.count("\n| ") == 5 and "accuracy" in table
-    for plot in ("reward.png", "format_rate.png"):
-        assert (out / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert table.count("\n| ") == 5 and "accuracy [95% CI]" in table and "McNemar p (accuracy)" in table
+    assert "significant (p < 0.05)" in table
+    assert (out / "plots" / "stability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     held = set(json.loads((out / "experiment.json").read_text())["held_out"])
     assert len(held) == 3
     for mode in ("sft", "grpo", "monolithic", "decoupled"):
@@ -278,7 +438,7 @@ def test_experiment_produces_five_rows_and_plots(tiny_model, files, tmp_path, cl
     stages = {m: json.loads((out / "runs" / m / "run.json").read_text())["stages"] for m in by}
     assert {s["steps"] for m in stages for s in stages[m] if s["stage"] == "sft"} == {6}
     assert {s["steps"] for m in stages for s in stages[m] if s["stage"] == "grpo"} == {2}
-    # resumable: a second call reuses the finished runs
+    # resumable: a second call reuses the finished runs, whatever their status
     again = cli("experiment", "--data", files / "kept.jsonl", "--questions", files / "questions.jsonl",
                 "--base-model", tiny_model, "--output-dir", out, "--config", files / "light.yaml")
     assert again.returncode == 0
@@ -292,7 +452,9 @@ def test_experiment_produces_five_rows_and_plots(tiny_model, files, tmp_path, cl
     ("[grpo]\nnum_generation = 4\n", "grpo.num_generation: unknown key"),
     ("[grpo]\nnum_generations = 3\nbatch_size = 4\n", "must be divisible by num_generations"),
     ("[sft]\nlearning_rate = -1\n", "sft.learning_rate: Input should be greater than 0"),
-    ("[grpo]\nbeta = 0.04\n", "beta must be 0.0"),
+    ("[grpo]\nbeta = -0.1\n", "grpo.beta: Input should be greater than or equal to 0"),
+    ("[grpo]\ndifficulty = 'student'\n", "grpo.difficulty"),
+    ("[health]\nstop_on = ['nope']\n", "health.stop_on.0"),
     ("[reasoning]\nr = 'eight'\n", "reasoning.r"),
     ("[grpo\n", "not valid TOML"),
 ])

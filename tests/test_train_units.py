@@ -11,8 +11,11 @@ import pytest
 
 from curate.io import InputError, write_rows
 from curate.records import Question, canonical_text
+from train.compare import add_significance, comparison_markdown, intervals, mcnemar_exact, paired_test
+from train.config import HealthSpec, load_config
 from train.data import build_examples, build_prompts, default_render, load_training_data, pass_rates
-from train.evaluate import comparison_markdown, score, stability
+from train.evaluate import score, stability
+from train.health import HealthMonitor, explain_no_learning_signal
 from train.rewards import answer_leaked, collapsed, correctness_reward, format_reward, parse_completion
 
 
@@ -57,7 +60,8 @@ def test_rewards_in_trls_calling_convention():
     assert correctness_reward(completions, answer=["A", "A", "A"]) == [1.0, 0.0, 0.0]
     logged = {}
     assert format_reward(completions, log_metric=logged.__setitem__) == [1.0, 1.0, 0.0]
-    assert logged == {"completions/collapsed_share": 0.0, "completions/answer_leak_share": 0.0}
+    assert logged == {"completions/no_answer_share": 1 / 3, "completions/collapsed_share": 0.0,
+                      "completions/answer_leak_share": 0.0}
     assert correctness_reward([good, wrong], answer=["B", "B"]) == [0.0, 1.0]  # plain-text completions
 
 
@@ -140,13 +144,15 @@ def test_score_counts_shares():
 def test_stability_from_logs():
     logs = [{"stage": "sft", "step": s, "loss": 2.0 / s, "grad_norm": 1.0} for s in range(1, 6)]
     logs.append({"stage": "sft", "step": 6, "loss": 0.3, "grad_norm": 9.0})  # 9x the median of earlier steps
-    logs += [{"stage": "grpo", "step": s, "reward": 0.1 * s, "reward_std": 0.5, "grad_norm": 1.0,
-              "rewards/format_reward/mean": 0.2 * s, "completions/collapsed_share": 0.25 * (s == 2)}
+    logs += [{"stage": "grpo", "step": s, "reward": 0.1 * s, "reward_std": 0.5, "grad_norm": 1.0, "kl": 0.01 * (s - 1),
+              "entropy": 2.0 / s, "rewards/format_reward/mean": 0.2 * s, "completions/collapsed_share": 0.25 * (s == 2)}
              for s in (1, 2)]
     logs.append({"stage": "grpo", "step": 2, "train_runtime": 1.0})  # the trainer's final summary line
     out = stability(logs, spike_factor=5.0)
     assert out["steps"] == [1, 2] and out["reward_mean"] == [0.1, 0.2] and out["format_rate"] == [0.2, 0.4]
+    assert out["kl"] == [0.0, 0.01] and out["entropy"] == [2.0, 1.0] and out["clipped_ratio"] == [None, None]
     summary = out["summary"]
+    assert summary["kl_first"] == 0.0 and summary["kl_max"] == 0.01
     assert summary["grad_norm_spikes"] == 1 and summary["grad_norm_max"] == 9.0
     assert summary["grpo_steps"] == 2 and summary["reward_last"] == 0.2 and summary["collapsed_share"] == 0.125
     assert summary["final_sft_loss"] == 0.3
@@ -154,9 +160,143 @@ def test_stability_from_logs():
 
 
 def test_comparison_markdown_has_one_row_per_run():
-    table = comparison_markdown([{"run": "base", "accuracy": 0.25, "n": 4}, {"run": "decoupled", "accuracy": 0.5}])
+    table = comparison_markdown([{"run": "base", "accuracy": 0.25, "n": 4, "accuracy_ci": [0.05, 0.7]},
+                                 {"run": "decoupled", "accuracy": 0.5, "status": "done"}])
     lines = table.strip().splitlines()
-    assert len(lines) == 4 and lines[2].startswith("| base | 4 | 0.25 |") and "| decoupled | - | 0.5 |" in lines[3]
+    assert len(lines) == 4 and lines[2].startswith("| base | - | 4 | 0.25 [0.05, 0.70] |")
+    assert lines[3].startswith("| decoupled | done | - | 0.5 |")
+
+
+# ------------------------------------------------------------------ intervals and paired tests
+
+
+def test_mcnemar_exact_matches_a_binomial_test():
+    scipy_stats = pytest.importorskip("scipy.stats")  # an independent implementation, used here only as the oracle
+    for b, c in [(0, 5), (1, 9), (3, 3), (7, 2), (0, 1), (12, 30)]:
+        expected = scipy_stats.binomtest(b, b + c, 0.5).pvalue
+        assert mcnemar_exact(b, c) == pytest.approx(expected, rel=1e-9)
+        assert mcnemar_exact(b, c) == mcnemar_exact(c, b)
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(0, 5) == pytest.approx(2 / 32)  # by hand: both tails of 5 heads in 5 fair tosses
+
+
+def _items(correct: list[bool], fmt: list[bool] | None = None) -> list[dict]:
+    return [{"question_id": f"q{i}", "correct": c, "format_ok": (fmt or correct)[i]} for i, c in enumerate(correct)]
+
+
+def test_paired_tests_against_decoupled_count_discordant_questions_and_name_significant_metrics():
+    n = 40
+    ref = _items([True] * 30 + [False] * 10, [True] * n)
+    worse = _items([False] * 30 + [False] * 10, [True] * n)  # 30 discordant, all in the reference's favour
+    same = _items([True] * 29 + [False] + [True] + [False] * 9, [True] * n)  # 1 each way
+    rows = [{"run": "decoupled", "accuracy": 0.75, "format_compliance": 1.0, "items": ref},
+            {"run": "sft", "accuracy": 0.0, "format_compliance": 1.0, "items": worse},
+            {"run": "grpo", "accuracy": 0.75, "format_compliance": 1.0, "items": same}]
+    add_significance(rows)
+    by = {r["run"]: r for r in rows}
+    assert by["decoupled"]["significant"] == "(reference)"
+    assert by["sft"]["vs_decoupled"]["accuracy"] == {"diff": -0.75, "reference_only": 30, "rival_only": 0,
+                                                     "p": round(2 / 2**30, 4)}
+    assert by["sft"]["significant"] == "accuracy"
+    assert by["grpo"]["vs_decoupled"]["accuracy"]["p"] == 1.0 and by["grpo"]["significant"] == "no"
+    assert by["grpo"]["vs_decoupled"]["format_compliance"]["p"] == 1.0
+    with pytest.raises(ValueError, match="same questions"):
+        paired_test(ref, ref[:-1], "correct")
+    assert intervals(ref)["accuracy_ci"] == [0.5981, 0.8581]  # Wilson 30/40, by hand: 0.7281 -+ 0.1300
+    assert intervals([]) == {"accuracy_ci": None, "format_compliance_ci": None}
+
+
+# ------------------------------------------------------------------ run-health monitors
+
+
+def test_monitor_fires_after_patience_consecutive_steps_and_stops_only_when_asked():
+    monitor = HealthMonitor(HealthSpec(patience=2, stop_on=["kl"], kl=0.5))
+    assert not monitor.observe(1, {"kl": 0.9, "entropy": 1.0})  # one step over: not yet
+    assert not monitor.observe(2, {"kl": 0.1, "entropy": 1.0})  # the streak is broken
+    assert not monitor.observe(3, {"kl": 0.7, "entropy": 0.01})
+    assert monitor.observe(4, {"kl": 0.8, "entropy": 0.02})  # kl over for 2 steps: fires, and stops
+    assert [(w["metric"], w["step"], w["value"]) for w in monitor.warnings] == [("kl", 4, 0.8), ("entropy", 4, 0.02)]
+    assert monitor.stopped_by["metric"] == "kl" and monitor.stopped_by["threshold"] == 0.5
+    assert not monitor.observe(5, {"kl": 0.9})  # each monitor fires once
+    assert len(monitor.warnings) == 2
+
+
+def test_monitor_reads_trls_metric_names_and_treats_nan_as_bad():
+    monitor = HealthMonitor(HealthSpec(patience=1, entropy=None))
+    monitor.observe(1, {"frac_reward_zero_std": 1.0, "reward_std": 0.0, "completions/clipped_ratio": 0.75,
+                        "completions/no_answer_share": 0.5, "kl": float("nan"), "entropy": 0.0})
+    fired = {w["metric"] for w in monitor.warnings}
+    # no_answer at exactly its threshold does not fire; entropy is switched off
+    assert fired == {"frac_reward_zero_std", "reward_std", "clipped_ratio", "kl"}
+    assert monitor.stopped_by is None
+
+
+def test_health_config_checks():
+    with pytest.raises(ValueError, match=r"stop_on names monitors without a threshold: \['kl'\]"):
+        load_config(None, {"health": {"kl": None, "stop_on": ["kl"]}})
+    assert load_config(None, {"grpo": {"difficulty": "band"}}).grpo.difficulty == "teacher_band"  # the former name
+
+
+def test_generation_batch_counts_every_process(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert load_config(None, {"grpo": {"batch_size": 2, "num_generations": 4}}).grpo.batch_size == 2
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    with pytest.raises(ValueError, match=r"processes \(2\) must be divisible by num_generations \(4\)"):
+        load_config(None, {"grpo": {"batch_size": 2, "num_generations": 4}})
+
+
+def test_no_learning_signal_explanation_names_the_cause():
+    logs = [{"step": s, "reward": 0.0, "frac_reward_zero_std": 1.0, "completions/no_answer_share": 1.0,
+             "completions/clipped_ratio": 0.75} for s in (1, 2)]
+    text = explain_no_learning_signal("reward", 28, logs, 16)
+    assert text.startswith("GRPO changed none of the 28 tensors of adapter 'reward' in 2 step(s): every group's")
+    assert "100% of completions had no parsable <answer>" in text and "75% were cut at max_completion_length (16" in text
+
+
+def test_student_candidates_are_a_stable_subset():
+    from train.calibrate import candidates
+
+    prompts = [{"question_id": f"q{i}"} for i in range(20)]
+    chosen = candidates(prompts, 5)
+    assert len(chosen) == 5 and chosen == candidates(list(reversed(prompts)), 5)[::-1]
+    assert candidates(prompts, None) == prompts and candidates(prompts, 50) == prompts
+
+
+def test_adapters_active_switches_the_forward_pass_and_keeps_what_trains():
+    """The KL reference's switch, on a real (tiny, random) peft model: [] is the base model, ["reasoning"] the base
+    with the reasoning adapter only; afterwards both adapters are active again and only `reward` trains."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("peft")
+    from peft import LoraConfig, get_peft_model
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from train.modeling import adapters_active, trainable_adapters
+
+    torch.manual_seed(0)
+    config = Qwen2Config(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         num_key_value_heads=1, vocab_size=50)
+    base = Qwen2ForCausalLM(config)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        base_logits = base(ids).logits.clone()
+    lora = dict(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    model = get_peft_model(base, LoraConfig(**lora), adapter_name="reasoning")
+    model.add_adapter("reward", LoraConfig(**lora))
+    with torch.no_grad():
+        model.base_model.set_adapter(["reasoning"])
+        reasoning_logits = model(ids).logits.clone()
+        model.base_model.set_adapter(["reasoning", "reward"])
+        model.set_requires_grad("reasoning", False)
+        both_logits = model(ids).logits.clone()
+        with adapters_active(model, []):
+            assert torch.equal(model(ids).logits, base_logits)
+        assert trainable_adapters(model) == {"reward"}  # leaving peft's disable_adapter alone would unfreeze both
+        with adapters_active(model, ["reasoning"]):
+            assert torch.equal(model(ids).logits, reasoning_logits)
+        assert torch.equal(model(ids).logits, both_logits)
+    assert not torch.allclose(reasoning_logits, both_logits) and not torch.allclose(base_logits, reasoning_logits)
+    assert list(model.base_model.active_adapters) == ["reasoning", "reward"]
+    assert trainable_adapters(model) == {"reward"}
 
 
 # ------------------------------------------------------------------ real teacher traces
@@ -233,3 +373,16 @@ def test_cli_help_does_not_import_the_training_stack():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parent.parent))
     assert out.stdout.strip() == "[]"
+
+
+def test_shipped_deepspeed_config_is_zero_stage_2_as_accelerate_reads_it(repo_root):
+    """The ZeRO-2 file the README passes to `accelerate launch --use_deepspeed` (DeepSpeed itself is not installed
+    here: this checks how accelerate parses the file, not a DeepSpeed run)."""
+    pytest.importorskip("accelerate")
+    from accelerate.utils.deepspeed import HfDeepSpeedConfig
+
+    config = HfDeepSpeedConfig(str(repo_root / "curate" / "configs" / "deepspeed-zero2.json"))
+    assert config.is_zero2() and not config.is_zero3() and not config.is_offload()
+    # batch sizes, accumulation, clipping and precision come from the training config, not the file
+    for key in ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "gradient_clipping", "bf16.enabled"):
+        assert config.get_value(key) == "auto", key

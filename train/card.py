@@ -37,6 +37,29 @@ def _load_snippet(run: dict[str, Any]) -> str:
             f'model = PeftModel.from_pretrained(base, "{folder}", adapter_name="{name}")')
 
 
+def _difficulty_line(run: dict[str, Any], config: TrainConfig) -> str:
+    chosen = run.get("difficulty") or {}
+    by = chosen.get("by", config.grpo.difficulty)
+    if by == "student":
+        return (f"{chosen.get('kept')} of {chosen.get('candidates')} candidates whose student pass rate "
+                f"({chosen.get('samples_per_question')} samples each, after SFT; mean {chosen.get('mean_pass_rate')}) "
+                f"lies strictly inside {chosen.get('band')}")
+    skipped = (run.get("data") or {}).get("grpo_skipped") or {}
+    if by == "teacher_band":
+        return f"teacher pass rate strictly inside {list(config.grpo.pass_rate_band)} (skipped {skipped})"
+    return "all questions"
+
+
+def _reference_line(run: dict[str, Any]) -> str:
+    grpo = next((s for s in run.get("stages", []) if s.get("stage") == "grpo"), None)
+    if grpo is None:
+        return "no reference (no GRPO stage)"
+    reference = grpo.get("kl_reference")
+    if reference is None:
+        return "no reference (KL term off)"
+    return "the base model" if not reference else "the base model with adapter(s) " + ", ".join(reference)
+
+
 def render_card(run: dict[str, Any], config: TrainConfig, extra: dict[str, Any] | None = None) -> str:
     mode = run["mode"]
     data = run.get("data") or {}
@@ -56,9 +79,11 @@ def render_card(run: dict[str, Any], config: TrainConfig, extra: dict[str, Any] 
         "## Data",
         "",
         f"- training file: `{data.get('path', 'n/a')}` (sha256 `{data.get('sha256', 'n/a')}`)",
-        f"- SFT examples: {data.get('sft_examples')}; GRPO prompts: {data.get('grpo_prompts')} "
-        f"(difficulty selection `{config.grpo.difficulty}`, band {list(config.grpo.pass_rate_band)}, "
-        f"skipped {data.get('grpo_skipped') or {}}); questions: {data.get('questions')}",
+        f"- SFT examples: {data.get('sft_examples')}; GRPO candidate prompts: {data.get('grpo_prompts')}; "
+        f"questions: {data.get('questions')}",
+        f"- GRPO questions: {_difficulty_line(run, config)}",
+        "",
+        f"Status: **{run.get('status', 'done')}**" + (f": {run['explanation']}" if run.get("explanation") else ""),
         "",
         "## Training",
         "",
@@ -70,8 +95,14 @@ def render_card(run: dict[str, Any], config: TrainConfig, extra: dict[str, Any] 
                      f"{s.get('wall_s')} | {s.get('peak_memory_mib')} | {s.get('train_loss')} |")
     if not run.get("stages"):
         lines.append("| (none) | | | | | | |")
-    lines += ["", f"Checks: `{json.dumps(run.get('checks') or {})}`", "",
-              "The resolved configuration is in `config.json`; per-step logs in `logs/train.jsonl`.", "",
+    lines += ["", f"KL coefficient {config.grpo.beta} against {_reference_line(run)}.", "",
+              f"Checks: `{json.dumps(run.get('checks') or {})}`", ""]
+    if run.get("warnings"):
+        lines += ["Run-health warnings:", "", "| metric | stage | step | value | threshold |", "|---|---|---|---|---|"]
+        lines += [f"| {w['metric']} | {w['stage']} | {w['step']} | {w['value']:.4g} | {w['threshold']} |"
+                  for w in run["warnings"]]
+        lines.append("")
+    lines += ["The resolved configuration is in `config.json`; per-step logs in `logs/train.jsonl`.", "",
               "## Load", "", "```python", "from peft import PeftModel",
               "from transformers import AutoModelForCausalLM", _load_snippet(run), "```", ""]
     if extra:

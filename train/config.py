@@ -10,7 +10,9 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from train.distributed import world_size
 
 #: Every linear layer of a Qwen2 block: the usual LoRA target set for the recipe.
 QWEN_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -46,6 +48,13 @@ class RewardWeights(_Strict):
     format: float = Field(0.5, ge=0.0)
 
 
+#: Where GRPO's questions come from. student_band: after SFT, sample the student `student_samples` times per
+#: candidate question and keep those whose student pass rate lies strictly inside pass_rate_band (what gives a
+#: group unequal rewards is the student's own variance p(1-p)); teacher_band: the same band over the teacher's pass
+#: rate from the filter ("band" is its former name, still accepted); all: every question.
+Difficulty = Literal["student_band", "teacher_band", "all"]
+
+
 class GRPOSpec(_Strict):
     learning_rate: float = Field(1e-5, gt=0)
     max_steps: int = Field(200, ge=1)
@@ -53,29 +62,73 @@ class GRPOSpec(_Strict):
     gradient_accumulation_steps: int = Field(1, ge=1)
     num_generations: int = Field(8, ge=2, description="completions per prompt; GRPO needs at least 2 to compare")
     max_completion_length: int = Field(1024, ge=1)
-    beta: float = Field(0.0, ge=0.0, description="KL coefficient; only 0 is supported with named adapters")
+    beta: float = Field(0.04, ge=0.0, description="KL coefficient against the reference policy (decoupled: base + "
+                                                   "frozen reasoning adapter; monolithic: the adapter after SFT; "
+                                                   "GRPO only: the base model); 0 turns the KL term off")
     temperature: float = Field(1.0, gt=0.0)
     reward_weights: RewardWeights = Field(default_factory=RewardWeights)
-    difficulty: Literal["band", "all"] = Field(
-        "band", description="band: only questions whose teacher pass rate lies strictly inside pass_rate_band")
+    difficulty: Difficulty = Field("student_band", description="how GRPO questions are chosen (see Difficulty)")
     pass_rate_band: tuple[float, float] = (0.0, 1.0)
     generation: Literal["auto", "transformers", "vllm"] = Field(
         "auto", description="how GRPO samples completions: vllm (TRL's engine colocated in the trainer's process), "
                             "transformers (generate), auto: vllm where it is installed")
+    student_samples: int = Field(8, ge=2, description="student_band: completions sampled per candidate question")
+    student_candidates: int | None = Field(None, ge=1, description="student_band: sample at most this many "
+                                           "candidate questions (a stable-hash subset); default all")
+
+    @field_validator("difficulty", mode="before")
+    @classmethod
+    def _former_name(cls, value: Any) -> Any:
+        return "teacher_band" if value == "band" else value
 
     @model_validator(mode="after")
     def _check(self) -> GRPOSpec:
-        generation_batch = self.batch_size * self.gradient_accumulation_steps
+        # TRL groups completions across processes: the global generation batch must hold whole groups.
+        generation_batch = self.batch_size * self.gradient_accumulation_steps * world_size()
         if generation_batch % self.num_generations:
-            raise ValueError(f"batch_size x gradient_accumulation_steps ({generation_batch}) must be divisible by "
-                             f"num_generations ({self.num_generations}): each prompt's completions form one group")
-        if self.beta != 0.0:
-            # TRL builds its KL reference by copying the adapter named "default"; the recipe's adapters are named.
-            raise ValueError("beta must be 0.0: TRL's KL reference copies the adapter named 'default', and the recipe's "
-                             "adapters are named (reasoning, reward, policy)")
+            raise ValueError(f"batch_size x gradient_accumulation_steps x processes ({generation_batch}) must be "
+                             f"divisible by num_generations ({self.num_generations}): each prompt's completions form "
+                             "one group")
         low, high = self.pass_rate_band
         if not 0.0 <= low < high <= 1.0:
             raise ValueError(f"pass_rate_band must satisfy 0 <= low < high <= 1, got {list(self.pass_rate_band)}")
+        return self
+
+
+#: Run-health monitors over GRPO's logged metrics: name -> (logged key, which side of the threshold is bad).
+MONITORS: dict[str, tuple[str, str]] = {
+    "frac_reward_zero_std": ("frac_reward_zero_std", "above"),
+    "reward_std": ("reward_std", "below"),
+    "kl": ("kl", "above"),
+    "entropy": ("entropy", "below"),
+    "clipped_ratio": ("completions/clipped_ratio", "above"),
+    "no_answer": ("completions/no_answer_share", "above"),
+}
+Monitor = Literal["frac_reward_zero_std", "reward_std", "kl", "entropy", "clipped_ratio", "no_answer"]
+
+
+class HealthSpec(_Strict):
+    """Thresholds of the run-health monitors (None switches one off). A monitor fires when its metric is on the
+    bad side of the threshold for `patience` logged GRPO steps in a row: the run gets a warning, and a monitor
+    named in `stop_on` (or `--stop-on`) ends training there with status `stopped`."""
+
+    frac_reward_zero_std: float | None = Field(0.9, ge=0.0, le=1.0, description="share of groups whose rewards are "
+                                               "all equal (they give no gradient): at most")
+    reward_std: float | None = Field(0.01, ge=0.0, description="mean within-group reward std: at least")
+    kl: float | None = Field(0.5, gt=0.0, description="KL to the reference policy per token: at most")
+    entropy: float | None = Field(0.05, ge=0.0, description="mean token entropy of completions (nats): at least")
+    clipped_ratio: float | None = Field(0.5, ge=0.0, le=1.0, description="share of completions cut at "
+                                        "max_completion_length: at most")
+    no_answer: float | None = Field(0.5, ge=0.0, le=1.0, description="format collapse: share of completions with "
+                                    "no parsable <answer>: at most")
+    patience: int = Field(3, ge=1, description="consecutive logged steps over a threshold before a monitor fires")
+    stop_on: list[Monitor] = Field(default_factory=list, description="monitors that end the run when they fire")
+
+    @model_validator(mode="after")
+    def _check(self) -> HealthSpec:
+        off = [name for name in self.stop_on if getattr(self, name) is None]
+        if off:
+            raise ValueError(f"stop_on names monitors without a threshold: {off}")
         return self
 
 
@@ -103,6 +156,7 @@ class TrainConfig(_Strict):
     reward: LoraSpec = Field(default_factory=lambda: LoraSpec(r=8, alpha=16.0))
     sft: SFTSpec = Field(default_factory=SFTSpec)
     grpo: GRPOSpec = Field(default_factory=GRPOSpec)
+    health: HealthSpec = Field(default_factory=HealthSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
     export: ExportSpec = Field(default_factory=ExportSpec)
 

@@ -1,5 +1,5 @@
-"""Evaluation: accuracy, format compliance and answer leakage on held-out questions, stability from training logs,
-and the comparison table (markdown + JSON) with PNG plots of reward and format rate over GRPO steps.
+"""Evaluation: accuracy, format compliance and answer leakage on held-out questions, and stability from the training
+logs (the comparison table and the stability figure are in `train.compare`).
 
 Outputs are scored with the same strict parser the rewards use (`train.rewards.parse_completion`): an output that
 breaks the format has no answer and counts as wrong. Generation is greedy. Backends: transformers (any device), or
@@ -48,17 +48,20 @@ def score(outputs: list[str], questions: list[Question]) -> tuple[dict[str, Any]
 # ------------------------------------------------------------------ stability from the logs
 
 
+#: Per-step series read from GRPO's log: name -> logged key (the stability figure plots four of them).
+SERIES = {"reward_mean": "reward", "reward_std": "reward_std", "kl": "kl", "entropy": "entropy",
+          "format_rate": "rewards/format_reward/mean", "no_answer_share": "completions/no_answer_share",
+          "clipped_ratio": "completions/clipped_ratio", "frac_reward_zero_std": "frac_reward_zero_std",
+          "collapsed_share": "completions/collapsed_share"}
+
+
 def stability(log_rows: list[dict[str, Any]], spike_factor: float = 5.0) -> dict[str, Any]:
-    """Reward mean/std and format rate per GRPO step, grad-norm spikes (a step's norm above `spike_factor` x the
-    median of the stage's earlier steps), and the share of collapsed generations during GRPO."""
+    """Per GRPO step: reward mean/std, KL to the reference, entropy, format rate and the other monitored shares;
+    grad-norm spikes (a step's norm above `spike_factor` x the median of the stage's earlier steps), and the share
+    of collapsed generations during GRPO."""
     grpo = [r for r in log_rows if r.get("stage") == "grpo" and "reward" in r]
-    out: dict[str, Any] = {
-        "steps": [r["step"] for r in grpo],
-        "reward_mean": [r.get("reward") for r in grpo],
-        "reward_std": [r.get("reward_std") for r in grpo],
-        "format_rate": [r.get("rewards/format_reward/mean") for r in grpo],
-        "collapsed_share": [r.get("completions/collapsed_share") for r in grpo],
-    }
+    out: dict[str, Any] = {"steps": [r["step"] for r in grpo],
+                           **{name: [r.get(key) for r in grpo] for name, key in SERIES.items()}}
     spikes, max_norm = 0, 0.0
     for stage in sorted({r.get("stage") for r in log_rows}):
         norms = [r["grad_norm"] for r in log_rows if r.get("stage") == stage and isinstance(r.get("grad_norm"), (int, float))]
@@ -72,10 +75,13 @@ def stability(log_rows: list[dict[str, Any]], spike_factor: float = 5.0) -> dict
                 spikes += 1
     collapsed_values = [v for v in out["collapsed_share"] if v is not None]
     rewards = [v for v in out["reward_mean"] if v is not None]
+    kls = [v for v in out["kl"] if v is not None]
     out["summary"] = {
         "grpo_steps": len(grpo),
         "reward_first": rewards[0] if rewards else None,
         "reward_last": rewards[-1] if rewards else None,
+        "kl_first": kls[0] if kls else None,
+        "kl_max": max(kls) if kls else None,
         "reward_std_mean": _mean([v for v in out["reward_std"] if v is not None]),
         "grad_norm_spikes": spikes,
         "grad_norm_max": round(max_norm, 6),
@@ -95,18 +101,16 @@ def _mean(values: list[float]) -> float | None:
 def generate(model, tokenizer, prompts: list[list[dict[str, str]]], spec: EvalSpec) -> list[str]:
     """Greedy completions with transformers, batched with left padding."""
     import torch
-
-    tokenizer.padding_side = "left"
-    device = next(model.parameters()).device
-    model.eval()
     from rich.progress import track
 
+    from train.sampling import encode_chat
+
+    device = next(model.parameters()).device
+    model.eval()
     outputs: list[str] = []
     starts = range(0, len(prompts), spec.batch_size)
     for start in track(starts, description="generating", transient=True, console=_console()):
-        batch = prompts[start:start + spec.batch_size]
-        texts = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in batch]
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        enc = encode_chat(tokenizer, prompts[start:start + spec.batch_size], device)
         with torch.no_grad():
             out = model.generate(**enc, max_new_tokens=spec.max_new_tokens, do_sample=False,
                                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
@@ -201,89 +205,17 @@ def evaluate_model(target: dict[str, Any], questions: list[Question], spec: Eval
 def evaluate_target(target: dict[str, Any], questions: list[Question], spec: EvalSpec, out_dir: Path, *,
                     render: Render = default_render) -> dict[str, Any]:
     """Evaluate one model and write out_dir/<name>/{items.jsonl, metrics.json}; returns its comparison row."""
+    from train.compare import intervals
+
     metrics, items = evaluate_model(target, questions, spec, render=render)
-    logs = read_log(Path(target["run_dir"]) / "logs" / "train.jsonl") if target["run_dir"] else []
+    run_dir = Path(target["run_dir"]) if target["run_dir"] else None
+    logs = read_log(run_dir / "logs" / "train.jsonl") if run_dir else []
+    run = json.loads((run_dir / "run.json").read_text()) if run_dir else {}
     stab = stability(logs, spec.grad_spike_factor)
-    row = {"run": target["name"], **metrics, **stab["summary"], "series": {k: v for k, v in stab.items() if k != "summary"}}
+    row = {"run": target["name"], "status": run.get("status"), **metrics, **intervals(items),
+           "warnings": len(run.get("warnings") or []), **stab["summary"],
+           "series": {k: v for k, v in stab.items() if k != "summary"}, "items": items}
     folder = out_dir / target["name"]
     write_rows(items, folder / "items.jsonl")
-    write_json(row, folder / "metrics.json")
+    write_json({k: v for k, v in row.items() if k != "items"}, folder / "metrics.json")
     return row
-
-
-# ------------------------------------------------------------------ comparison table and plots
-
-TABLE_COLUMNS = [("run", "run"), ("n", "n"), ("accuracy", "accuracy"), ("format_compliance", "format"),
-                 ("answer_leakage", "leakage"), ("collapsed_outputs", "collapsed (eval)"),
-                 ("reward_first", "reward first"), ("reward_last", "reward last"),
-                 ("reward_std_mean", "reward std (mean)"), ("grad_norm_spikes", "grad spikes"),
-                 ("collapsed_share", "collapsed (GRPO)"), ("final_sft_loss", "final SFT loss")]
-
-
-def comparison_markdown(rows: list[dict[str, Any]]) -> str:
-    def cell(value: Any) -> str:
-        if value is None:
-            return "-"
-        return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-    lines = ["| " + " | ".join(title for _, title in TABLE_COLUMNS) + " |",
-             "|" + "---|" * len(TABLE_COLUMNS)]
-    lines += ["| " + " | ".join(cell(row.get(key)) for key, _ in TABLE_COLUMNS) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def plot_series(rows: list[dict[str, Any]], key: str, ylabel: str, path: Path) -> Path:
-    """One line per run that has GRPO logs (reward: mean with a +-std band)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    plotted = 0
-    for row in rows:
-        series = row.get("series") or {}
-        steps, values = series.get("steps") or [], series.get(key) or []
-        pairs = [(s, v) for s, v in zip(steps, values) if v is not None]
-        if not pairs:
-            continue
-        xs, ys = zip(*pairs)
-        ax.plot(xs, ys, marker="o", markersize=3, label=row["run"])
-        if key == "reward_mean":
-            stds = [sd or 0.0 for s, v, sd in zip(steps, values, series.get("reward_std") or []) if v is not None]
-            if len(stds) == len(ys):
-                ax.fill_between(xs, [y - d for y, d in zip(ys, stds)], [y + d for y, d in zip(ys, stds)], alpha=0.15)
-        plotted += 1
-    if plotted:
-        ax.legend()
-    else:
-        ax.text(0.5, 0.5, "no GRPO steps logged", ha="center", va="center", transform=ax.transAxes)
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("GRPO step")
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
-
-
-def write_comparison(rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """comparison.md, comparison.json (without the per-step series: those are in each run's metrics.json),
-    plots/reward.png and plots/format_rate.png."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md = out_dir / "comparison.md"
-    from curate.io import atomic_path
-
-    with atomic_path(md) as tmp:
-        tmp.write_text(comparison_markdown(rows), encoding="utf-8")
-    write_json([{k: v for k, v in row.items() if k != "series"} for row in rows], out_dir / "comparison.json")
-    return {"markdown": md, "json": out_dir / "comparison.json",
-            "reward_plot": plot_series(rows, "reward_mean", "reward (mean, ±std)", out_dir / "plots" / "reward.png"),
-            "format_plot": plot_series(rows, "format_rate", "format rate", out_dir / "plots" / "format_rate.png")}

@@ -1,4 +1,5 @@
-"""`curate experiment`: the five configurations on the same data and budget, each evaluated on the same questions.
+"""`curate experiment`: the five configurations on the same data and budget, each evaluated on the same questions,
+compared with intervals and paired tests against the decoupled run, and their training stability on one figure.
 
 Evaluation questions are `eval_questions` when given, else a deterministic held-out share of the training
 questions (chosen by content hash, removed from training). A configuration whose run folder is already complete is
@@ -16,7 +17,7 @@ from curate.records import Question, stable_hash
 from curate.stage_report import StageReport
 from train.config import TrainConfig, resolved
 from train.data import Render, default_render, load_questions, load_training_data
-from train.recipe import MODES, is_complete, train_run
+from train.recipe import GRPO_MODES, MODES, is_complete, require_grpo_prompts, teacher_band, train_run
 
 
 def holdout(question_ids: list[str], fraction: float) -> set[str]:
@@ -33,10 +34,11 @@ def run_experiment(data: str | os.PathLike[str], base_model: str, output_dir: st
                    eval_questions: list[Question] | None = None, modes: tuple[str, ...] = MODES,
                    render: Render = default_render, report: str | os.PathLike[str] | None = None) -> StageReport:
     from curate.io import iter_rows, write_json
-    from train.evaluate import evaluate_target, resolve_model, write_comparison
+    from train.compare import DETAIL_KEYS, add_significance, write_comparison
+    from train.evaluate import evaluate_target, resolve_model
 
     output_dir = Path(output_dir)
-    band = config.grpo.pass_rate_band if config.grpo.difficulty == "band" else None
+    band = teacher_band(config)
     if eval_questions is None:
         ids = [row["question_id"] for _, row in iter_rows(data) if row.get("question_id")]
         held = holdout(ids, config.eval.holdout_fraction)
@@ -48,10 +50,8 @@ def run_experiment(data: str | os.PathLike[str], base_model: str, output_dir: st
         held = set()
         training = load_training_data(data, questions, render=render, band=band)
         eval_source = f"given ({len(eval_questions)} questions)"
-    if "grpo" in modes or "monolithic" in modes or "decoupled" in modes:
-        if not training.grpo:
-            raise ValueError(f"{data}: no GRPO prompts after difficulty selection ({training.skipped}); "
-                             "set grpo.difficulty = 'all' or widen grpo.pass_rate_band")
+    if set(GRPO_MODES) & set(modes):
+        require_grpo_prompts(data, training)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_json({"config": resolved(config), "base_model": base_model, "data": str(data), "modes": list(modes),
                 "eval_questions": eval_source, "held_out": sorted(held)}, output_dir / "experiment.json")
@@ -66,12 +66,13 @@ def run_experiment(data: str | os.PathLike[str], base_model: str, output_dir: st
         stats[mode] = "trained"
     rows = [evaluate_target(resolve_model(output_dir / "runs" / mode), eval_questions, config.eval,
                             output_dir / "eval", render=render) for mode in modes]
+    add_significance(rows)
     files = write_comparison(rows, output_dir)
     _add_results_to_cards(output_dir, modes, rows, config, eval_source)
     result = StageReport(stage="experiment", rows_in=len(training.sft), rows_out=len(rows),
                          extra={"runs": stats, "eval_questions": eval_source,
                                 "comparison": {k: str(v) for k, v in files.items()},
-                                "table": [{k: v for k, v in r.items() if k != "series"} for r in rows]})
+                                "table": [{k: v for k, v in r.items() if k not in DETAIL_KEYS} for r in rows]})
     result.write(output_dir / "report.json")
     if report:
         result.write(report)
@@ -83,11 +84,12 @@ def _add_results_to_cards(output_dir: Path, modes: tuple[str, ...], rows: list[d
     import json
 
     from train.card import write_card
+    from train.compare import DETAIL_KEYS
 
     for mode, row in zip(modes, rows):
         run_dir = output_dir / "runs" / mode
         run = json.loads((run_dir / "run.json").read_text())
-        metrics = {k: v for k, v in row.items() if k != "series"}
+        metrics = {k: v for k, v in row.items() if k not in DETAIL_KEYS}
         write_card(run_dir, run, config, extra={"questions": eval_source, **metrics})
 
 

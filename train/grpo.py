@@ -1,7 +1,14 @@
-"""Stage 2: GRPO of the trainable adapter(s) with the answer-correctness and strict-format rewards.
+"""Stage 2: GRPO of the trainable adapter(s) with the answer-correctness and strict-format rewards, a KL term against
+the right reference policy, and the run-health monitors.
 
 In the decoupled recipe the caller activates both adapters and freezes `reasoning`, so the policy that samples and
 is scored is reasoning + reward while only `reward` moves; `assert_only_trainable` checks that before training.
+
+The KL reference is a set of the policy's own adapters, switched on for the reference forward pass: no second model
+in memory. Decoupled: `["reasoning"]` (base + frozen reasoning adapter, reward adapter off); monolithic: a frozen
+snapshot of the adapter taken after SFT; GRPO only: `[]`, the base model. A fresh reward (or policy) adapter starts
+with B = 0, so the policy equals its reference at the first step and the logged KL there is 0. TRL's own reference
+for a PeftModel (a copy of an adapter named "default", or all adapters off) fits none of the three.
 """
 
 from __future__ import annotations
@@ -11,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from train.config import GRPOSpec
-from train.modeling import make_log_callback, trainable_adapters
+from train.health import HealthMonitor
+from train.modeling import adapters_active, make_log_callback, trainable_adapters
 from train.rewards import correctness_reward, format_reward
 from train.stage_stats import measure
 
@@ -41,16 +49,57 @@ def generation_settings(spec: GRPOSpec) -> dict[str, Any]:
     return {"use_vllm": True, "vllm_mode": "colocate", "vllm_enable_sleep_mode": False}
 
 
+class AdapterReference:
+    """Stands where TRL expects a reference model: calling it runs the policy's own model with only the reference
+    adapters active (under TRL's no_grad), then puts the policy's adapters back."""
+
+    def __init__(self, trainer, adapters: list[str]) -> None:
+        self.trainer, self.adapters = trainer, list(adapters)
+
+    def __call__(self, *args, **kwargs):
+        model = self.trainer.accelerator.unwrap_model(self.trainer.model)
+        with adapters_active(model, self.adapters):
+            return model(*args, **kwargs)
+
+
+def _trainer_class():
+    from trl import GRPOTrainer
+
+    class RecipeGRPOTrainer(GRPOTrainer):
+        """GRPOTrainer whose KL reference is `AdapterReference(reference)`."""
+
+        def __init__(self, *args, reference: list[str], **kwargs) -> None:
+            grpo_args = kwargs["args"]
+            beta = grpo_args.beta
+            # With beta != 0 and a PeftModel, TRL's __init__ copies an adapter named "default" into a "ref" adapter
+            # (KeyError with named adapters); the reference is set below instead.
+            grpo_args.beta = 0.0
+            try:
+                super().__init__(*args, **kwargs)
+            finally:
+                grpo_args.beta = beta
+            self.beta = beta
+            self.ref_model = AdapterReference(self, reference) if beta else None
+
+    return RecipeGRPOTrainer
+
+
 def train_grpo(model, tokenizer, prompts: list[dict[str, Any]], spec: GRPOSpec, *, seed: int, work_dir: Path,
-               log_path: Path, stage: str = "grpo") -> dict[str, Any]:
-    """Train the trainable adapter(s) of `model` (a PeftModel) on `prompts` (prompt messages + gold `answer`)."""
+               log_path: Path, reference: list[str], monitor: HealthMonitor | None = None,
+               stage: str = "grpo") -> dict[str, Any]:
+    """Train the trainable adapter(s) of `model` (a PeftModel) on `prompts` (prompt messages + gold `answer`), with
+    the KL term measured against `model` with only the `reference` adapters active. The one place a GRPO trainer
+    is built."""
     import torch
     from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
 
     if not prompts:
         raise ValueError("no GRPO prompts: no question lies in the difficulty band (set grpo.difficulty = 'all' "
                          "or widen grpo.pass_rate_band)")
+    missing = sorted(set(reference) - set(model.peft_config))
+    if missing:
+        raise ValueError(f"KL reference adapters {missing} are not on the model (it has {sorted(model.peft_config)})")
     cuda = torch.cuda.is_available()
     dataset = Dataset.from_list([{"prompt": p["prompt"], "answer": p["answer"]} for p in prompts])
     generation = generation_settings(spec)
@@ -63,13 +112,16 @@ def train_grpo(model, tokenizer, prompts: list[dict[str, Any]], spec: GRPOSpec, 
         bf16=cuda and next(model.parameters()).dtype == torch.bfloat16, use_cpu=not cuda,
         dataloader_num_workers=0, disable_tqdm=False, **generation,
     )
-    trainer = GRPOTrainer(model=model, reward_funcs=[correctness_reward, format_reward], args=args,
-                          train_dataset=dataset, processing_class=tokenizer,
-                          callbacks=[make_log_callback(log_path, stage)])
+    callbacks = [make_log_callback(log_path, stage)] + ([monitor.callback()] if monitor is not None else [])
+    trainer = _trainer_class()(model=model, reward_funcs=[correctness_reward, format_reward], args=args,
+                               train_dataset=dataset, processing_class=tokenizer, callbacks=callbacks,
+                               reference=reference)
     stats: dict[str, Any] = {"stage": stage, "steps": spec.max_steps, "prompts": len(prompts),
-                             "generation": "vllm" if generation["use_vllm"] else "transformers"}
+                             "generation": "vllm" if generation["use_vllm"] else "transformers",
+                             "kl_reference": list(reference) if spec.beta else None}
     with measure(stats):
         result = trainer.train()
         stats["tokens"] = int(trainer.state.num_input_tokens_seen)
+    stats["steps_done"] = int(trainer.state.global_step)
     stats["train_loss"] = round(float(result.training_loss), 6)
     return stats

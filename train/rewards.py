@@ -77,11 +77,13 @@ def correctness_reward(completions: list[Any], answer: list[str], **kwargs: Any)
 
 
 def format_reward(completions: list[Any], log_metric: Any = None, **kwargs: Any) -> list[float]:
-    """1.0 for the exact training format, else 0.0. Also logs the stability signals read by `evaluate`: the share
-    of collapsed generations and of answers leaked into the think block (TRL averages them per logging step)."""
+    """1.0 for the exact training format, else 0.0. Also logs the stability signals read by `evaluate` and the
+    run-health monitors: the share of completions with no parsable answer (format collapse), of collapsed
+    generations and of answers leaked into the think block (TRL averages them per logging step)."""
     texts = [completion_text(c) for c in completions]
     parsed = [parse_completion(t) for t in texts]
     if log_metric is not None and texts:
+        log_metric("completions/no_answer_share", sum(1 for p in parsed if p.answer is None) / len(texts))
         log_metric("completions/collapsed_share", sum(map(collapsed, texts)) / len(texts))
         log_metric("completions/answer_leak_share", sum(map(answer_leaked, parsed)) / len(texts))
     return [1.0 if p.format_ok else 0.0 for p in parsed]

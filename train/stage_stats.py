@@ -16,15 +16,16 @@ def _rss_peak_mib() -> float:
 
 @contextmanager
 def measure(stats: dict[str, Any]):
-    """Fill `stats` with wall_s and peak memory around the block (GPU: peak allocated, reset first; CPU: the
-    process's peak resident set so far, which never goes down)."""
+    """Fill `stats` with wall_s, cpu_s (this process's CPU seconds, all threads: on a shared machine a steadier
+    measure of the work than wall time) and peak memory around the block (GPU: peak allocated, reset first; CPU:
+    the process's peak resident set so far, which never goes down)."""
     import torch
 
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     try:
         yield stats
     finally:
@@ -36,6 +37,7 @@ def measure(stats: dict[str, Any]):
             stats["peak_memory_mib"] = round(_rss_peak_mib(), 1)
             stats["memory_kind"] = "process_peak_rss"
         stats["wall_s"] = round(time.perf_counter() - started, 3)
+        stats["cpu_s"] = round(time.process_time() - started_cpu, 3)
         tokens = stats.get("tokens")
         if tokens:
             stats["tokens_per_s"] = round(tokens / max(stats["wall_s"], 1e-9), 1)

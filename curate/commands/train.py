@@ -21,20 +21,60 @@ def train_decoupled(
     questions: Path | None = typer.Option(None, "--questions", help=QUESTIONS_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing run folder"),
     report: Path | None = typer.Option(None, "--report", help="also write the stage report (JSON) here"),
+    stop_on: list[str] | None = typer.Option(None, "--stop-on", help="end the run (status 'stopped') when this "
+                                             "run-health monitor fires; repeatable (replaces health.stop_on): "
+                                             "frac_reward_zero_std, reward_std, kl, entropy, clipped_ratio, no_answer"),
 ) -> None:
     """Train the reasoning adapter (SFT), then the reward adapter (GRPO) on top of it, frozen; export both and the
-    exact cat-combined adapter. Example:
+    exact cat-combined adapter. Exits 1 when the run ended early (stopped) or learned nothing (no_learning_signal);
+    the run folder is written either way. Example:
     curate train-decoupled --data kept.parquet --questions q.parquet --base-model Qwen/Qwen2.5-0.5B-Instruct
-    --output-dir runs/decoupled --config train.toml"""
+    --output-dir runs/decoupled --config train.toml
+    Several processes (GPUs, or CPU with gloo): torchrun --nproc_per_node N -m curate train-decoupled ..."""
     with user_errors():
+        from train.config import load_config
         from train.recipe import run_train_decoupled
 
-        result = run_train_decoupled(data, base_model, output_dir, config=config, questions=questions,
+        cfg = load_config(config, {"health": {"stop_on": stop_on}} if stop_on else None)
+        result = run_train_decoupled(data, base_model, output_dir, config=cfg, questions=questions,
                                      overwrite=overwrite, report=report)
-    checks = result.extra.get("checks", {})
-    console.print(f"[green]trained[/] {output_dir}: " + ", ".join(
-        f"{s['stage']} {s['steps']} steps {s.get('tokens_per_s')} tok/s" for s in result.extra["stages"])
-        + f"; reasoning adapter unchanged by GRPO: {checks.get('reasoning_unchanged')}")
+    from train.distributed import is_main
+
+    if not is_main():
+        raise typer.Exit(0 if result.extra["status"] == "done" else 1)
+    print_run_outcome(output_dir, result.extra)
+
+
+def _stage_line(stage: dict) -> str:
+    if stage["stage"] == "calibrate":
+        return f"student pass rates on {stage['questions']} questions ({stage['kept']} kept)"
+    done = stage.get("steps_done", stage["steps"])
+    return f"{stage['stage']} {done}/{stage['steps']} steps {stage.get('tokens_per_s')} tok/s"
+
+
+def print_run_outcome(output_dir: Path, extra: dict) -> None:
+    """The run's stages, its warnings as a table, and its status; exit 1 unless it is done."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    checks = extra.get("checks", {})
+    stages = ", ".join(_stage_line(s) for s in extra["stages"]) or "nothing trained"
+    frozen = ("; reasoning adapter unchanged by GRPO: " + str(checks["reasoning_unchanged"])
+              if "reasoning_unchanged" in checks else "")
+    console.print(f"{output_dir}: {stages}{frozen}", highlight=False)
+    if extra.get("warnings"):
+        table = Table("metric", "stage", "step", "value", "threshold", "meaning", title="run-health warnings",
+                      title_justify="left")
+        for w in extra["warnings"]:
+            table.add_row(w["metric"], w["stage"], str(w["step"]), f"{w['value']:.4g}", str(w["threshold"]),
+                          escape(w["message"]))
+        console.print(table)
+    status = extra["status"]
+    if status == "done":
+        console.print(f"[green]done[/] {output_dir}")
+        return
+    console.print(f"[bold red]{status}[/]: {escape(extra.get('explanation') or '')}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
 
 
 def experiment(
@@ -60,7 +100,8 @@ def experiment(
         result = run_experiment(data, base_model, output_dir, config=cfg, questions=questions,
                                 eval_questions=evalq, report=report)
     console.print((output_dir / "comparison.md").read_text(), markup=False, highlight=False, soft_wrap=True)
-    console.print(f"[green]wrote[/] {result.extra['comparison']['markdown']}, plots in {output_dir / 'plots'}")
+    console.print(f"[green]wrote[/] {result.extra['comparison']['markdown']}, stability figure "
+                  f"{result.extra['comparison']['stability_plot']}")
 
 
 def evaluate(
@@ -77,8 +118,9 @@ def evaluate(
     """Accuracy, format compliance, answer leakage, and training stability from the run's logs. Example:
     curate eval --model runs/decoupled --source medqa --questions test.4_options.jsonl --limit 200 --output-dir ev"""
     with user_errors():
+        from train.compare import write_comparison
         from train.config import load_config
-        from train.evaluate import evaluate_target, resolve_model, write_comparison
+        from train.evaluate import evaluate_target, resolve_model
         from train.experiment import load_eval_questions
 
         overrides = {"eval": {k: v for k, v in {"limit": limit, "backend": backend}.items() if v is not None}}
