@@ -178,15 +178,16 @@ def bench_throughput(args: argparse.Namespace) -> list[dict]:
 
 def bench_vllm(concurrencies: list[int], waves: int, max_tokens: int = 32) -> list[dict]:
     """curate and the SDK loop against a real vLLM server (CPU build, tiny model), alternating, twice each."""
-    from curate.testing.tiny_model import VLLM_SHAPE, make_tiny_model
     from curate.testing.vllm_server import VLLMServer, venv_dir, venv_ready
+    from train.random_model import VLLM_SHAPE, build_random_model
 
     if not venv_ready():
         print(f"--vllm: no vLLM venv at {venv_dir()} (python -m curate.testing.vllm_server build)", flush=True)
         return []
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        model = make_tiny_model(Path(tmp) / "model", shape=VLLM_SHAPE)
+        model = Path(tmp) / "model"
+        build_random_model(model, shape=VLLM_SHAPE)
         started = time.perf_counter()
         with VLLMServer(model, Path(tmp) / "server.log", served_name="tiny-vllm", max_model_len=512) as server:
             print(f"vLLM up in {time.perf_counter() - started:.0f} s at {server.url}", flush=True)

@@ -18,9 +18,11 @@ pytest.importorskip("transformers")
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from curate.testing.tiny_model import make_tiny_model
+    from train.random_model import build_random_model
 
-    return make_tiny_model(tmp_path_factory.mktemp("tiny-qwen2"))
+    path = tmp_path_factory.mktemp("tiny-qwen2")
+    build_random_model(path)
+    return path
 
 
 def _questions(count: int) -> list[Question]:

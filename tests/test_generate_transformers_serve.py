@@ -39,9 +39,10 @@ def server(tmp_path_factory):
     pytest.importorskip("uvicorn", reason="transformers serve needs transformers[serving] (fastapi, uvicorn)")
     from transformers import GenerationConfig
 
-    from curate.testing.tiny_model import make_tiny_model
+    from train.random_model import build_random_model
 
-    model = make_tiny_model(tmp_path_factory.mktemp("tiny-sampling"))
+    model = tmp_path_factory.mktemp("tiny-sampling")
+    build_random_model(model)
     config = GenerationConfig.from_pretrained(model)
     config.do_sample = True
     config.save_pretrained(model)
@@ -58,7 +59,7 @@ def _generate(server, tmp_path, name: str, *more: object):
                    "-n", 3, "--max-tokens", 12, "--temperature", 1.0, "--seed", 7, "--cache", tmp_path / f"{name}.cache",
                    "--report", tmp_path / f"{name}.report.json", *more)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return read_records(out, Trace)[0], json.loads((tmp_path / f"{name}.report.json").read_text())["extra"]
+    return read_records(out, Trace)[0], json.loads((tmp_path / f"{name}.report.json").read_text())
 
 
 def test_ignored_n_gets_one_request_per_sample_and_buys_nothing_twice(server, tmp_path):

@@ -53,7 +53,7 @@ def posts(server: VLLMServer) -> list[int]:
 
 
 def report_of(path: Path) -> dict:
-    return json.loads(path.read_text())["extra"]
+    return json.loads(path.read_text())
 
 
 # ------------------------------------------------------------------ fixtures
@@ -70,9 +70,11 @@ def vllm_venv() -> Path:
 @pytest.fixture(scope="session")
 def vllm_model(vllm_venv, tmp_path_factory) -> Path:
     pytest.importorskip("transformers")
-    from curate.testing.tiny_model import VLLM_SHAPE, make_tiny_model
+    from train.random_model import VLLM_SHAPE, build_random_model
 
-    return make_tiny_model(tmp_path_factory.mktemp("tiny-vllm"), shape=VLLM_SHAPE)
+    path = tmp_path_factory.mktemp("tiny-vllm")
+    build_random_model(path, shape=VLLM_SHAPE)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -233,10 +235,9 @@ def vllm_run(vllm_venv, tmp_path_factory):
     pytest.importorskip("trl")
     import yaml
 
-    from curate.testing.tiny_model import VLLM_SHAPE
     from tests.test_train import CONFIG_TOML, make_dataset
     from train.config import load_config
-    from train.random_model import TINY_SHAPE, build_random_model
+    from train.random_model import VLLM_SHAPE, build_random_model
 
     root = tmp_path_factory.mktemp("vllm-train")
     questions, rows = make_dataset()
@@ -247,7 +248,7 @@ def vllm_run(vllm_venv, tmp_path_factory):
     config = load_config(root / "base.toml", {"sft": {"learning_rate": 0.01, "max_steps": 30}, "export": {"merged": False}})
     (root / "train.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json")))
     model = root / "model"
-    build_random_model(model, shape={**TINY_SHAPE, **VLLM_SHAPE})
+    build_random_model(model, shape=VLLM_SHAPE)
     run = root / "run"
     proc = venv_cli("train-decoupled", "--data", root / "kept.jsonl", "--questions", root / "questions.jsonl",
                     "--base-model", model, "--output-dir", run, "--config", root / "train.yaml",

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from curate.records import Question, stable_hash
-from curate.stage_report import StageReport
 from train.config import TrainConfig, resolved
 from train.data import Render, default_render, load_questions, load_training_data
 from train.recipe import GRPO_MODES, MODES, is_complete, require_grpo_prompts, teacher_band, train_run
+from train.report import TrainReport
 
 
 def holdout(question_ids: list[str], fraction: float) -> set[str]:
@@ -32,7 +32,7 @@ def holdout(question_ids: list[str], fraction: float) -> set[str]:
 def run_experiment(data: str | os.PathLike[str], base_model: str, output_dir: str | os.PathLike[str], *,
                    config: TrainConfig, questions: str | os.PathLike[str] | None = None,
                    eval_questions: list[Question] | None = None, modes: tuple[str, ...] = MODES,
-                   render: Render = default_render, report: str | os.PathLike[str] | None = None) -> StageReport:
+                   render: Render = default_render, report: str | os.PathLike[str] | None = None) -> TrainReport:
     from curate.io import iter_rows, write_json
     from train.compare import DETAIL_KEYS, add_significance, write_comparison
     from train.evaluate import evaluate_target, resolve_model
@@ -69,7 +69,7 @@ def run_experiment(data: str | os.PathLike[str], base_model: str, output_dir: st
     add_significance(rows)
     files = write_comparison(rows, output_dir)
     _add_results_to_cards(output_dir, modes, rows, config, eval_source)
-    result = StageReport(stage="experiment", rows_in=len(training.sft), rows_out=len(rows),
+    result = TrainReport(stage="experiment", rows_in=len(training.sft), rows_out=len(rows),
                          extra={"runs": stats, "eval_questions": eval_source,
                                 "comparison": {k: str(v) for k, v in files.items()},
                                 "table": [{k: v for k, v in r.items() if k not in DETAIL_KEYS} for r in rows]})

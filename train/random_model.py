@@ -1,4 +1,5 @@
-"""A randomly initialised Qwen2 model and a tokenizer trained on the spot: the recipe end to end with no download.
+"""A randomly initialised Qwen2 model and a tokenizer trained on the spot: the one tiny-model builder, for the
+recipe end to end, every backend test (transformers, vLLM, transformers serve) and the benchmarks, with no download.
 
 Used by the tests (a tiny shape, seconds on CPU) and by `bench/train.py` (Qwen2.5-0.5B's real shape). The tokenizer
 is a byte-level BPE trained on a few hundred synthetic strings that include the tags of the training format, and
@@ -19,11 +20,13 @@ QWEN25_05B_SHAPE: dict[str, Any] = dict(
 #: Small enough that a training step takes milliseconds on one CPU core.
 TINY_SHAPE: dict[str, Any] = dict(
     hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-    max_position_embeddings=512, rope_theta=10000.0, tie_word_embeddings=True,
+    max_position_embeddings=2048, rope_theta=10000.0, tie_word_embeddings=True,
     # Wide enough embeddings that LoRA on the linear layers alone can make confident predictions: with the usual
     # 0.02 the tied output layer caps logits near zero and a 32-wide model cannot learn the format at all.
     initializer_range=0.5,
 )
+#: What vLLM's CPU build can serve: its attention kernels need a head size of at least 64 (hidden / heads).
+VLLM_SHAPE: dict[str, Any] = {**TINY_SHAPE, "hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 2}
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 #: The training-format tags are ordinary (non-special) tokens, as in real Qwen tokenizers: decoding with

@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from curate.io import write_json
-from curate.stage_report import StageReport
 from train.config import TrainConfig, resolved
 from train.data import TrainingData
 from train.distributed import is_main
 from train.modeling import adapter_state
+from train.report import TrainReport
 
 MODES = ("base", "sft", "grpo", "monolithic", "decoupled")
 GRPO_MODES = ("grpo", "monolithic", "decoupled")
@@ -103,8 +103,8 @@ def _changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
 
 def train_run(mode: str, data: TrainingData, base_model: str, output_dir: str | os.PathLike[str], *,
               config: TrainConfig, data_path: str | None = None, questions_path: str | None = None,
-              overwrite: bool = False, card_extra: dict[str, Any] | None = None) -> StageReport:
-    """Train one configuration into `output_dir`; returns (and writes to report.json) the run's StageReport.
+              overwrite: bool = False, card_extra: dict[str, Any] | None = None) -> TrainReport:
+    """Train one configuration into `output_dir`; returns (and writes to report.json) the run's TrainReport.
 
     In a multi-process launch every process trains; the first one writes the run folder, the others work in a
     private temp folder that is removed at the end."""
@@ -120,7 +120,7 @@ def train_run(mode: str, data: TrainingData, base_model: str, output_dir: str | 
     try:
         run = _train(mode, data, base_model, tmp, config=config)
         run.update(base_model=base_model, data=_provenance(data_path, data), questions=questions_path)
-        report = StageReport(stage=f"train-{mode}", rows_in=len(data.sft), rows_out=len(data.sft),
+        report = TrainReport(stage=f"train-{mode}", rows_in=len(data.sft), rows_out=len(data.sft),
                              reasons=dict(data.skipped), wall_s=round(sum(s.get("wall_s", 0) for s in run["stages"]), 3),
                              extra={"mode": mode, "status": run["status"], "explanation": run["explanation"],
                                     "warnings": run["warnings"], "stopped_by": run["stopped_by"],
@@ -334,7 +334,7 @@ def run_train_decoupled(data: str | os.PathLike[str], base_model: str, output_di
                         config: TrainConfig | str | os.PathLike[str] | None = None,
                         questions: str | os.PathLike[str] | None = None, mode: str = "decoupled",
                         overwrite: bool = False, report: str | os.PathLike[str] | None = None,
-                        render=None) -> StageReport:
+                        render=None) -> TrainReport:
     """File-level entry point (`curate train-decoupled`, `curate run`): config and data are checked in full before
     any model is loaded, then the run is trained into `output_dir`."""
     from train.config import load_config

