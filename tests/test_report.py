@@ -122,11 +122,16 @@ def test_failed_stage_is_reported(tmp_path):
     assert "status-failed" in html and "The decontaminate stage has not run" in html
 
 
+@pytest.mark.slow
 def test_cli(cli, run_dir, tmp_path):
+    """The whole report from the command line (a process of its own: it builds the scrub engine for the examples)."""
     out = tmp_path / "r.html"
     proc = cli("report", run_dir, "-o", out, check=True)
     assert out.exists() and (tmp_path / "r-figures" / "funnel.png").exists()
     assert "wrote" in proc.stderr
+
+
+def test_cli_errors(cli, tmp_path):
     proc = cli("report", tmp_path / "nowhere")
     assert proc.returncode == 2 and "run directory not found" in proc.stderr
     (tmp_path / "empty").mkdir()
@@ -250,6 +255,7 @@ def test_example_texts_rejected_before_scrub_are_scrubbed_first(run_dir, tmp_pat
     import json
 
     from curate.io import write_rows
+    from curate.report import Page, examples_section
 
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("generate-cache", "publish"))
@@ -259,18 +265,22 @@ def test_example_texts_rejected_before_scrub_are_scrubbed_first(run_dir, tmp_pat
         if row["reasoning"]:
             row["reasoning"] += " Call John Smith back on 555-123-4567."
     write_rows(rows, copy / "filter.rejected.parquet")
-    html = write_report(copy).read_text()
-    examples = section(html, "examples")
+
+    def examples_page() -> str:  # the report's examples section alone (the rest is drawn by the tests above)
+        page = Page(tmp_path / "figures")
+        examples_section(page, summary.example_traces(RunDir.open(copy)))
+        return "".join(page.parts)
+
+    examples = examples_page()
     assert "Rejected by filter" in examples and "Mr. &lt;PERSON&gt;" in examples
     for secret in ("John Smith", "4829101", "555-123-4567", "Elm Street"):
         assert secret not in examples, secret
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["config"]["scrub"]["ner_model"] = "no_such_spacy_model"
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    html = write_report(copy).read_text()
-    examples = section(html, "examples")
+    examples = examples_page()
     assert "Example texts are not shown: they could not be scrubbed of PHI here (NoNerModel" in examples
-    assert "<details" not in examples and "John Smith" not in html
+    assert "<details" not in examples and "John Smith" not in examples
 
 
 def test_a_stage_that_ended_incomplete_is_shown_as_such(tmp_path):
