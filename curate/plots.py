@@ -19,6 +19,12 @@ def _plt():
     return plt
 
 
+def _percent():
+    from matplotlib.ticker import PercentFormatter
+
+    return PercentFormatter(xmax=1.0, decimals=0)
+
+
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
@@ -27,16 +33,26 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def rate_axis(ax: Any, axis: str = "x") -> None:
+    """A rate's axis: 0 to 1 (100%), never past it."""
+    (ax.set_xlim if axis == "x" else ax.set_ylim)(0, 1.0)
+
+
 def funnel(rows: list[dict[str, Any]]) -> bytes:
-    """Rows out of each stage (and in, lighter), beside the rejection reasons stacked per stage."""
+    """Rows out of each stage (and in, lighter), beside the rejections stacked per stage by primary reason (each row
+    once). A stage that ended incomplete (failed, with what it finished counted) is hatched and says so."""
     plt = _plt()
     rows = [r for r in rows if r["rows_out"] is not None]
-    names = [r["stage"] for r in rows][::-1]
+    names = [r["stage"] + (" (incomplete)" if r["status"] != "done" else "") for r in rows][::-1]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 0.45 * len(rows) + 1.6), gridspec_kw={"width_ratios": [1, 1]})
     ins = [r["rows_in"] or 0 for r in rows][::-1]
     outs = [r["rows_out"] or 0 for r in rows][::-1]
     left.barh(names, ins, color="#c9d6e8", label="rows in")
-    left.barh(names, outs, color=PALETTE[0], height=0.55, label="rows out")
+    bars = left.barh(names, outs, color=PALETTE[0], height=0.55, label="rows out")
+    for bar, row in zip(bars, rows[::-1]):
+        if row["status"] != "done":
+            bar.set_hatch("//")
+            bar.set_facecolor(PALETTE[3])
     for y, value in enumerate(outs):
         left.text(value, y, f" {value:,}", va="center", fontsize=8)
     left.set_title("rows through each stage")
@@ -47,7 +63,7 @@ def funnel(rows: list[dict[str, Any]]) -> bytes:
         values = [r["reasons"].get(reason, 0) for r in rows][::-1]
         right.barh(names, values, left=base, color=PALETTE[i % len(PALETTE)], label=reason)
         base = [b + v for b, v in zip(base, values)]
-    right.set_title("rejections per stage, by reason")
+    right.set_title("rejections per stage, by primary reason (each row once)")
     if reasons:
         right.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=7)
     else:
@@ -65,10 +81,12 @@ def rates(by_source: dict[str, dict[str, float]], by_subject: dict[str, dict[str
         names = list(table)[::-1]
         values = [table[k]["rate"] for k in names]
         ax.barh(names, values, color=PALETTE[2])
-        for y, k in enumerate(names):
-            ax.text(table[k]["rate"], y, f" {100 * table[k]['rate']:.0f}% of {table[k]['total']}", va="center", fontsize=8)
-        ax.set_xlim(0, 1.25)
-        ax.set_title(title)
+        for y, k in enumerate(names):  # the figures stand right of the axis, which ends at 100%
+            ax.text(1.01, y, f"{100 * table[k]['rate']:.0f}% of {table[k]['total']}", va="center", fontsize=8,
+                    transform=ax.get_yaxis_transform(), clip_on=False)
+        rate_axis(ax)
+        ax.xaxis.set_major_formatter(_percent())
+        ax.set_title(title, pad=6)
     return _png(fig)
 
 
@@ -115,7 +133,8 @@ def review(overall: dict[str, Any], strata: dict[str, dict[str, Any]]) -> bytes:
         ax.text(1.02, y, f"{100 * s['rate']:.1f}% [{100 * s['low']:.1f}–{100 * s['high']:.1f}], n={s['n']}",
                 va="center", fontsize=8, transform=ax.get_yaxis_transform())
     ax.set_yticks(range(len(items)), [n for n, _ in items[::-1]])
-    ax.set_xlim(0, min(1.0, max(s["high"] for _, s in items) * 1.2 + 0.05))
+    ax.set_xlim(0, min(1.0, max(s["high"] for _, s in items) * 1.2 + 0.05))  # a rate: never past 100%
+    ax.xaxis.set_major_formatter(_percent())
     ax.set_xlabel("error rate")
     ax.set_title("clinician-estimated error rate (95% Wilson interval)")
     return _png(fig)
@@ -131,4 +150,79 @@ def tokens(teachers: dict[str, dict[str, Any]]) -> bytes:
     ax.barh(names, outs, left=ins, color=PALETTE[1], label="completion tokens")
     ax.set_title("tokens per teacher")
     ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2)
+    return _png(fig)
+
+
+def generation(latencies: list[float], tokens_per_s: list[float | None], overall_tokens_per_s: float | None,
+               errors: dict[str, int], attempts: dict[str, int]) -> bytes:
+    """The teacher calls: latency per request, completion tokens per second of each request in the order sent (with
+    a running median, and the run's overall throughput), and errors by kind (final errors, and failed attempts that
+    were retried)."""
+    plt = _plt()
+    fig, (lat, speed, err) = plt.subplots(1, 3, figsize=(12.5, 3.4), gridspec_kw={"width_ratios": [1, 1.3, 1]})
+    if latencies:
+        lat.hist(latencies, bins=min(40, max(5, len(latencies) // 4)), color=PALETTE[0])
+        for q, style in ((0.5, "-"), (0.9, "--")):
+            value = sorted(latencies)[int(q * (len(latencies) - 1))]
+            lat.axvline(value, color=PALETTE[3], linestyle=style, linewidth=1, label=f"p{int(100 * q)} {value:.3g}s")
+        lat.legend(frameon=False, fontsize=8)
+    else:
+        lat.text(0.5, 0.5, "no answered requests", ha="center", transform=lat.transAxes)
+    lat.set_title("latency per request (s)")
+    points = [(i, v) for i, v in enumerate(tokens_per_s) if v is not None]
+    if points:
+        xs, ys = zip(*points)
+        speed.scatter(xs, ys, s=6, color=PALETTE[0], alpha=0.5, label="one request")
+        size = -(-len(ys) // 25)  # the median of each run of consecutive requests: a trend, in O(n log n)
+        chunks = [(xs[i:i + size], sorted(ys[i:i + size])) for i in range(0, len(ys), size)]
+        speed.plot([sum(cx) / len(cx) for cx, _ in chunks], [cy[len(cy) // 2] for _, cy in chunks], color=PALETTE[1],
+                   linewidth=1.5, label="median of consecutive requests")
+        if overall_tokens_per_s:
+            speed.axhline(overall_tokens_per_s, color=PALETTE[3], linestyle="--", linewidth=1,
+                          label=f"whole run {overall_tokens_per_s:,.0f} tok/s")
+        speed.set_ylim(bottom=0)
+        speed.legend(frameon=False, fontsize=7, loc="upper right")
+    else:
+        speed.text(0.5, 0.5, "no answered requests", ha="center", transform=speed.transAxes)
+    speed.set_xlabel("request, in the order sent")
+    speed.set_title("completion tokens / s over the run")
+    kinds = sorted(set(errors) | set(attempts), key=lambda k: -(errors.get(k, 0) + attempts.get(k, 0)))
+    if kinds:
+        ys = range(len(kinds))
+        err.barh([y + 0.2 for y in ys], [attempts.get(k, 0) for k in kinds], height=0.4, color=PALETTE[1],
+                 label="failed attempts (retried)")
+        err.barh([y - 0.2 for y in ys], [errors.get(k, 0) for k in kinds], height=0.4, color=PALETTE[3],
+                 label="final errors (rows unfinished)")
+        err.set_yticks(list(ys), kinds)
+        err.legend(frameon=False, fontsize=7)
+    else:
+        err.text(0.5, 0.5, "no errors", ha="center", transform=err.transAxes)
+        err.set_axis_off()
+    err.set_title("errors by kind")
+    return _png(fig)
+
+
+def reasons(stages: list[dict[str, Any]]) -> bytes:
+    """Per stage and reason: the rows it rejected as their primary reason (each row once; these add up to the
+    stage's rejected rows), beside the rows that had it as a further reason (overlaps, not added anywhere)."""
+    plt = _plt()
+    items = [(f"{s['stage']}: {reason}", s["reasons"].get(reason, 0), s["other_reasons"].get(reason, 0))
+             for s in stages for reason in dict.fromkeys([*s["reasons"], *s["other_reasons"]])]
+    fig, ax = plt.subplots(figsize=(9, 0.32 * max(len(items), 1) + 1.4))
+    if not items:
+        ax.text(0.5, 0.5, "no rows rejected", ha="center", transform=ax.transAxes)
+        ax.set_yticks([])
+        return _png(fig)
+    names = [name for name, _, _ in items][::-1]
+    primary = [p for _, p, _ in items][::-1]
+    further = [o for _, _, o in items][::-1]
+    ys = range(len(names))
+    ax.barh([y + 0.2 for y in ys], primary, height=0.4, color=PALETTE[0], label="primary reason (each row once)")
+    ax.barh([y - 0.2 for y in ys], further, height=0.4, color="#c9d6e8", label="also flagged (overlap)")
+    for y, (p, o) in enumerate(zip(primary, further)):
+        ax.text(max(p, o), y, f" {p:,} / {o:,}", va="center", fontsize=7)
+    ax.set_yticks(list(ys), names)
+    ax.set_xlim(0, max([*primary, *further, 1]) * 1.18)
+    ax.legend(frameon=False, fontsize=8, loc="lower right")
+    ax.set_title("rejection reasons: primary, and further reasons of the same rows")
     return _png(fig)

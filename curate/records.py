@@ -74,19 +74,20 @@ class Question(Record):
 class Trace(Record):
     """One teacher response (or its final error) to one prompt built from one question."""
 
-    trace_id: str
-    question_id: str
-    sample_index: int = Field(ge=0)
-    teacher: str
-    prompt_name: str
-    prompt_hash: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    completion: str | None = None
-    reasoning_content: str | None = None
-    finish_reason: str | None = None
+    trace_id: str = Field(description="stable id of the trace: a hash of question, teacher, prompt, params, sample")
+    question_id: str = Field(description="id of the question: source:split:native_id")
+    sample_index: int = Field(ge=0, description="which of the question's samples this is (0..samples-1)")
+    teacher: str = Field(description="the teacher model that wrote the completion")
+    prompt_name: str = Field(description="name of the prompt template the teacher was asked with")
+    prompt_hash: str = Field(description="hash of that template's content")
+    params: dict[str, Any] = Field(default_factory=dict, description="sampling parameters of the request")
+    completion: str | None = Field(default=None, description="the teacher's raw output")
+    reasoning_content: str | None = Field(default=None, description="the reasoning a server returned apart from the "
+                                                                    "completion (reasoning models), else null")
+    finish_reason: str | None = Field(default=None, description="why the teacher stopped (stop, length)")
     usage: dict[str, Any] = Field(default_factory=dict, description="prompt_tokens, completion_tokens")
-    latency_s: float | None = None
-    error: str | None = None
+    latency_s: float | None = Field(default=None, description="seconds the teacher request took")
+    error: str | None = Field(default=None, description="the request's final error (kind: message), else null")
 
 
 class Verdict(BaseModel):
@@ -95,26 +96,26 @@ class Verdict(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     predicted: str | None = Field(default=None, description="letter, or null when unparsable: never a guess")
-    correct: bool = False
-    format_ok: bool = False
+    correct: bool = Field(default=False, description="whether the predicted letter is the gold one")
+    format_ok: bool = Field(default=False, description="whether the output has closed reasoning and one answer")
     reasons: list[str] = Field(default_factory=list, description="reason codes; empty when kept")
     reasoning: str | None = Field(default=None, description="canonical reasoning text")
     answer: str | None = Field(default=None, description="canonical answer letter")
     text: str | None = Field(default=None, description="canonical training text <think>..</think><answer>X</answer>")
     pass_rate: float | None = Field(default=None, description="share of this question's samples that are correct")
-    kept: bool = False
+    kept: bool = Field(default=False, description="whether the filter kept the trace")
 
 
 class QuestionColumns(BaseModel):
     """The question's columns `filter` copies into every trace row (see `question_columns`)."""
 
-    source: str | None = None
-    split: str | None = None
-    question: str | None = None
-    context: str | None = None
-    options: dict[str, str] | None = None
+    source: str | None = Field(default=None, description="the question's source dataset (medqa, medmcqa, pubmedqa, ...)")
+    split: str | None = Field(default=None, description="the source dataset's split the question comes from")
+    question: str | None = Field(default=None, description="the question text")
+    context: str | None = Field(default=None, description="PubMedQA abstract, else null")
+    options: dict[str, str] | None = Field(default=None, description="{letter: option text}")
     gold: str | None = Field(default=None, description="the gold letter (`answer` is the Verdict's canonical answer)")
-    meta: dict[str, Any] | None = None
+    meta: dict[str, Any] | None = Field(default=None, description="the source's own fields (exam step, subject, PMID, ...)")
 
 
 class FilteredTrace(Trace, Verdict):
@@ -141,7 +142,8 @@ class Contamination(BaseModel):
 class DecontaminateColumns(BaseModel):
     """On every row `decontaminate` writes: the benchmark item it matches (rejected rows), or null (kept rows)."""
 
-    contaminated_by: Contamination | None = None
+    contaminated_by: Contamination | None = Field(default=None, description="the benchmark item this row matches "
+                                                  "(benchmark, item_id, method, score), else null")
 
 
 class Exposure(BaseModel):
@@ -161,9 +163,10 @@ class ScrubColumns(BaseModel):
     """On every row `scrub` writes: findings per PHI type (counts only: values never leave the stage), the policy,
     and a hash of its scrubbed text columns (the publish gate checks a surrogate-scrubbed row by it)."""
 
-    phi_found: dict[str, int] = Field(default_factory=dict)
-    scrub_policy: str | None = None
-    scrub_hash: str | None = None
+    phi_found: dict[str, int] = Field(default_factory=dict, description="PHI findings scrub replaced, per entity "
+                                      "type (counts only)")
+    scrub_policy: str | None = Field(default=None, description="how scrub replaced them: redact, drop, surrogate")
+    scrub_hash: str | None = Field(default=None, description="hash of the text columns as scrub wrote them")
 
 
 class ReviewDecision(BaseModel):
@@ -181,7 +184,8 @@ class ReviewDecision(BaseModel):
 class ReviewColumns(BaseModel):
     """On every row `review apply` writes: the clinicians' decision, or null when the row was not reviewed."""
 
-    review: ReviewDecision | None = None
+    review: ReviewDecision | None = Field(default=None, description="the clinicians' decision (verdict, reasons, "
+                                          "votes, reviewers), else null when not reviewed")
 
 
 class RejectionColumns(BaseModel):
@@ -195,10 +199,11 @@ class RejectionColumns(BaseModel):
 class PublishColumns(BaseModel):
     """The TRL-ready columns `publish` adds (the teacher's raw output moves to `teacher_completion`)."""
 
-    prompt: str
-    completion: str
-    messages: list[dict[str, str]]
-    teacher_completion: str | None = None
+    prompt: str = Field(description="the student prompt, a plain string (the user message)")
+    completion: str = Field(description="the training target: <think>reasoning</think><answer>gold letter</answer>")
+    messages: list[dict[str, str]] = Field(description="the conversation to train on: system and user prompt, then "
+                                                       "the assistant's training target")
+    teacher_completion: str | None = Field(default=None, description="the teacher's raw output")
 
 
 #: Every model whose fields are table columns.

@@ -1,8 +1,10 @@
 """`curate report RUNDIR`: one self-contained HTML page about a run (figures inlined as base64 PNGs, also written
-beside it): the funnel, pass rates, reasoning lengths, contamination and PHI counts, review results, tokens and cost.
+beside it): the funnel, rejection reasons (each row once, overlaps apart), pass rates, reasoning lengths,
+contamination and PHI counts, review results, the teacher calls (latency, throughput, errors), tokens and cost, and
+example traces (kept, and rejected per reason; PHI-free).
 
 Numbers come from `curate.pipeline.summary` (the dataset card prints the same ones); a section whose stage did not
-run says so instead of drawing an empty chart.
+run says so instead of drawing an empty chart, and a stage that ended incomplete is shown as such.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from curate.io import atomic_path
 from curate.pipeline import summary
 from curate.pipeline.rundir import RunDir
 
-SECTIONS = ("funnel", "pass-rate", "lengths", "contamination", "phi", "review", "tokens")
+SECTIONS = ("funnel", "reasons", "pass-rate", "lengths", "contamination", "phi", "review", "generation", "tokens",
+            "examples")
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0 auto;max-width:1180px;padding:24px;color:#222}
@@ -28,6 +31,9 @@ td.t,th:first-child{text-align:left} th{background:#f4f6f8} img{max-width:100%;d
 .missing{background:#fff7e6;border-left:4px solid #e0a030;padding:8px 12px;color:#6b4a00}
 .status-done{color:#2d7a3e} .status-failed,.status-stale{color:#b3261e} .status-skipped,.status-not.run{color:#888}
 code{background:#f4f6f8;padding:1px 4px;border-radius:3px}
+details.trace{border:1px solid #ddd;border-radius:4px;margin:6px 0;padding:4px 10px} details.trace summary{cursor:pointer}
+.trace pre{white-space:pre-wrap;background:#f8f9fa;padding:6px 8px;font-size:12px;margin:4px 0}
+.trace ol{margin:4px 0} .trace .gold{font-weight:bold} h3{margin-bottom:4px}
 """
 
 
@@ -90,11 +96,33 @@ def build(run: RunDir, figures_dir: Path) -> Page:
 
     page.section("funnel", "Funnel: rows in and out per stage")
     rows = summary.funnel(run)
-    if any(r["status"] == "done" for r in rows):
-        page.figure("funnel", lambda: plots.funnel([r for r in rows if r["status"] == "done"]), "rows per stage")
-    page.table(["stage", "status", "rows in", "rows out", "rejected", "reasons", "wall s"],
-               [[r["stage"], r["status"], r["rows_in"], r["rows_out"], r["rejected"],
-                 ", ".join(f"{k}: {v}" for k, v in r["reasons"].items()) or None, r["wall_s"]] for r in rows])
+    counted = [r for r in rows if r["status"] == "done" or (r["status"] == "failed" and r["rows_out"] is not None)]
+    if counted:
+        page.figure("funnel", lambda: plots.funnel(counted), "rows per stage")
+    page.table(["stage", "status", "rows in", "rows out", "rejected", "reasons (primary)", "also flagged", "wall s"],
+               [[r["stage"], r["status"], r["rows_in"], r["rows_out"], r["rejected"], _reasons(r["reasons"]),
+                 _reasons(r["other_reasons"]), r["wall_s"]] for r in rows])
+    for r in rows:
+        if r["status"] == "failed" and r["incomplete"]:
+            page.missing(f"The {r['stage']} stage ended incomplete: {r['incomplete']:,} of {r['rows_out']:,} rows could "
+                         "not be finished. What it finished is counted above and kept; the next run retries the rest.")
+        elif r["status"] == "failed":
+            page.missing(f"The {r['stage']} stage failed: {r['error'] or 'no error recorded'}")
+    page.end()
+
+    page.section("reasons", "Rejection reasons")
+    rejecting = [r for r in rows if r["reasons"] or r["other_reasons"]]
+    if not rejecting:
+        page.text("No stage rejected a row.")
+    else:
+        page.text("Each rejected row is counted once, by its primary reason (the first its stage gave); the further "
+                  "reasons the same rows had are listed apart (overlaps: they add up to nothing).")
+        page.figure("reasons", lambda: plots.reasons(rejecting), "rejection reasons per stage")
+        page.table(["stage", "reason", "rows (primary reason)", "share of the stage's rejected", "rows also flagged"],
+                   [[r["stage"], reason, r["reasons"].get(reason, 0),
+                     _pct(r["reasons"].get(reason, 0) / r["rejected"]) if r["rejected"] else None,
+                     r["other_reasons"].get(reason, 0)]
+                    for r in rejecting for reason in dict.fromkeys([*r["reasons"], *r["other_reasons"]])])
     page.end()
 
     page.section("pass-rate", "Filter pass rate by source and subject")
@@ -163,6 +191,14 @@ def build(run: RunDir, figures_dir: Path) -> Page:
                     for k, s in r["strata"].items()])
     page.end()
 
+    page.section("generation", "Teacher calls: latency, throughput, errors")
+    g = summary.generation(run)
+    if g is None:
+        _not_run(page, "generate", run.status("generate"))
+    else:
+        generation_section(page, g)
+    page.end()
+
     page.section("tokens", "Token use and cost")
     t = summary.token_use(run)
     if t is None:
@@ -179,7 +215,84 @@ def build(run: RunDir, figures_dir: Path) -> Page:
                          "cost_per_1k_output to the run config to see the cost.")
     page.end()
 
+    page.section("examples", "Example traces")
+    examples_section(page, summary.example_traces(run))
+    page.end()
+
     return page
+
+
+def _reasons(counts: dict[str, int]) -> str | None:
+    return ", ".join(f"{k}: {v}" for k, v in counts.items()) or None
+
+
+def generation_section(page: Page, g: dict[str, Any]) -> None:
+    from curate import plots
+
+    if g["status"] != "done":
+        page.missing(f"The generate stage ended incomplete ({g['status']}): {g['incomplete']:,} of {g['rows_out']:,} "
+                     "traces have an error instead of a completion. The figures below are what it finished.")
+    lat = g["latency"]
+    page.figure("generation", lambda: plots.generation(lat["values"], g["request_tokens_per_s"], g["tokens_per_s"],
+                                                       g["errors_by_kind"], g["failed_attempts_by_kind"]),
+                "latency, throughput and errors of the teacher calls")
+    page.text("Per request (the samples one request answered share its latency); throughput in the order the requests "
+              "were sent, against the whole run's (completion tokens over the generation's wall time). Responses read "
+              "from the cache keep the latency of the run that paid for them.")
+    page.table(["requests", "responses", "from cache", "failed samples", "latency p50 s", "p90 s", "p99 s", "max s",
+                "requests / s", "completion tokens / s", "finish reasons"],
+               [[g["requests"], g["responses"], g["from_cache"], g["failed"], lat["p50"], lat["p90"], lat["p99"],
+                 lat["max"], g["requests_per_s"], g["tokens_per_s"], _reasons(g["finish_reasons"])]])
+    kinds = dict.fromkeys([*g["errors_by_kind"], *g["failed_attempts_by_kind"]])
+    if kinds:
+        page.table(["error kind", "final errors (samples unfinished)", "failed attempts (retried)"],
+                   [[k, g["errors_by_kind"].get(k, 0), g["failed_attempts_by_kind"].get(k, 0)] for k in kinds])
+    else:
+        page.text("No request failed, not even once before a retry.")
+
+
+def _trace(page: Page, example: dict[str, Any], open_: bool = False) -> None:
+    e = example
+    answered = f"answered <b>{html.escape(e['predicted'])}</b>" if e["predicted"] else "no answer found"
+    summary_line = (f"{html.escape(e['source'])} · <code>{html.escape(str(e['trace_id']))}</code> · gold "
+                    f"<b>{html.escape(str(e['gold']))}</b>, {answered}")
+    if e["reasons"]:
+        summary_line += " · " + ", ".join(f"<code>{html.escape(r)}</code>" for r in e["reasons"])
+    body = [f"<p>Question <code>{html.escape(str(e['question_id']))}</code>, teacher "
+            f"<code>{html.escape(str(e['teacher']))}</code></p>"]
+    if e["context"]:
+        body.append(f"<pre>{html.escape(e['context'])}</pre>")
+    if e["question"]:
+        body.append(f"<pre>{html.escape(e['question'])}</pre>")
+    if e["options"]:
+        items = "".join(f"<li{' class=gold' if k == e['gold'] else ''}>{html.escape(k)}. {html.escape(str(v))}</li>"
+                        for k, v in e["options"].items())
+        body.append(f'<ol type="A">{items}</ol>')
+    if e["reasoning"]:
+        body.append(f"<pre>{html.escape(e['reasoning'])}</pre>")
+    if e["detail"]:
+        body.append(f"<p>Why: {html.escape(e['detail'])}</p>")
+    page.parts.append(f'<details class="trace"{" open" if open_ else ""}><summary>{summary_line}</summary>'
+                      f'{"".join(body)}</details>')
+
+
+def examples_section(page: Page, examples: dict[str, Any]) -> None:
+    if examples["unavailable"]:
+        page.missing("Example texts are not shown: they could not be scrubbed of PHI here "
+                     f"({examples['unavailable']}).")
+        return
+    page.text("PHI-free: texts the scrub stage wrote (checked by its hash) as they are, every other text (rows "
+              "rejected before scrub, every stage's note) through the same scrub engine now. Long texts are cut.")
+    page.parts.append("<h3>Kept</h3>")
+    if not examples["kept"]:
+        page.missing("No stage kept a row yet.")
+    for i, example in enumerate(examples["kept"]):
+        _trace(page, example, open_=i == 0)  # one trace shown whole, the rest a click away
+    for stage, by_reason in examples["rejected"].items():
+        for reason, items in by_reason.items():
+            page.parts.append(f"<h3>Rejected by {html.escape(stage)}: <code>{html.escape(reason)}</code></h3>")
+            for example in items:
+                _trace(page, example)
 
 
 def render(run: RunDir, page: Page) -> str:

@@ -7,7 +7,8 @@ from types import ModuleType
 from sources import custom, medmcqa, medqa, pubmedqa
 from sources.base import SourceResult
 
-#: name -> module with NAME, DESCRIPTION, HUB_ID, SPLITS, LICENSE and `load(path, split=, limit=, config=, ...)`.
+#: name -> module with NAME, DESCRIPTION, HUB_ID, SPLITS, LICENSE, CITATION (BibTeX, for the public sets) and
+#: `load(path, split=, limit=, config=, ...)`.
 SOURCES: dict[str, ModuleType] = {m.NAME: m for m in (medqa, medmcqa, pubmedqa, custom)}
 
 

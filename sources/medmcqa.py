@@ -25,6 +25,17 @@ HUB_ID = "openlifescienceai/medmcqa"
 DESCRIPTION = "MedMCQA: native json/jsonl (cop 1-based) or Hub openlifescienceai/medmcqa (cop 0-based)"
 SPLITS = ("train", "dev", "test")
 LICENSE = "apache-2.0"
+#: How to cite the dataset (Pal et al. 2022).
+CITATION = """@inproceedings{pal2022medmcqa,
+  title = {MedMCQA: A Large-scale Multi-Subject Multi-Choice Dataset for Medical domain Question Answering},
+  author = {Pal, Ankit and Umapathi, Logesh Kumar and Sankarasubbu, Malaikannan},
+  booktitle = {Proceedings of the Conference on Health, Inference, and Learning},
+  series = {Proceedings of Machine Learning Research},
+  volume = {174},
+  pages = {248--260},
+  year = {2022},
+  publisher = {PMLR}
+}"""
 OPTION_FIELDS = ("opa", "opb", "opc", "opd")
 META_FIELDS = ("choice_type", "subject_name", "topic_name", "exp")
 

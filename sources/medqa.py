@@ -22,6 +22,18 @@ HUB_ID = "GBaker/MedQA-USMLE-4-options"
 DESCRIPTION = "MedQA-USMLE: jind11 jsonl (4 or 5 options) or Hub GBaker/MedQA-USMLE-4-options"
 SPLITS = ("train", "dev", "test")
 LICENSE = "mit"
+#: How to cite the dataset (Jin et al. 2021).
+CITATION = """@article{jin2021disease,
+  title = {What Disease Does This Patient Have? A Large-Scale Open Domain Question Answering Dataset from Medical Exams},
+  author = {Jin, Di and Pan, Eileen and Oufattole, Nassim and Weng, Wei-Hung and Fang, Hanyi and Szolovits, Peter},
+  journal = {Applied Sciences},
+  volume = {11},
+  number = {14},
+  pages = {6421},
+  year = {2021},
+  publisher = {MDPI},
+  doi = {10.3390/app11146421}
+}"""
 
 
 def to_question(row: dict[str, Any], index: int, *, split: str) -> Question:

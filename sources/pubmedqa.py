@@ -26,6 +26,17 @@ DESCRIPTION = "PubMedQA: ori_pqal.json (+ test_ground_truth.json) or Hub qiaojin
 SPLITS = ("train", "test")
 HUB_CONFIGS = ("pqa_labeled", "pqa_artificial", "pqa_unlabeled")
 LICENSE = "mit"
+#: How to cite the dataset (Jin et al. 2019).
+CITATION = """@inproceedings{jin2019pubmedqa,
+  title = {PubMedQA: A Dataset for Biomedical Research Question Answering},
+  author = {Jin, Qiao and Dhingra, Bhuwan and Liu, Zhengping and Cohen, William and Lu, Xinghua},
+  booktitle = {Proceedings of the 2019 Conference on Empirical Methods in Natural Language Processing and the 9th
+               International Joint Conference on Natural Language Processing (EMNLP-IJCNLP)},
+  pages = {2567--2577},
+  year = {2019},
+  publisher = {Association for Computational Linguistics},
+  doi = {10.18653/v1/D19-1259}
+}"""
 GROUND_TRUTH = "test_ground_truth.json"
 NATIVE_FILE = "ori_pqal.json"
 LETTER_OF = {text: letter for letter, text in PUBMEDQA_OPTIONS.items()}

@@ -143,10 +143,11 @@ def test_run_killed_mid_generation_resumes_and_publishes(shared_data, tmp_path):
     scrubbed = read_rows(run_dir / "scrubbed.parquet")
     assert ds.num_rows == len(scrubbed) == stages["publish"]["output"]["rows"] > 0
     gold = {q["id"]: q["answer"] for q in questions}
-    for row in ds:
-        assert re.fullmatch(r"<think>\n.+\n</think>\n<answer>[A-E]</answer>", row["completion"], re.S)
-        assert row["completion"].endswith(f"<answer>{gold[row['question_id']]}</answer>")
-        assert row["messages"][-1]["content"] == row["completion"]
+    plain = datasets.load_dataset(str(published_dir), "prompt_completion", cache_dir=str(tmp_path / "hf-cache"))["train"]
+    for row, pair in zip(ds, plain, strict=True):
+        assert re.fullmatch(r"<think>\n.+\n</think>\n<answer>[A-E]</answer>", pair["completion"], re.S)
+        assert pair["completion"].endswith(f"<answer>{gold[row['question_id']]}</answer>")
+        assert row["messages"][-1]["content"] == pair["completion"] and row["trace_id"] == pair["trace_id"]
 
     # The card's counts are the manifest's.
     card = (published_dir / "README.md").read_text()

@@ -8,6 +8,7 @@ what the push sends.
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -36,32 +37,36 @@ def card_table(card: str, heading: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
 
 
-def load_fresh(folder, tmp_path):
-    """`datasets.load_dataset` on the folder, with a cache of its own: its default cache can hand back an earlier
-    build of another folder with the same layout (seen here), which would let a stale file pass the checks."""
+def load_fresh(folder, tmp_path, name=None):
+    """`datasets.load_dataset` on the folder (one of its configs), with a cache of its own: its default cache can
+    hand back an earlier build of another folder with the same layout (seen here), which would let a stale file pass
+    the checks."""
     import datasets
 
-    return datasets.load_dataset(str(folder), cache_dir=str(tmp_path / "hf-cache"))
+    return datasets.load_dataset(str(folder), name, cache_dir=str(tmp_path / "hf-cache"))
 
 
 def test_local_dir_loads_with_datasets_and_has_trl_columns(run_dir, tmp_path):
     folder = run_dir / "publish"
     assert (folder / "data" / "train-00000-of-00001.parquet").exists()
     ds = load_fresh(folder, tmp_path)
+    plain = load_fresh(folder, tmp_path, "prompt_completion")["train"]
+    lineage = load_fresh(folder, tmp_path, "lineage")["train"]
     manifest = RunDir.open(run_dir).manifest
     assert list(ds) == ["train"]
     assert ds["train"].num_rows == manifest["stages"]["publish"]["output"]["rows"] == \
         manifest["stages"]["review"]["counts"]["rows_out"]
-    row = ds["train"][0]
+    row, pair, more = ds["train"][0], plain[0], lineage[0]
+    assert row["trace_id"] == pair["trace_id"] == more["trace_id"]
     # the student prompt is the teacher's template family (system + user), never the rationalisation prompt
     assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
-    assert row["messages"][1]["content"] == row["prompt"] and row["messages"][2]["content"] == row["completion"]
-    assert re.fullmatch(r"<think>\n.+\n</think>\n<answer>[A-E]</answer>", row["completion"], re.S)
-    assert row["question"] in row["prompt"] and "A. " in row["prompt"] and "<answer>" in row["prompt"]
-    assert row["teacher_completion"]
+    assert row["messages"][1]["content"] == pair["prompt"] and row["messages"][2]["content"] == pair["completion"]
+    assert re.fullmatch(r"<think>\n.+\n</think>\n<answer>[A-E]</answer>", pair["completion"], re.S)
+    assert row["question"] in pair["prompt"] and "A. " in pair["prompt"] and "<answer>" in pair["prompt"]
+    assert more["teacher_completion"]
     reviewed = {r["trace_id"]: r for r in read_rows(run_dir / "reviewed.parquet")}
     assert set(ds["train"]["trace_id"]) == set(reviewed)
-    assert ds["train"]["completion"] == [reviewed[t]["text"] for t in ds["train"]["trace_id"]]  # the scrubbed text
+    assert plain["completion"] == [reviewed[t]["text"] for t in plain["trace_id"]]  # the scrubbed text
 
 
 def test_card_metadata(run_dir):
@@ -71,7 +76,10 @@ def test_card_metadata(run_dir):
     assert "question-answering" in meta["task_categories"]
     assert meta["size_categories"] == ["n<1K"]
     assert set(meta["source_datasets"]) == {"GBaker/MedQA-USMLE-4-options", "openlifescienceai/medmcqa", "qiaojin/PubMedQA"}
-    assert meta["configs"] == [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}]
+    assert meta["configs"] == [
+        {"config_name": "default", "default": True, "data_files": [{"split": "train", "path": "data/train-*"}]},
+        {"config_name": "prompt_completion", "data_files": [{"split": "train", "path": "prompt_completion/train-*"}]},
+        {"config_name": "lineage", "data_files": [{"split": "train", "path": "lineage/train-*"}]}]
     assert "expert-generated" in meta["annotations_creators"]  # reviewed by clinicians
 
 
@@ -107,7 +115,10 @@ def test_card_body_sections(run_dir):
             found[kind] = found.get(kind, 0) + n
     assert found and phi == found  # the real scrub found names in the real questions: the card counts them
     spans = redacted_spans(run_dir)
-    assert spans and not [s for s in spans if s in card]  # counts only, never the values
+    # counts only, never the values. The example row is published text (scanned by the gate): the words scrub took
+    # for names in one sentence ("trisomy", "normal") stand unredacted in others, so it is checked on its own
+    around = card.split("## Example row\n", 1)[0] + card.split("## Example row\n", 1)[1].split("\n## ", 1)[1]
+    assert spans and not [s for s in spans if s in around]
     overall = RunDir.open(run_dir).report("review").error_rate.overall
     low, high = overall.interval
     assert f"{100 * low:.1f}%–{100 * high:.1f}%" in card
@@ -229,7 +240,10 @@ def test_split_by_column(run_dir, tmp_path):
     assert set(ds) == {"medqa", "medmcqa", "pubmedqa"}
     assert all(set(ds[s]["source"]) == {s} for s in ds)
     meta = front_matter((folder / "README.md").read_text())
-    assert {d["split"] for d in meta["configs"][0]["data_files"]} == {"medqa", "medmcqa", "pubmedqa"}
+    for config in meta["configs"]:  # every config has every split
+        assert {d["split"] for d in config["data_files"]} == {"medqa", "medmcqa", "pubmedqa"}
+    lineage = load_fresh(folder, tmp_path, "lineage")
+    assert {s: sorted(lineage[s]["trace_id"]) for s in lineage} == {s: sorted(ds[s]["trace_id"]) for s in ds}
 
 
 def test_republish_replaces_and_foreign_dir_is_refused(run_dir, tmp_path):
@@ -281,7 +295,8 @@ def test_push_goes_through_hfapi(own_file, monkeypatch):
     assert str(where) == "hf:/datasets/acme/medical-cot"
     assert calls[0] == ("create_repo", "acme/medical-cot", {"repo_type": "dataset", "private": True, "exist_ok": True})
     assert calls[1][1] == "acme/medical-cot" and calls[1][2]["repo_type"] == "dataset"
-    assert calls[1][2]["files"] == ["README.md", "data/train-00000-of-00001.parquet"]
+    assert calls[1][2]["files"] == ["README.md", "data/train-00000-of-00001.parquet", "lineage/train-00000-of-00001.parquet",
+                                    "prompt_completion/train-00000-of-00001.parquet"]
 
 
 def test_no_secret_lands_in_any_file(cli, tmp_path):
@@ -350,3 +365,207 @@ def test_push_failure_is_one_clear_line(cli, tmp_path):
     assert "push to https://huggingface.co/datasets/acme/x failed" in proc.stderr and "--local-dir" in proc.stderr
     assert "hf_FAKEtokenDoNotLeak123" not in proc.stderr + proc.stdout
     assert not list(tmp_path.glob(".publish-*"))  # the staging folder is gone
+
+
+# ---------------------------------------------------------------- one config per training format, typed, with lineage
+
+
+def card_fields(card: str) -> dict[str, list[list[str]]]:
+    """The card's field table of each config: {config: [[column, type, what it is], ...]}."""
+    section = card.split("## Configs and fields\n", 1)[1].split("\n## ", 1)[0]
+    out = {}
+    for part in section.split("\n### ")[1:]:
+        name = part.split("`", 2)[1]
+        lines = [line for line in part.splitlines() if line.startswith("|")][2:]
+        out[name] = [[cell.strip().strip("`") for cell in line.strip("|").split(" | ")] for line in lines]
+    return out
+
+
+def test_each_config_is_one_training_format(run_dir, tmp_path):
+    """`default` is conversational only (no prompt/completion for TRL to prefer), `prompt_completion` plain strings
+    only, and `lineage` has every other column, keyed by trace_id: together they hold every column of the rows."""
+    folder = run_dir / "publish"
+    configs = {name: load_fresh(folder, tmp_path, name)["train"] for name in ("default", "prompt_completion", "lineage")}
+    default, plain, lineage = configs.values()
+    assert "messages" in default.column_names and not {"prompt", "completion", "text"} & set(default.column_names)
+    assert {"prompt", "completion"} <= set(plain.column_names) and not {"messages", "text"} & set(plain.column_names)
+    assert not {"messages", "prompt", "completion"} & set(lineage.column_names)
+    audit = ["question_id", "source", "split", "question", "options", "gold", "answer", "reasoning", "prompt_name",
+             "prompt_hash", "phi_found", "review"]
+    for ds in (default, plain):
+        assert set(audit) <= set(ds.column_names)
+        assert ds.column_names[0] == "trace_id"
+    for ds in configs.values():
+        assert ds["trace_id"] == default["trace_id"]  # the same rows in the same order: trace_id joins them
+    reviewed = read_rows(run_dir / "reviewed.parquet")
+    published = set().union(*(ds.column_names for ds in configs.values()))
+    assert set().union(*reviewed) - published == {"text"}  # it is `completion`, the training target
+    assert {"params", "usage", "latency_s"} <= set(lineage.column_names)
+    by_id = {r["trace_id"]: r for r in reviewed}
+    for pair, more in zip(plain, lineage, strict=True):  # the raw output moved to lineage's teacher_completion
+        assert pair["completion"] == by_id[pair["trace_id"]]["text"]
+        assert more["teacher_completion"] == by_id[more["trace_id"]]["completion"]
+    # typed nested columns, not JSON text
+    row = default[0]
+    assert isinstance(row["options"], dict) and set("ABC") <= set(row["options"])
+    assert isinstance(row["meta"], dict) and isinstance(row["review"], dict) and row["review"]["verdict"] == "accepted"
+    assert isinstance(lineage[0]["usage"], dict) and lineage[0]["usage"]["completion_tokens"] > 0
+    for r in default:
+        assert {k: v for k, v in r["options"].items() if v is not None} == by_id[r["trace_id"]]["options"]
+        assert r["answer"] == r["gold"] and r["messages"][-1]["content"].endswith(f"<answer>{r['gold']}</answer>")
+
+
+def test_constant_and_empty_columns_stay_in_lineage_and_the_card_says_so(run_dir, tmp_path):
+    folder = run_dir / "publish"
+    default = load_fresh(folder, tmp_path)["train"]
+    lineage = load_fresh(folder, tmp_path, "lineage")["train"]
+    card = (folder / "README.md").read_text()
+    assert "teacher" not in default.column_names and set(lineage["teacher"]) == {"demo-recording"}  # one teacher
+    assert "Left out of `default` and `prompt_completion`" in card and "`teacher` (always `demo-recording`)" in card
+    # a team's rows: one source, split, teacher and prompt, context always null: all of them stay in lineage only
+    from curate.publish.layout import build_layout, hub_row
+
+    rows = [hub_row({**r, "context": None, "pass_rate": 1.0}, i, folder) for i, r in enumerate(own_rows())]
+    layout = build_layout({"train": rows})
+    assert layout.dropped == {"source": "always `ward`", "split": "always `train`", "context": "always empty",
+                              "teacher": "always `t`", "prompt_name": "always `p`", "prompt_hash": "always `h`",
+                              "pass_rate": "always `1.0`"}
+    assert set(layout.dropped) <= set(layout.columns("lineage"))
+    assert not set(layout.dropped) & set(layout.columns("default"))
+    assert layout.columns("default") == ["trace_id", "messages", "question_id", "question", "options", "gold", "answer",
+                                         "reasoning"]
+
+
+def test_field_table_lists_every_column_from_the_column_models(run_dir):
+    import pyarrow.parquet as pq
+
+    from curate.publish.card import type_name
+    from curate.records import PublishColumns, QuestionColumns, ScrubColumns, Trace, Verdict
+
+    folder = run_dir / "publish"
+    fields = card_fields((folder / "README.md").read_text())
+    assert list(fields) == ["default", "prompt_completion", "lineage"]
+    for config, where in (("default", "data"), ("prompt_completion", "prompt_completion"), ("lineage", "lineage")):
+        schema = pq.read_schema(folder / where / "train-00000-of-00001.parquet")
+        table = {name: (kind, about) for name, kind, about in fields[config]}
+        assert list(table) == schema.names
+        for name in schema.names:
+            assert table[name][0] == type_name(schema.field(name).type)
+            assert table[name][1] and "not one of curate's" not in table[name][1], (config, name)
+    default, lineage = {r[0]: r for r in fields["default"]}, {r[0]: r for r in fields["lineage"]}
+    assert default["options"][1] == "{A, B, C, D: string}"  # a struct of letters, not JSON text
+    assert default["messages"][1] == "list<{role, content: string}>"
+    for model, name in ((QuestionColumns, "gold"), (Verdict, "answer"), (ScrubColumns, "phi_found"),
+                        (PublishColumns, "messages")):
+        assert default[name][2] == model.model_fields[name].description
+    assert lineage["teacher_completion"][2] == PublishColumns.model_fields["teacher_completion"].description
+    assert lineage["latency_s"][2] == Trace.model_fields["latency_s"].description
+
+
+def test_columns_without_a_common_schema_are_json_text(own_file, tmp_path):
+    from curate.io import write_rows
+
+    rows = own_rows()
+    for i, row in enumerate(rows):
+        row["meta"] = {"ward": i if i % 2 else f"w{i}"}  # int in some rows, text in others: no one Arrow type
+        row["difficulty"] = "hard"  # a team's own column
+    write_rows(rows, own_file)
+    folder = publish(own_file, repo_id="acme/x", local_dir=tmp_path / "out", benchmark_paths=benchmark_files())
+    ds = load_fresh(folder, tmp_path)["train"]
+    assert [json.loads(m) for m in ds["meta"]] == [r["meta"] for r in rows]
+    fields = {r[0]: r for r in card_fields((folder / "README.md").read_text())["default"]}
+    assert fields["meta"][1] == "string" and fields["meta"][2].endswith("(JSON text: its rows share no schema)")
+    lineage = {r[0]: r for r in card_fields((folder / "README.md").read_text())["lineage"]}
+    assert lineage["difficulty"][2] == "a column of the input file (not one of curate's)"
+
+
+def test_card_example_row_is_the_first_published_row(run_dir):
+    import pyarrow.parquet as pq
+
+    from curate.publish.card import EXAMPLE_CHARS
+
+    folder = run_dir / "publish"
+    card = (folder / "README.md").read_text()
+    shown = json.loads(card.split("## Example row\n", 1)[1].split("```json\n", 1)[1].split("\n```", 1)[0])
+    first = pq.read_table(folder / "data" / "train-00000-of-00001.parquet").slice(0, 1).to_pylist()[0]
+    assert list(shown) == list(first) and shown["trace_id"] == first["trace_id"] and shown["gold"] == first["gold"]
+    assert shown["options"] == first["options"]
+    start = shown["messages"][2]["content"].split(" … [", 1)[0]
+    assert first["messages"][2]["content"].startswith(start) and EXAMPLE_CHARS - 40 < len(start) <= EXAMPLE_CHARS
+    assert "characters left out] …" in shown["reasoning"] and len(shown["reasoning"]) < len(first["reasoning"])
+    # a published row: its texts are what scrub wrote (the gate checked them again: no PHI found)
+    gate = RunDir.open(run_dir).report("publish").gate
+    assert gate.phi.checked == len(read_rows(run_dir / "reviewed.parquet")) and gate.phi.failed == 0
+    scrubbed = {r["trace_id"]: r for r in read_rows(run_dir / "scrubbed.parquet")}[shown["trace_id"]]
+    assert first["reasoning"] == scrubbed["reasoning"] and first["question"] == scrubbed["question"]
+
+
+def test_no_example_row_when_the_phi_check_was_forced(own_file, tmp_path):
+    from curate.io import write_rows
+
+    rows = own_rows()
+    rows[0]["reasoning"] += " Seen by John Smith, MRN 4829101."
+    write_rows(rows, own_file)
+    folder = publish(own_file, repo_id="acme/x", local_dir=tmp_path / "out", benchmark_paths=benchmark_files(), force=True)
+    card = (folder / "README.md").read_text()
+    assert "Not shown: the PHI check of the rows failed" in card and "4829101" not in card
+
+
+def test_card_cites_the_sources_and_names_each_files_licence(run_dir, own_file, tmp_path):
+    card = (run_dir / "publish" / "README.md").read_text()
+    citation = card.split("## Citation\n", 1)[1]
+    for key in ("@article{jin2021disease", "@inproceedings{pal2022medmcqa", "@inproceedings{jin2019pubmedqa"):
+        assert key in citation
+    # the run read copies of the demo's files: each one's licence is the demo provenance's (by its sha256), not the
+    # source module's (the MedMCQA file is MIRAGE's public-domain copy, not the Apache-2.0 Hub release)
+    files = {r[0]: r for r in card_table(card, "Source files and their licences")}
+    assert files["dev.jsonl"][1:3] == ["medmcqa questions", "public domain (MIRAGE)"]
+    medqa = files["test.4_options.jsonl"]
+    assert medqa[2] == "MIT" and "xk-huang/medagents-benchmark@56ca11e" in medqa[3]
+    assert files["ori_pqal.json"][2] == "MIT" and files["recording.jsonl.gz"][1] == "teacher (recorded completions)"
+    assert "DeepSeek-R1 (MIT weights)" in files["recording.jsonl.gz"][3]
+    # a team's own rows: no dataset to cite, no run to name files from
+    folder = publish(own_file, repo_id="acme/x", local_dir=tmp_path / "out", benchmark_paths=benchmark_files())
+    own = (folder / "README.md").read_text()
+    assert "## Citation" not in own and "which source files it came from is not known" in own
+
+
+def test_file_licence_of_the_demo_by_path_else_the_source_module(tmp_path):
+    from curate.publish.card import DEMO_DIR, file_origin
+    from tests.pipeline_support import DEMO
+
+    assert DEMO_DIR == DEMO
+    entry = file_origin(str(DEMO / "medmcqa" / "dev.jsonl"), None)
+    assert entry["licence"] == "public domain (MIRAGE)" and entry["repository"] == "Teddy-XiongGZ/MIRAGE"
+    other = tmp_path / "dev.jsonl"
+    other.write_text("{}\n")
+    assert file_origin(str(other), "0" * 64) is None
+
+
+@pytest.mark.slow
+def test_trl_trains_on_the_default_config_with_the_chat_template(run_dir, tmp_path):
+    """Acceptance: the published folder goes into TRL's SFTTrainer as it is, for 2 steps on a tiny random Qwen2 with
+    a tokenizer trained here (no download). `default` is conversational, so TRL renders it with the chat template:
+    the tokenized examples hold the template's role markers and the system prompt; `prompt_completion` is plain."""
+    import datasets
+    from trl import SFTConfig, SFTTrainer
+
+    from train.random_model import build_random_model
+
+    model, tokenizer = build_random_model(tmp_path / "tiny")
+    train = datasets.load_dataset(str(run_dir / "publish"), split="train", cache_dir=str(tmp_path / "hf-cache"))
+    args = SFTConfig(output_dir=str(tmp_path / "sft"), max_steps=2, per_device_train_batch_size=2, max_length=256,
+                     report_to=[], save_strategy="no", logging_steps=1, use_cpu=True, dataloader_num_workers=0,
+                     dataset_num_proc=None)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer)
+    result = trainer.train()
+    assert trainer.state.global_step == 2 and result.training_loss > 0
+    first = tokenizer.decode(trainer.train_dataset[0]["input_ids"])
+    system = train[0]["messages"][0]["content"]
+    assert first.startswith(f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\nAnswer the following")
+    # the same row as plain strings: no chat template, no system prompt
+    plain = datasets.load_dataset(str(run_dir / "publish"), "prompt_completion", split="train",
+                                  cache_dir=str(tmp_path / "hf-cache"))
+    trainer = SFTTrainer(model=model, args=args, train_dataset=plain, processing_class=tokenizer)
+    text = tokenizer.decode(trainer.train_dataset[0]["input_ids"])
+    assert text.startswith("Answer the following") and "<|im_start|>" not in text and system not in text

@@ -19,7 +19,7 @@ from pydantic import Field, field_validator
 from curate.publish.card import render_card
 from curate.publish.gate import GateReport, overridden, run_gate
 from curate.publish.hub import push_folder
-from curate.publish.layout import hub_row, split_rows, write_splits
+from curate.publish.layout import build_layout, hub_row, split_rows, write_layout
 from curate.question_rows import join_questions, load_questions
 from curate.records import PublishColumns
 from curate.stage import Batch, ConfigError, FileInput, Outcome, Stage, StageConfig, StageReport, option
@@ -80,7 +80,7 @@ STAGING_PREFIX = ".publish-"
 
 
 class PublishStage(Stage[PublishConfig, PublishReport]):
-    """Write the dataset (Parquet per split + README.md card) to the output folder, or push it to the Hub when no
+    """Write the dataset (Parquet per config and split + README.md card) to the output folder, or push it to the Hub when no
     folder is given (or `push` is set)."""
 
     name = "publish"
@@ -117,6 +117,7 @@ class PublishStage(Stage[PublishConfig, PublishReport]):
                                  "stage that let them through), or pass --force to publish anyway (the dataset card "
                                  "will list what was overridden).")
         self._splits = split_rows(published, c.split_by)
+        self._layout = build_layout(self._splits)
         self._run, self._gate, self._input = run, gate, batch.path
         return Outcome(kept=published, stats=dict(repo_id=c.repo_id, gate=gate, forced=forced,
                                                   evaluation_set=c.evaluation_set,
@@ -138,9 +139,9 @@ class PublishStage(Stage[PublishConfig, PublishReport]):
         parent = target.parent if target else Path(tempfile.gettempdir())
         staging = make_staging(parent)
         try:
-            write_splits(self._splits, staging)
-            card = render_card(repo_id=c.repo_id, splits=self._splits, run=self._run, gate=self._gate,
-                               forced=overridden(self._gate), input=self._input)
+            write_layout(self._layout, staging)
+            card = render_card(repo_id=c.repo_id, splits=self._splits, layout=self._layout, run=self._run,
+                               gate=self._gate, forced=overridden(self._gate), input=self._input)
             (staging / "README.md").write_text(card, encoding="utf-8")
             url = push_folder(staging, repo_id=c.repo_id, private=c.private) if target is None or c.push else None
             if target is not None:

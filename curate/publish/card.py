@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.pipeline import summary
+from curate.publish.layout import DEFAULT, FOLDERS, KEY, LINEAGE, PROMPT_COMPLETION, Layout
 
 TASK_CATEGORIES = ["question-answering", "text-generation"]
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
@@ -49,7 +50,9 @@ def metadata(repo_id: str, rows: list[dict[str, Any]], splits: dict[str, list[di
         size_categories=[size_category(len(rows))], source_datasets=hub_ids or ["original"],
         annotations_creators=["machine-generated"] + (["expert-generated"] if reviewed else []),
         tags=["medical", "clinical", "chain-of-thought", "reasoning", "synthetic", "curate"],
-        configs=[{"config_name": "default", "data_files": [{"split": s, "path": f"data/{s}-*"} for s in splits]}])
+        configs=[{"config_name": config, **({"default": True} if config == DEFAULT else {}),
+                  "data_files": [{"split": s, "path": f"{FOLDERS[config]}/{s}-*"} for s in splits]}
+                 for config in FOLDERS])
     return data.to_yaml()
 
 
@@ -80,7 +83,8 @@ def provenance_section(rows: list[dict[str, Any]], run: summary.RunDir | None) -
         splits = sorted({str(r.get("split")) for r in rows if summary.source_of(r) == name})
         table.append([name, n, ", ".join(splits), getattr(module, "LICENSE", "other"),
                       getattr(module, "HUB_ID", None) or "local file", "; ".join(configured.get(name, [])) or None])
-    return "## Sources\n\n" + _table(["source", "rows", "source splits", "licence", "origin", "loaded from"], table)
+    return "## Sources\n\n" + _table(["source", "rows", "source splits", "dataset licence", "origin", "loaded from"],
+                                       table)
 
 
 def teacher_section(rows: list[dict[str, Any]]) -> str:
@@ -182,8 +186,214 @@ def limitations_section(forced: list[str], reviewed: bool, evaluation_set: bool)
     return "## Known limitations\n\n" + "\n".join(f"- {i}" for i in items)
 
 
-def render_card(*, repo_id: str, splits: dict[str, list[dict[str, Any]]], run: summary.RunDir | None, gate: Any,
-                forced: list[str], input: Path) -> str:
+# ---------------------------------------------------------------- the configs and their fields
+
+
+def column_descriptions() -> dict[str, str]:
+    """What each column is, from the column models (`curate.records`, each stage's `Columns`): publish's first, then
+    every stage's, latest first, so the meaning a row has when published wins (`completion` is publish's training
+    target, not the teacher's raw output; `answer` the filter's canonical letter, not the question's gold)."""
+    from curate.pipeline.stages import STAGES
+
+    models = [step.stage_class().Columns for step in reversed(STAGES)]
+    descriptions: dict[str, str] = {}
+    for model in models:
+        for name, field in model.model_fields.items():
+            if field.description:
+                descriptions.setdefault(name, field.description)
+    return descriptions
+
+
+def type_name(arrow_type: Any) -> str:
+    """An Arrow type as the field table shows it: `string`, `list<...>`, `{A, B, C: string}` (names of consecutive
+    fields of one type grouped)."""
+    import pyarrow as pa
+
+    if pa.types.is_struct(arrow_type):
+        groups: list[tuple[list[str], str]] = []
+        for i in range(arrow_type.num_fields):
+            name, kind = arrow_type.field(i).name, type_name(arrow_type.field(i).type)
+            if groups and groups[-1][1] == kind:
+                groups[-1][0].append(name)
+            else:
+                groups.append(([name], kind))
+        return "{" + "; ".join(f"{', '.join(names)}: {kind}" for names, kind in groups) + "}"
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return f"list<{type_name(arrow_type.value_type)}>"
+    return {"large_string": "string", "double": "float64", "float": "float32"}.get(str(arrow_type), str(arrow_type))
+
+
+CONFIG_ABOUT = {
+    DEFAULT: "conversational: `messages` (system and user prompt, then the assistant's training target); TRL applies "
+             "the model's chat template",
+    PROMPT_COMPLETION: "`prompt` (the user message) and `completion` (the training target) as plain strings: no chat "
+                       "template, no system prompt (a base model, or a template of your own)",
+    LINEAGE: f"everything else each row carries, keyed by `{KEY}`: sampling parameters, token usage, latency, the "
+             "teacher's raw output, the filter's verdict, dedupe and contamination findings, scrub's hash",
+}
+
+
+def fields_section(layout: Layout, repo_id: str) -> str:
+    descriptions = column_descriptions()
+    parts = [f"One config per training format, so each loads as one unambiguous format (TRL trains on `prompt` / "
+             f"`completion` whenever both are present, even beside `messages`), and the lineage apart. Each has the "
+             f"same splits and rows; `{KEY}` joins them."]
+    for config in FOLDERS:
+        schema = layout.schema(config)
+        rows = []
+        for name in schema.names:
+            about = descriptions.get(name, "a column of the input file (not one of curate's)")
+            if name in layout.json_text:
+                about += " (JSON text: its rows share no schema)"
+            rows.append([f"`{name}`", f"`{type_name(schema.field(name).type)}`", about])
+        load = f'load_dataset("{repo_id}"' + ("" if config == DEFAULT else f', "{config}"') + ")"
+        parts.append(f"### `{config}`\n\n{CONFIG_ABOUT[config]}. `{load}`\n\n"
+                     + _table(["column", "type", "what it is"], rows))
+    if layout.dropped:
+        parts.append(f"Left out of `{DEFAULT}` and `{PROMPT_COMPLETION}` because they say nothing row by row (they "
+                     f"are in `{LINEAGE}`): " + "; ".join(f"`{k}` ({v})" for k, v in layout.dropped.items()) + ".")
+    return "## Configs and fields\n\n" + "\n\n".join(parts)
+
+
+EXAMPLE_CHARS = 240
+
+
+def _clip(value: Any) -> Any:
+    if isinstance(value, str):
+        return summary.clip(value, EXAMPLE_CHARS)
+    if isinstance(value, dict):
+        return {k: _clip(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clip(v) for v in value]
+    return value
+
+
+def example_section(layout: Layout, gate: Any) -> str:
+    """The first published row of the default config, long texts cut. Published rows passed the PHI scan; when that
+    check was overridden with --force, no row is shown."""
+    head = f"## Example row\n\nThe first row of `{DEFAULT}` (long texts cut):\n\n"
+    if not gate.phi.ok:
+        return "## Example row\n\nNot shown: the PHI check of the rows failed and was overridden with `--force`."
+    table = next(iter(layout.tables[DEFAULT].values()))
+    row = table.slice(0, 1).to_pylist()[0]
+    return head + "```json\n" + json.dumps(_clip(row), indent=2, ensure_ascii=False, default=str) + "\n```"
+
+
+def use_section(repo_id: str, split: str) -> str:
+    return f"""## Use
+
+```python
+from datasets import load_dataset
+
+train = load_dataset("{repo_id}", split="{split}")                        # `default`: messages
+plain = load_dataset("{repo_id}", "{PROMPT_COMPLETION}", split="{split}")    # prompt / completion strings
+lineage = load_dataset("{repo_id}", "{LINEAGE}", split="{split}")            # everything else, by {KEY}
+```
+
+### How to train on it (TRL)
+
+```python
+from datasets import load_dataset
+from transformers import AutoTokenizer
+from trl import SFTConfig, SFTTrainer
+
+model = "Qwen/Qwen2.5-0.5B-Instruct"                  # any chat model: its chat template renders `messages`
+train = load_dataset("{repo_id}", split="{split}")
+trainer = SFTTrainer(
+    model=model,
+    processing_class=AutoTokenizer.from_pretrained(model),
+    train_dataset=train,                              # conversational: system + user prompt, assistant target
+    args=SFTConfig(output_dir="sft", max_length=8192, assistant_only_loss=False),
+)
+trainer.train()
+```
+
+The assistant's target is `<think>reasoning</think>\\n<answer>X</answer>`. `assistant_only_loss=True` needs a chat
+template with `{{% generation %}}` markers; `load_dataset("{repo_id}", "{PROMPT_COMPLETION}")` trains on the
+completion only, as plain text."""
+
+
+# ---------------------------------------------------------------- source files, licences, citations
+
+#: The demo shipped with the project: its provenance file names each file's origin and licence.
+DEMO_DIR = Path(__file__).resolve().parents[2] / "examples" / "demo"
+
+
+def demo_provenance(demo_dir: Path = DEMO_DIR) -> dict[str, dict[str, Any]]:
+    path = demo_dir / "provenance.json"
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8")).get("files") or {}
+
+
+def file_origin(path: str, sha256: str | None, demo_dir: Path = DEMO_DIR) -> dict[str, Any] | None:
+    """The demo's provenance entry of a file: the file itself (it lies under examples/demo), or a copy of one (the
+    same sha256)."""
+    files = demo_provenance(demo_dir)
+    resolved, demo = Path(path).resolve(), demo_dir.resolve()
+    if resolved.is_relative_to(demo) and resolved.relative_to(demo).as_posix() in files:
+        return files[resolved.relative_to(demo).as_posix()]
+    return next((entry for entry in files.values() if sha256 and entry.get("sha256") == sha256), None)
+
+
+def source_files(run: summary.RunDir) -> list[dict[str, Any]]:
+    """Each file the run read its questions (and its recorded teacher) from, with its licence: the demo's provenance
+    for its files, else the source module's LICENSE."""
+    from curate.pipeline.rundir import sha256_path
+
+    config = run.manifest.get("config") or {}
+    hashes = run.stage("sources").get("external") or {}
+    out = []
+    for spec in config.get("sources") or []:
+        module = source_module(spec["name"])
+        path = spec.get("path")
+        if not path:
+            hub = getattr(module, "HUB_ID", None)
+            out.append({"file": f"hf://datasets/{hub}" if hub else "–", "role": f"{spec['name']} questions",
+                        "licence": getattr(module, "LICENSE", "other"), "origin": hub or "–"})
+            continue
+        sha = hashes.get(path) or (sha256_path(path) if Path(path).is_file() else None)
+        out.append(_file_entry(path, sha, f"{spec['name']} questions", getattr(module, "LICENSE", None) or "other"))
+    replay = (config.get("generate") or {}).get("replay")
+    if replay:
+        out.append(_file_entry(replay, sha256_path(replay) if Path(replay).is_file() else None,
+                               "teacher (recorded completions)", "unknown"))
+    return out
+
+
+def _file_entry(path: str, sha: str | None, role: str, fallback: str) -> dict[str, Any]:
+    entry = file_origin(path, sha)
+    if entry is None:
+        return {"file": Path(path).name, "role": role, "licence": fallback, "origin": "local file"}
+    origin = f"{entry['repository']}@{entry['commit']} `{entry['path']}`"
+    models = entry.get("models") or {}
+    if models:
+        origin += "; outputs of " + ", ".join(f"{name} ({m.get('licence', '?')} weights)" for name, m in models.items())
+    return {"file": Path(path).name, "role": role, "licence": entry.get("licence") or fallback, "origin": origin}
+
+
+def files_section(run: summary.RunDir | None) -> str:
+    head = "## Source files and their licences\n\n"
+    if run is None:
+        return head + ("Published from a file without its run directory: which source files it came from is not "
+                       "known here (the datasets' licences are in Sources above).")
+    files = source_files(run)
+    table = _table(["file", "what", "licence", "origin"], [[f["file"], f["role"], f["licence"], f["origin"]] for f in files])
+    return head + "The files this run read, and the licence each came with.\n\n" + table
+
+
+def citations_section(source_names: list[str]) -> str:
+    cites = [(name, getattr(source_module(name), "CITATION", None)) for name in source_names]
+    cites = [(name, text) for name, text in cites if text]
+    if not cites:
+        return ""
+    return ("## Citation\n\nIf you use this dataset, cite the datasets its questions come from:\n\n"
+            + "\n\n".join(f"{name}:\n\n```bibtex\n{text}\n```" for name, text in cites))
+
+
+
+def render_card(*, repo_id: str, splits: dict[str, list[dict[str, Any]]], layout: Layout, run: summary.RunDir | None,
+                gate: Any, forced: list[str], input: Path) -> str:
     rows = [r for split in splits.values() for r in split]
     reviewed = run is not None and summary.review(run)["status"] == "done"
     sources = sorted({summary.source_of(r) for r in rows})
@@ -201,18 +411,18 @@ def render_card(*, repo_id: str, splits: dict[str, list[dict[str, Any]]], run: s
         f"Clinical chain-of-thought reasoning for multiple-choice medical questions ({', '.join(sources)}), built with "
         "`curate`, in the canonical format `<think>…</think><answer>X</answer>`. Checked row by row when publishing: "
         f"{answers.checked - answers.failed} of {answers.checked} rows give their gold answer." + warning,
-        "## Use\n\n```python\nfrom datasets import load_dataset\n\n"
-        f"ds = load_dataset(\"{repo_id}\", split=\"{next(iter(splits))}\")\n```\n\n"
-        "Ready for TRL: `messages` (system and user prompt, assistant answer) for conversational SFT, or `prompt` / `completion` "
-        "(plain strings). `teacher_completion` keeps the teacher's raw output; `options`, `meta`, `params`, `usage`, "
-        "`contaminated_by`, `phi_found` and `review` are JSON text.",
+        use_section(repo_id, next(iter(splits))),
         "## Splits\n\n" + _table(["split", "rows"], [[k, len(v)] for k, v in splits.items()]),
+        fields_section(layout, repo_id),
+        example_section(layout, gate),
         provenance_section(rows, run),
+        files_section(run),
         teacher_section(rows),
         counts_section(run, len(rows)),
         decontamination_section(run, gate),
         phi_section(run, gate),
         review_section(run),
         limitations_section(forced, reviewed, gate.evaluation_set),
+        citations_section(sources),
     ]
-    return "\n\n".join(p.strip("\n") for p in parts) + "\n"
+    return "\n\n".join(p.strip("\n") for p in parts if p) + "\n"

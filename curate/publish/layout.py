@@ -1,22 +1,46 @@
-"""The Hub dataset layout: `data/<split>-00000-of-00001.parquet` per split, with ready-made TRL columns.
+"""The Hub dataset layout: one config per training format, and the lineage apart, each a Parquet file per split.
 
-`messages` (conversational: the student prompt (system, user), then the assistant's canonical
-`<think>…</think><answer>X</answer>`) is a native list of {role, content} structs; `prompt` / `completion` are plain
-strings (TRL's prompt-completion format). The teacher's raw output moves to `teacher_completion`. Other object
-columns (options, meta, params, ...) are JSON text, as in every curate file, so rows from different sources share
-one schema.
+TRL picks a dataset's format from its columns, and trains on `prompt`/`completion` whenever both are present, even
+beside `messages` (then without the chat template or the system prompt). So each training format is a config of its
+own, declared in the card's YAML:
+
+- `default` (`data/`): `messages`, the conversation (the student prompt's system and user messages, then the
+  assistant's canonical `<think>…</think><answer>X</answer>`): `load_dataset(repo)` gives this one;
+- `prompt_completion` (`prompt_completion/`): `prompt` (the user message) and `completion`, plain strings;
+- `lineage` (`lineage/`): every other column of the row (sampling parameters, usage, latency, the teacher's raw
+  output, the filter's verdict, contamination and dedupe findings, scrub's hash, ...), keyed by `trace_id`.
+
+Both training configs carry the columns a user trains on and audits by (`AUDIT_COLUMNS`), less those that are the
+same in every row or always empty (they stay in `lineage`; the card names them). Nested columns are typed (options
+a struct of letters, meta, usage, the review decision ...) wherever the rows share a schema; a column whose rows do
+not (values of different types under one key) is JSON text, and the card says which.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curate.io import InputError, encode_json_columns
+from curate.io import InputError
 from curate.records import canonical_text
 
 SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")
+
+DEFAULT, PROMPT_COMPLETION, LINEAGE = "default", "prompt_completion", "lineage"
+#: The key every config carries: a row of `lineage` belongs to the training row with its trace_id.
+KEY = "trace_id"
+#: Each training config's format columns (TRL reads them).
+FORMATS: dict[str, tuple[str, ...]] = {DEFAULT: ("messages",), PROMPT_COMPLETION: ("prompt", "completion")}
+#: Where each config's files go (the default config in `data/`, as the Hub lays out its own).
+FOLDERS = {DEFAULT: "data", PROMPT_COMPLETION: PROMPT_COMPLETION, LINEAGE: LINEAGE}
+#: The columns both training configs keep beside their format's, in this order: what a user trains on and audits by.
+AUDIT_COLUMNS = ("question_id", "source", "split", "question", "context", "options", "gold", "answer", "reasoning",
+                 "teacher", "prompt_name", "prompt_hash", "pass_rate", "meta", "phi_found", "review")
+#: Columns no config repeats: the canonical `text` is `completion` and the assistant message itself.
+SUPERSEDED = frozenset({"text"})
 
 
 def student_prompt(row: dict[str, Any]) -> list[dict[str, str]]:
@@ -38,10 +62,14 @@ def training_text(row: dict[str, Any], index: int, path: Path) -> str:
 
 
 def hub_row(row: dict[str, Any], index: int, path: Path) -> dict[str, Any]:
-    for key in ("question", "options"):
+    """The row with its TRL columns (`prompt`, `completion`, `messages`); the teacher's raw output moves to
+    `teacher_completion`. Every config is cut from these rows (`build_layout`)."""
+    for key in (KEY, "question", "options"):
         if not row.get(key):
-            raise InputError(path, "missing: publish needs the question with its options (run the filter stage, or "
-                             "give the questions file)", row=index, record_id=row.get("trace_id"), field=key)
+            why = ("missing: every published config is keyed by it (publish expects rows that went through `curate "
+                   "filter`)" if key == KEY else "missing: publish needs the question with its options (run the "
+                   "filter stage, or give the questions file)")
+            raise InputError(path, why, row=index, record_id=row.get(KEY), field=key)
     messages, completion = student_prompt(row), training_text(row, index, path)
     prompt = messages[-1]["content"]
     out = {k: v for k, v in row.items() if k != "completion"}
@@ -65,20 +93,108 @@ def split_rows(rows: list[dict[str, Any]], split_by: str | None) -> dict[str, li
     return splits
 
 
-def split_file(split: str) -> str:
-    return f"data/{split}-00000-of-00001.parquet"
+def split_file(split: str, config: str = DEFAULT) -> str:
+    return f"{FOLDERS[config]}/{split}-00000-of-00001.parquet"
 
 
-def write_splits(splits: dict[str, list[dict[str, Any]]], folder: Path) -> None:
-    """One Parquet file per split, all with one schema (built from every row at once: a column that is null in
-    one split must still have the other splits' type, or `load_dataset` cannot cast the splits alike)."""
-    import polars as pl
+# ---------------------------------------------------------------- the configs
 
-    encoded = encode_json_columns([row for rows in splits.values() for row in rows], keep_native=frozenset({"messages"}))
-    frame = pl.DataFrame(encoded, infer_schema_length=None)
-    start = 0
-    for split, rows in splits.items():
-        path = folder / split_file(split)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        frame.slice(start, len(rows)).write_parquet(path)
-        start += len(rows)
+
+@dataclass
+class Layout:
+    """The published tables: config -> split -> Arrow table (one schema per config across its splits)."""
+
+    tables: dict[str, dict[str, Any]]
+    #: columns left out of the training configs (kept in lineage) -> why: "always null" or "always VALUE"
+    dropped: dict[str, str] = field(default_factory=dict)
+    #: nested columns stored as JSON text: their rows share no schema
+    json_text: list[str] = field(default_factory=list)
+
+    def schema(self, config: str) -> Any:
+        return next(iter(self.tables[config].values())).schema
+
+    def columns(self, config: str) -> list[str]:
+        return list(self.schema(config).names)
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def _constant(values: list[Any]) -> str | None:
+    """Why a column says nothing row by row (always empty, or one value), else None."""
+    if all(_empty(v) for v in values):
+        return "always empty"
+    if len(values) < 2:  # one row: every column is "constant", and says something all the same
+        return None
+    first = json.dumps(values[0], sort_keys=True, default=str)
+    if all(json.dumps(v, sort_keys=True, default=str) == first for v in values[1:]):
+        shown = values[0] if isinstance(values[0], str) else first
+        return f"always `{shown[:80]}`"
+    return None
+
+
+def _writable(arrow_type: Any) -> bool:
+    """Parquet can store the type: no struct without fields at any depth (what all-`{}` values infer)."""
+    import pyarrow as pa
+
+    if pa.types.is_struct(arrow_type):
+        return arrow_type.num_fields > 0 and all(_writable(arrow_type.field(i).type) for i in range(arrow_type.num_fields))
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return _writable(arrow_type.value_type)
+    return True
+
+
+def column_array(values: list[Any]) -> tuple[Any, bool]:
+    """(Arrow array, stored as JSON text?): native (nested values as typed structs and lists, keys merged across
+    rows) when the values share a schema, else each nested value as JSON text."""
+    import pyarrow as pa
+
+    try:
+        array = pa.array(values)
+        if _writable(array.type):
+            return array, False
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        pass
+    text = [v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str) for v in values]
+    return pa.array(text, type=pa.string()), True
+
+
+def build_layout(splits: dict[str, list[dict[str, Any]]]) -> Layout:
+    """Cut the published rows (`hub_row`s) into the configs: each column is built once over every row of every
+    split (a column null in one split still gets the others' type, so `load_dataset` casts the splits alike)."""
+    import pyarrow as pa
+
+    rows = [row for part in splits.values() for row in part]
+    order = list(dict.fromkeys(name for row in rows for name in row if name not in SUPERSEDED))
+    values = {name: [row.get(name) for row in rows] for name in order}
+    arrays, json_text = {}, []
+    for name in order:
+        arrays[name], as_text = column_array(values[name])
+        if as_text and any(not _empty(v) and not isinstance(v, str) for v in values[name]):
+            json_text.append(name)
+    format_columns = {c for cols in FORMATS.values() for c in cols}
+    dropped = {name: why for name in AUDIT_COLUMNS if name in arrays and (why := _constant(values[name]))}
+    audit = [name for name in AUDIT_COLUMNS if name in arrays and name not in dropped]
+    configs = {config: [KEY, *cols, *audit] for config, cols in FORMATS.items()}
+    in_training = {KEY, *audit, *format_columns}
+    configs[LINEAGE] = [KEY, *(name for name in order if name not in in_training)]
+    tables: dict[str, dict[str, Any]] = {}
+    for config, columns in configs.items():
+        table = pa.table({name: arrays[name] for name in columns})
+        start, tables[config] = 0, {}
+        for split, part in splits.items():
+            tables[config][split] = table.slice(start, len(part))
+            start += len(part)
+    return Layout(tables=tables, dropped=dropped, json_text=json_text)
+
+
+def write_layout(layout: Layout, folder: Path) -> None:
+    """One Parquet file per config and split."""
+    import pyarrow.parquet as pq
+
+    for config, splits in layout.tables.items():
+        for split, table in splits.items():
+            path = folder / split_file(split, config)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, path)
