@@ -128,6 +128,10 @@ def _generate(ctx: StageContext) -> Binding:
                                   cache_dir=g.cache_dir or ctx.run_dir / "generate-cache"))
 
 
+def _replay_file(config: PipelineConfig) -> list[Path]:
+    return [Path(config.generate.replay)] if config.generate.replay else []
+
+
 def _benchmark_files(config: PipelineConfig) -> list[Path]:
     return [Path(p) for p in config.decontaminate.benchmark_paths.values()]
 
@@ -164,7 +168,8 @@ def _section_enabled(name: str) -> Callable[[PipelineConfig], bool]:
 #: The pipeline, in order.
 STAGES: tuple[Step, ...] = (
     Step("sources", "sources.stage:SourcesStage", "questions.parquet", None, bind=_sources, external=_source_files),
-    Step("generate", "curate.generate.runner:GenerateStage", "traces.parquet", "sources", bind=_generate),
+    Step("generate", "curate.generate.runner:GenerateStage", "traces.parquet", "sources", bind=_generate,
+         external=_replay_file),
     Step("filter", "curate.filter:FilterStage", "filtered.parquet", "generate", files={"questions": "sources"}),
     Step("dedupe", "curate.dedupe:DedupeStage", "deduped.parquet", "filter", enabled=_section_enabled("dedupe")),
     Step("decontaminate", "curate.decontaminate:DecontaminateStage", "decontaminated.parquet", "dedupe",
