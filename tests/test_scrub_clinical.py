@@ -102,8 +102,9 @@ def test_report_counts_changes_per_text_column():
     rows = [{"id": "1", "question": "Dr Wojcik saw pt 3/9.", "completion": "no phi here"},
             {"id": "2", "question": "A 45-year-old man.", "completion": "son ferdie called."}]
     kept, _, summary = scrub_rows(rows, workers=1)
-    assert {k: v.model_dump() for k, v in summary.columns.items()} == {"question": {"rows_changed": 1, "chars_changed": len("Wojcik") + len("3/9")},
-                                  "completion": {"rows_changed": 1, "chars_changed": len("ferdie")}}
+    assert {k: v.model_dump() for k, v in summary.columns.items()} == {
+        "question": {"rows_changed": 1, "chars_changed": len("Wojcik") + len("3/9")},
+        "completion": {"rows_changed": 1, "chars_changed": len("ferdie")}}
     assert kept[0]["phi_found"] == {"PERSON": 1, "DATE": 1}
 
 
