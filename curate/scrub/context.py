@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from curate.scrub.allow_list import (
     EPONYM_HEADS,
@@ -116,8 +116,7 @@ def is_mixed_case(text: str) -> bool:
     return lower > MIXED_LOWER * len(words) and title >= max(1.0, MIXED_TITLE * len(words))
 
 
-@dataclass
-class Tok:
+class Tok(NamedTuple):
     start: int
     end: int
     text: str
@@ -125,7 +124,8 @@ class Tok:
 
 
 def tokens(text: str) -> list[Tok]:
-    return [Tok(m.start(), m.end(), m.group(), m.group().lower().replace("’", "'")) for m in TOKEN.finditer(text)]
+    return [Tok(m.start(), m.end(), word, word.lower().replace("’", "'"))
+            for m in TOKEN.finditer(text) for word in (m.group(),)]
 
 
 @functools.lru_cache(maxsize=1)
@@ -146,6 +146,8 @@ class Context:
     def __init__(self, text: str, toks: list[Tok] | None = None) -> None:
         self.text = text
         self.toks = tokens(text) if toks is None else toks
+        ends = [0] + [t.end for t in self.toks[:-1]]
+        self.gaps = [text[end:t.start] for end, t in zip(ends, self.toks)]
         self.given, self.family, self.rank, self.clinical, self.cities, self.allowed = _lists()
         self.towns, self.town_starts, self.dictionary = _towns()
         #: Capitals carry information only in mixed-case text.
@@ -156,7 +158,7 @@ class Context:
 
     def gap(self, i: int) -> str:
         """The characters between token i-1 and token i."""
-        return self.text[self.toks[i - 1].end:self.toks[i].start] if i > 0 else self.text[:self.toks[0].start]
+        return self.gaps[i]
 
     def is_initial(self, i: int) -> bool:
         t = self.toks[i]
@@ -242,7 +244,11 @@ class Context:
         """The cue phrase right before token i, if any (longest first)."""
         if i == 0:
             return None
-        for phrase, parts in _by_last(words).get(self.toks[i - 1].low, ()):
+        index = _CUE_INDEX.get(id(words)) or _by_last(words)
+        last = self.toks[i - 1].low
+        if last not in index:
+            return None
+        for phrase, parts in index[last]:
             if i >= len(parts) and all(self.toks[i - len(parts) + k].low == w for k, w in enumerate(parts)):
                 if "\n" not in self.text[self.toks[i - len(parts)].start:self.toks[i].start]:
                     return phrase
@@ -284,7 +290,8 @@ class Context:
                 continue
             title_gap = gap_after in (" ", ". ", ".", "  ", "/", " / ")
             if title_gap and (low in TITLES or (low == "dr" and gap_after.startswith("."))) and not (
-                    self.mixed and toks[nxt].text.islower() and self.english(toks[nxt].low)):
+                    self.mixed and toks[nxt].text.islower() and (self.english(toks[nxt].low, 60_000)
+                                                                 or toks[nxt].low in self.dictionary)):
                 # not "the doctor decides", "MR angiography"; but "Dr. peruzzi"
                 self.name_from(nxt, first_ok=toks[nxt].low not in STOP and toks[nxt].low not in self.clinical
                                and toks[nxt].text.isalpha())
@@ -328,8 +335,9 @@ class Context:
                 if self.gap(i + 1) == " " and self.nameish(i + 1, strict=True) and (
                         nxt.low in self.family or not self.english(nxt.low, 60_000)):
                     self.name_from(i, first_ok=True)
-        for i in range(n):
-            self._name_before_relation(i)
+        for i in range(n - 1):
+            if self.gaps[i + 1] in (" (", ", ", " - ", " -"):
+                self._name_before_relation(i)
         self._unambiguous_names()
         self._places()
         self._spread()
@@ -432,7 +440,7 @@ class Context:
             if cue == "to" and i > 1 and toks[i - 2].low in NOT_MOTION:
                 cue = None  # "according to ACOG", "equal to ZnPO4"
             k = i + (bool(cue) and low == "the")
-            if k < n and self._towns(k, cue):
+            if k < n and toks[k].low in self.town_starts and self._towns(k, cue):
                 continue
             if cue:
                 if k + 1 < n and toks[k].low in PLACE_PREFIX and self.gap(k + 1) in (" ", ". ") \
@@ -522,6 +530,9 @@ def _by_last(words: tuple[str, ...]) -> dict[str, list[tuple[str, list[str]]]]:
         parts = phrase.split()
         index.setdefault(parts[-1], []).append((phrase, parts))
     return index
+
+
+_CUE_INDEX = {id(words): _by_last(words) for words in (SPEECH, PLACE_CUES, PROVIDER_AFTER)}
 
 
 def find(text: str) -> list[tuple[int, int, str]]:

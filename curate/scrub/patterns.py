@@ -101,7 +101,7 @@ _DATE_CUE_BEFORE = re.compile(
 def _bare_month_day(text: str, start: int, end: int) -> bool:
     """A bare "7/22" or "10-15" is a date unless its surroundings make it a setting, a ratio or a fraction."""
     before, after = text[max(0, start - 24):start], text[end:end + 24]
-    if _PAIN_BEFORE.search(before) or _SCORE_BEFORE.search(text[max(0, start - 60):start]) and \
+    if _PAIN_BEFORE.search(before) or _SCORE_BEFORE.search(text[max(0, start - 80):start]) and \
             text[start:end].rsplit("/", 1)[-1] in ("4", "5", "6", "15"):
         return False  # muscle strength 4/5, a 3/6 murmur, GCS 6/15
     timed = bool(_TIME_BEFORE.search(before))
