@@ -5,9 +5,9 @@
    (curate.scrub.score.held_out), scored per token (curate.scrub.score): curate through its CLI with default
    settings (`curate scrub -i notes.jsonl -o out.jsonl --policy redact`), presidio's AnalyzerEngine with its default
    recognizers (same spaCy model), presidio's BatchAnalyzerEngine running curate's recognizers
-   (curate.scrub.recognizers), and philter-lite (its own venv, `--philter-python`; about 10 s a note here, so it
-   runs on a fixed sample of notes, and curate is scored on the same sample beside it). Throughput in notes/s and
-   characters/s, one process each.
+   (curate.scrub.recognizers), and philter-lite (its own venv, `--philter-python`; slow, 0.6-10 s a note on this
+   shared machine, so it runs on a fixed sample of `--philter-notes` notes, and curate is scored on the same sample
+   beside it). Throughput in notes/s and characters/s, one process each.
 2. traces: real teacher traces (../shared/data/traces/dev_traces.jsonl.gz, reasoning + response) cut into 2 KB
    texts and replicated in shuffled order to the wanted count; curate's runner and presidio's BatchAnalyzerEngine
    with curate's recognizers on the same texts and the same number of processes; the 100k extrapolation.

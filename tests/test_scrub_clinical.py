@@ -38,6 +38,22 @@ UNCHANGED = [
     "CT shows old infarct.med team aware of the result.",
     "ID- Max temp 100.2, cultures pending.",
     "See Carevue for vital signs and drips.",
+    # Real-benchmark style text the context rules changed in the first round (MedQA/MedMCQA-like sentences written
+    # for this test): lower-case words after a title, strength and murmur grades, "according to", anatomy after "at".
+    "At that time, the doctor empirically started him on a proton pump inhibitor.",
+    "Muscle strength in the lower extremity is initially 3/5 but increases to 5/5 after repeated tapping.",
+    "A 2/6 systolic murmur is heard at the apex; his GCS is 6/15.",
+    "According to ACOG, labour starts after 3-4 cm cervical dilation.",
+    "Radiograph shows a radiopaque mass at apex of the tooth.",
+    "Her vitals rapidly returned to normal while giving her history.",
+    "During resorption, apical 1/3rd may remain unresorbed.",
+    "Drooling of saliva since last 4-6 hours.",
+    "Palatine process began to fuse at 8 weeks.",
+    "Curve of Wilson",
+    "Thayer-Martin agar",
+    "The surgeon ligates the splenic artery at its origin.",
+    "PLACED ON BEDPAN 6-8 TIMES, CONTINUE TO DIURESE.",
+    "RESP: Pt sating 98-99% on 2L NP.",
 ]
 
 
@@ -124,31 +140,6 @@ def test_surrogates_are_consistent_across_the_columns_of_a_row():
     assert first_date in completion.split(" and ")[0]  # the same 3/9 -> the same shifted date in both columns
     # surrogates depend on the whole row: the same question in another row may get other fakes, but deterministically
     assert out[1]["question"] == again[1]["question"]
-
-
-# Real-benchmark style text that the context rules used to change (MedQA/MedMCQA-like sentences written for this
-# test): lower-case words after a title, strength and murmur grades, "according to", anatomy after "at".
-NOT_PHI = [
-    "At that time, the doctor empirically started him on a proton pump inhibitor.",
-    "Muscle strength in the lower extremity is initially 3/5 but increases to 5/5 after repeated tapping.",
-    "A 2/6 systolic murmur is heard at the apex; his GCS is 6/15.",
-    "According to ACOG, labour starts after 3-4 cm cervical dilation.",
-    "Radiograph shows a radiopaque mass at apex of the tooth.",
-    "Her vitals rapidly returned to normal while giving her history.",
-    "During resorption, apical 1/3rd may remain unresorbed.",
-    "Drooling of saliva since last 4-6 hours.",
-    "Palatine process began to fuse at 8 weeks.",
-    "Curve of Wilson",
-    "Thayer-Martin agar",
-    "The surgeon ligates the splenic artery at its origin.",
-    "PLACED ON BEDPAN 6-8 TIMES, CONTINUE TO DIURESE.",
-    "RESP: Pt sating 98-99% on 2L NP.",
-]
-
-
-@pytest.mark.parametrize("text", NOT_PHI)
-def test_prose_and_medicine_are_not_phi(scrubber, text):
-    assert scrub(scrubber, text) == text
 
 
 def test_report_counts_changes_per_text_column():
