@@ -54,6 +54,7 @@ UNCHANGED = [
     "The surgeon ligates the splenic artery at its origin.",
     "PLACED ON BEDPAN 6-8 TIMES, CONTINUE TO DIURESE.",
     "RESP: Pt sating 98-99% on 2L NP.",
+    "C. IgG and C3 at GBM (membranous); A. Mesangial proliferation is seen in the other.",
 ]
 
 

@@ -93,10 +93,11 @@ UNAMBIGUOUS_RANK = 60_000
 #: Endings of English and medical words that names and places rarely have.
 WORD_ENDING = re.compile(r"[a-z]{3}(?:ed|ing|ings|tion|tions|sion|ment|ments|ness|ize|ized|izing|ise|ised|ous|ive|ity"
                          r"|ical|ally|ular|emia|aemia|itis|osis|ectomy|otomy|ostomy|pathy|plasty|graphy|scopy|ology"
-                         r"|uria|algia|penia|cytosis|ated|ating|ation|ations)$")
+                         r"|uria|algia|penia|cytosis|ated|ating|ation|ations|ial)$")
 
 
 _HEAD_OF = re.compile(r"(?i:\b(?:" + "|".join(EPONYM_HEADS) + r"|curve|circle|loop|pouch|space|canal)\s+of\s+(?:the\s+)?$)")
+_CAPITAL_LAST = re.compile(r"[A-Z][a-z]+[A-Z]$")
 _WORD = re.compile(r"[A-Za-z]{2,}")
 #: Mixed case: a good share of the words in lower case and some capitalised ("Kessler"); else the note is ALL CAPS
 #: or all lower case, where capitals say nothing.
@@ -185,7 +186,7 @@ class Context:
         t = self.toks[i]
         low = t.low
         if not t.text.isalpha() and "'" not in low or len(low) < 2 or low in STOP or low in self.clinical \
-                or low in RELATIONS:
+                or low in RELATIONS or _CAPITAL_LAST.match(t.text):  # "IgG", "HbS": no names
             return False
         if self.mixed and t.text.islower() and strict:
             return False
@@ -262,6 +263,8 @@ class Context:
         if t.low not in self.dictionary and (t.low in self.cities or t.low in self.towns
                                              and not self.english(t.low, 5000)):  # not "at apex" (Apex, NC)
             return True
+        if self.mixed and t.text.isupper() and len(t.low) > 2:
+            return False  # "proceed to DRE", "obstruction from BPH": acronyms of medicine; "at GH" may be a place
         if cue in ("in", "on", "found in") and self.mixed:
             # in mixed text a unit code only, before a stop: "knows he is in GH, ..."; not "in LDL particle"
             return t.text.isupper() and 2 <= len(t.low) <= 4 and not self.english(t.low, 15_000) and \
