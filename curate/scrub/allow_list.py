@@ -7,6 +7,7 @@ The lists are data files in `curate/scrub/data/` so clinicians can extend them w
 from __future__ import annotations
 
 import functools
+import gzip
 import re
 import unicodedata
 from importlib import resources
@@ -23,7 +24,8 @@ EPONYM_HEADS = (
     "organ organs crisis type lesion lesions deformity disc disk sheath vasculitis purpura thrombocytopenia "
     "agammaglobulinemia leukemia carcinoma nephritis hepatitis esophagus oesophagus ileus patch regimen catheter "
     "formula method technique position solution agar medium index theory analysis screw protein stitch suture "
-    "placental separation mechanism"
+    "placental separation mechanism harness flap sequence questionnaire assessment agar cartilage wiring plane "
+    "grading regime glossitis commissure knife osteotomy"
 ).split()
 
 # A span whose last word is one of these (or a disease-like word) is medical even when NER put it in the name:
@@ -34,7 +36,9 @@ _MEDICAL_LAST_WORD = re.compile(
     r"|disorder|murmur|index|theory|screw|protein|analysis|\w+itis|\w+oma|\w+osis|\w+emia|\w+aemia|\w+pathy|\w+plasia|\w+algia|\w+ectomy|\w+otomy)",
     re.IGNORECASE,
 )
-_HEAD_AFTER = re.compile(r"(?:['’]s|s['’])?[\s\-]+(?:" + "|".join(EPONYM_HEADS) + r")\b", re.IGNORECASE)
+#: The head right after the name, or after a second name ("Thayer-Martin agar", "Guillain-Barre syndrome").
+_HEAD_AFTER = re.compile(r"(?:['’]s|s['’])?(?:-(?-i:[A-Z][a-z]+)(?:['’]s)?)?[\s\-]+(?:" + "|".join(EPONYM_HEADS) + r")\b",
+                         re.IGNORECASE)
 _POSSESSIVE = re.compile(r"(?:['’]s|s['’]|['’])$")
 
 
@@ -49,7 +53,8 @@ def normalise(text: str) -> str:
 
 
 def _read_lines(name: str) -> list[str]:
-    raw = resources.files("curate.scrub").joinpath("data", name).read_text(encoding="utf-8")
+    path = resources.files("curate.scrub").joinpath("data", name)
+    raw = gzip.decompress(path.read_bytes()).decode("utf-8") if name.endswith(".gz") else path.read_text("utf-8")
     return [line.strip() for line in raw.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
@@ -169,6 +174,19 @@ def english_rank() -> dict[str, int]:
 @functools.lru_cache(maxsize=1)
 def cities() -> frozenset[str]:
     return frozenset(_read_lines("cities.txt"))
+
+
+@functools.lru_cache(maxsize=1)
+def dictionary_words() -> frozenset[str]:
+    """Dictionary words ("palatine", "cementum", "bedpan"): web2's common-noun entries (data/LICENSES.md). A token
+    found here is a word, not a name, unless the name lists have it too."""
+    return frozenset(_read_lines("dictionary_words.txt.gz"))
+
+
+@functools.lru_cache(maxsize=1)
+def towns() -> frozenset[str]:
+    """US postal place names, lower case, words joined by one space ("glen burnie"); data/LICENSES.md."""
+    return frozenset(_read_lines("towns.txt"))
 
 
 @functools.lru_cache(maxsize=1)

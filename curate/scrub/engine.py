@@ -58,7 +58,7 @@ def load_ner(model: str):
     """The spaCy pipeline of an installed model package, NER only; raises NoNerModel when it cannot be imported."""
     try:
         module = importlib.import_module(model)
-        nlp = module.load()
+        nlp = _load_without_entry_point_factories(module)
     except (ImportError, OSError) as exc:
         raise NoNerModel(
             f"no NER model: could not load spaCy model {model!r} ({exc}). Names and places would go undetected, so "
@@ -71,6 +71,27 @@ def load_ner(model: str):
         _gate_ner(nlp)
         nlp.tokenizer = TextKeepingTokenizer(nlp.tokenizer)
     return nlp
+
+
+def _load_without_entry_point_factories(module):
+    """`module.load()` without importing every package that registers a spaCy factory. spaCy's Language() imports
+    all of them on every load, and presidio's (a Hugging Face token pipe) pulls in transformers: 14 of the 15 s a
+    load took here. A model that needs an entry-point factory (spacy-transformers' "transformer") fails without
+    it and is loaded again the ordinary way."""
+    from spacy.util import registry
+
+    factories = registry._entry_point_factories
+    was = factories.entry_points
+    factories.entry_points = False
+    try:
+        return module.load()
+    except (ImportError, OSError):
+        raise
+    except Exception:  # noqa: BLE001 - spaCy's E002 "can't find factory" (ValueError) or a config error
+        pass
+    finally:
+        factories.entry_points = was
+    return module.load()
 
 
 class TextKeepingTokenizer:

@@ -78,11 +78,20 @@ class Pattern:
 _VENT_OR_VITAL_BEFORE = re.compile(
     r"(?i:(?:\b(?:ps|psv|cpap|bipap|peep|ac|a/c|simv|imv|prvc|pc|cmv|vent|settings|rate|bp|b/p|sbp|cvp|pap|pas|"
     r"pa|map|hr|rr|pcwp|wedge|abg|vbg|gas|strength|motor|grade|gcs|murmur|sem|power|grip|pulses?|ratio|ie|i:e|"
-    r"tv|ips|eps|ipap|epap|psi|fio2|o2|dose|doses|tabs?|x|of|out|nc|ftm|fm|vm)\b|=)\s*(?:of\s+|at\s+|on\s+)?$)")
+    r"tv|ips|eps|ipap|epap|psi|fio2|o2|dose|doses|tabs?|x|of|out|nc|ftm|fm|vm|acuity|eye|strength|extremity|"
+    r"extremities|side|score|scale)\b(?:\s+(?:is|was|are|were|of|initially|now|remains))*|=)\s*(?:of\s+|at\s+|on\s+)?$)")
 _UNIT_AFTER = re.compile(
     r"(?i:\s*(?:%|\+|-\s*\d|x\s*\d|mm|cm|ml|cc|mg|mcg|units?|u\b|meq|l\b|lpm|ns\b|nss|normal|strength|str\b|"
     r"tab|tabs|amp|amps|pulses?|power|murmur|sem|grip|ps\b|peep|psv|cpap|fio2|rate|ratio|liters?|lnc|l/|nc\b|"
-    r"bolus|boluses|and\s+\d|or\s+\d|times|doses?|of\s+(?:the|a|an|normal|\d))|/)")
+    r"bolus|boluses|and\s+\d|or\s+\d|times|doses?|of\s+(?:the|a|an|normal|\d)|\)?\s*(?:incisional\s+|chest\s+|back\s+)?"
+    r"(?:pain|cp|discomfort|ha\b|headache)|(?:holo|pan|early\s+|late\s+|mid\s*)?(?:systolic|diastolic)|murmur|"
+    r"patients|subjects|cases|of\s+(?:total|all|the)|on\s+the\s+(?:left|right)|in\s+the\s+(?:left|right)|rd\b|th\b|"
+    r"(?:systolic\s+)?murmur|hours?|hrs?|days?|weeks?|wks?|months?|mos?|years?|yrs?|minutes?|mins?|times)|/)")
+#: A time right before a bare "10/15" ("at 2300 10/15", "(7pm 10/15)") makes it a date; so does a pain score's "/10"
+#: after a pain word make it none ("pain 7/10").
+_TIME_BEFORE = re.compile(r"(?i:(?:\b(?:[01]?\d|2[0-3])[0-5]\d|\b\d{1,2}(?::\d{2})?\s*(?:am|pm|a|p))\s*(?:on\s+)?\(?$)")
+_SCORE_BEFORE = re.compile(r"(?i:\b(?:strength|power|motor|grip|reflex(?:es)?|murmur|gcs|glasgow)\b)")
+_PAIN_BEFORE = re.compile(r"(?i:\b(?:pain|cp|discomfort|rates?|rated|c/o|score|level)\s*(?:of|at|is|was|=|:)?\s*\(?$)")
 _FRACTIONS = frozenset({"1/2", "1/3", "1/4", "2/3", "3/4", "1/8", "1/5", "2/4"})
 _DATE_CUE_BEFORE = re.compile(
     r"(?i:\b(?:on|since|from|until|till|by|dated?|date|dob|born|admitted|adm|admit|discharged|d/c|seen|last|lbm|"
@@ -92,6 +101,10 @@ _DATE_CUE_BEFORE = re.compile(
 def _bare_month_day(text: str, start: int, end: int) -> bool:
     """A bare "7/22" or "10-15" is a date unless its surroundings make it a setting, a ratio or a fraction."""
     before, after = text[max(0, start - 24):start], text[end:end + 24]
+    if _PAIN_BEFORE.search(before) or _SCORE_BEFORE.search(text[max(0, start - 80):start]) and \
+            text[start:end].rsplit("/", 1)[-1] in ("4", "5", "6", "15"):
+        return False  # muscle strength 4/5, a 3/6 murmur, GCS 6/15
+    timed = bool(_TIME_BEFORE.search(before))
     if before.endswith(("/", ".", "-", "+", "x", "X", "*")) and not before.endswith("- "):
         return False
     if after.startswith(("/", "%", ".", "'s", "’s", "'S")) and not re.match(r"\.(?:\s|$)", after):
@@ -106,7 +119,7 @@ def _bare_month_day(text: str, start: int, end: int) -> bool:
     if value in _FRACTIONS and not _DATE_CUE_BEFORE.search(before):
         return False
     month, _, day = value.partition("/")
-    if {month, day} <= {"5", "10", "15", "20"} and not _DATE_CUE_BEFORE.search(before):
+    if {month, day} <= {"5", "10", "15", "20"} and not timed and not _DATE_CUE_BEFORE.search(before):
         return False  # pressure support / PEEP: "5/5", "10/5"
     return True
 
@@ -117,9 +130,17 @@ def _full_date(text: str, start: int, end: int) -> bool:
 
 
 def _ordinal_day(text: str, start: int, end: int) -> bool:
-    """"the 22nd", "on the 3rd": a day of the month, not "the 3rd brother" or "2nd line"."""
+    """"the 22nd", "on the 3rd": a day of the month, not "the 3rd brother", "2nd line" or "the 2nd-3rd space"."""
     after = text[end:end + 20]
+    if re.match(r"\s*[\-–—]\s*\d", after):
+        return False
     return not re.match(r"\s*(?:[a-z]|[A-Z]{2,}\s)", after) or bool(re.match(rf"(?i:\s*(?:of\s+)?{MONTH})", after))
+
+
+def _not_modal_may(text: str, start: int, end: int) -> bool:
+    """"3rd May 2019" is a date; "apical 1/3rd may remain" is not: a lower-case "may" ends no date."""
+    value = text[start:end]
+    return not (value.rstrip(". ").endswith("may") and not re.search(r"\d\s*$", value))
 
 
 def _apostrophe_year(text: str, start: int, end: int) -> bool:
@@ -233,9 +254,10 @@ def patterns() -> list[Pattern]:
           lead=d),
         p("DATE", rf"(?<![\d/.\-])(?P<v>{_DAY}{_SEP}{_MON_NUM}{_SEP2}{_YEAR})(?![\d/\-])", _full_date, lead=d),
         p("DATE", rf"(?<![\d/.\-])(?P<v>{_YEAR}{_SEP}{_MON_NUM}{_SEP2}{_DAY})(?![\d/\-])", _full_date, lead=d),
-        p("DATE", rf"(?i:\b{_DAY}{_ORD}?\s*(?:of\s+)?{MONTH}(?:,?\s*(?:{_YEAR}|['’]?\d{{2}}(?![\d:])))?)(?![\d:])", lead=d),
+        p("DATE", rf"(?i:\b{_DAY}{_ORD}?\s*(?:of\s+)?{MONTH}(?:,?\s*(?:{_YEAR}|['’]?\d{{2}}(?![\d:])))?)(?![\d:])",
+          _not_modal_may, lead=d),
         p("DATE", rf"(?i:\b{_DAY}-{MONTH}-(?:{_YEAR}|\d{{2}}))\b", lead=d),
-        p("DATE", rf"(?<![\d/.\-])(?P<v>{_MON_NUM}/(?:{_YEAR}|\d{{2}}))(?![\d/])",  # 8/87, 12/93: month/year
+        p("DATE", rf"(?<![\w/.\-])(?P<v>{_MON_NUM}/(?:{_YEAR}|\d{{2}}))(?![\d/])",  # 8/87, 12/93: month/year
           lambda t, s, e: _bare_month_day(t, s, e) and int(t[s:e].split("/")[1]) > 31, lead=d),
         p("DATE", rf"(?<![\d/.\-\w])(?P<v>{_MON_NUM}/{_DAY})(?![\d\w])", _bare_month_day, lead=d),
         p("DATE", rf"(?<![\d/.\-\w])(?P<v>{_MON_NUM}-{_DAY})(?![\d\w])",  # 7-8: a range unless a date cue precedes

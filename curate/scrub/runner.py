@@ -19,6 +19,7 @@ from curate.io import Rejected
 from curate.records import ScrubColumns
 from curate.scrub.engine import DEFAULT_NER_MODEL, EngineConfig, NoNerModel, Scrubber
 from curate.scrub.entities import ENTITIES, TEXT_FIELDS, check_entities
+from curate.scrub.surrogate import Surrogates
 from curate.stage import Batch, Judgement, Outcome, RowStage, StageConfig, StageReport, Tally, option
 
 STAGE = "scrub"
@@ -31,13 +32,15 @@ CACHED_FIELDS = frozenset({"question", "context", "options"})
 
 # A text unit: (row index in the batch, field, option letter or None, text).
 Unit = tuple[int, str, str | None, str]
+#: The merged findings of one text: (start, end, entity type, score).
+Findings = list[tuple[int, int, str, float]]
 
 
 class ScrubConfig(StageConfig):
     policy: Literal["redact", "drop", "surrogate"] = option(
         "redact", "redact: typed placeholders such as <PERSON>; drop: reject any row with a finding (written redacted "
-        "to --rejected); surrogate: realistic fake values (dates shifted by one offset per text, the same fake for "
-        "the same original)")
+        "to --rejected); surrogate: realistic fake values (dates shifted by one offset per row, the same fake for "
+        "the same original in every text column of a row)")
     seed: int = option(0, "seed of the surrogate values (the same seed, the same fakes)")
     entities: list[str] = option(default_factory=lambda: list(ENTITIES), help="entity types to look for (repeat or "
                                  "comma-separate; default all): " + ", ".join(ENTITIES))
@@ -122,33 +125,45 @@ def check_row(row: dict[str, Any]) -> tuple[str, str] | None:
 
 
 class BatchScrubber:
-    """Scrubs a batch of rows with one engine, remembering short repeated texts."""
+    """Scrubs a batch of rows with one engine, remembering the findings of short repeated texts. Surrogates are
+    chosen per row: the same original gets the same fake value in every text column of a row (the question and
+    its completion), and one date offset serves the whole row."""
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
         self.scrubber = Scrubber.build(config)
-        self.cache: OrderedDict[str, tuple[str, Counter[str], int]] = OrderedDict()
+        self.cache: OrderedDict[str, Findings] = OrderedDict()
 
     def __call__(self, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, int], dict[str, int]]]:
         """(scrubbed row, findings per type, characters changed per text column) for each row."""
         units = [(i, name, key, text) for i, row in enumerate(rows) for name, key, text in text_units(row)]
         todo = list(dict.fromkeys(text for _, name, _, text in units if not self._cached(name, text)))
-        done = dict(zip(todo, self.scrubber.scrub_units(todo)))
+        done = dict(zip(todo, self.scrubber.find(todo)))
         out_rows = [dict(row) for row in rows]
         counts = [Counter() for _ in rows]
         changed: list[Counter[str]] = [Counter() for _ in rows]
+        fakes = self._surrogates(rows, units) if self.config.policy == "surrogate" else None
         for i, name, key, text in units:
-            redacted, found, chars = done[text] if text in done else self.cache[text]
+            found = done[text] if text in done else self.cache[text]
             if name in CACHED_FIELDS and text in done:
-                self._remember(text, (redacted, found, chars))
+                self._remember(text, found)
+            scrubbed = fakes[i].apply(text, found) if fakes else self.scrubber.redact(text, found)
             if key is None:
-                out_rows[i][name] = redacted
+                out_rows[i][name] = scrubbed
             else:
-                out_rows[i][name] = {**out_rows[i][name], key: redacted}
-            counts[i].update(found)
+                out_rows[i][name] = {**out_rows[i][name], key: scrubbed}
+            counts[i].update(f[2] for f in found)
+            chars = sum(f[1] - f[0] for f in found)
             if chars:
                 changed[i][name] += chars
         return [(row, {e: c[e] for e in ENTITIES if c[e]}, dict(ch)) for row, c, ch in zip(out_rows, counts, changed)]
+
+    def _surrogates(self, rows: list[dict[str, Any]], units: list[Unit]) -> list[Surrogates]:
+        """One surrogate table per row, seeded by the config's seed and all the row's texts (deterministic)."""
+        texts: list[list[str]] = [[] for _ in rows]
+        for i, _, _, text in units:
+            texts[i].append(text)
+        return [Surrogates(self.config.seed, "\0".join(t)) for t in texts]
 
     def _cached(self, name: str, text: str) -> bool:
         if name in CACHED_FIELDS and text in self.cache:
@@ -156,7 +171,7 @@ class BatchScrubber:
             return True
         return False
 
-    def _remember(self, text: str, value: tuple[str, Counter[str], int]) -> None:
+    def _remember(self, text: str, value: Findings) -> None:
         self.cache[text] = value
         if len(self.cache) > CACHE_TEXTS:
             self.cache.popitem(last=False)

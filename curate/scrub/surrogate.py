@@ -2,8 +2,9 @@
 (as the PhysioNet corpus itself is released): names from the multinational name lists, places from the city list,
 dates shifted by one offset per text (intervals between dates survive), phones and ids with the same shape.
 
-Deterministic: the values depend on the seed and the text only, and the same original gets the same surrogate
-everywhere in a text ("Dr Healey ... healey aware" -> "Dr Okafor ... okafor aware").
+Deterministic: the values depend on the seed and the text they are made for only (the scrub stage gives one row's
+texts together), and the same original gets the same surrogate everywhere in it ("Dr Healey ... healey aware" ->
+"Dr Okafor ... okafor aware", in the question and in the completion alike).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _case_like(value: str, original: str) -> str:
 
 
 class Surrogates:
-    """Fake values for the findings of one text."""
+    """Fake values for the findings of one text, or of one row's texts (`text` is then all of them joined)."""
 
     def __init__(self, seed: int, text: str) -> None:
         digest = hashlib.sha256(f"{seed}\0{text}".encode()).digest()
