@@ -158,8 +158,9 @@ def test_a_prompt_over_the_context_length_is_a_non_retryable_error_with_its_reas
     write_rows(_questions(3, long_at=1), questions)
     before = len(posts(vllm_server))
     proc, out = _generate_via_server(vllm_server, tmp_path, questions, "traces")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "4 with an error" in proc.stderr
+    # by default no sample may fail: the stage writes what it has, then fails loudly
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "4 of 12 traces failed after their retries (bad_request 4)" in proc.stderr
     traces = read_records(out, Trace)[0]
     failed = [t for t in traces if t.error]
     assert [t.question_id for t in failed] == ["medqa:test:1"] * 4 and all(t.completion is None for t in failed)
@@ -167,6 +168,11 @@ def test_a_prompt_over_the_context_length_is_a_non_retryable_error_with_its_reas
         assert t.error.startswith(f"bad_request: HTTP 400: This model's maximum context length is {CONTEXT} tokens")
         assert t.error.endswith("(after 1 attempt)")
     assert sorted(posts(vllm_server)[before:]) == [200, 200, 400]  # refused once, not retried
+    # allowing a third of the samples to fail: the re-run sends only the refused request again
+    proc, out = _generate_via_server(vllm_server, tmp_path, questions, "traces", "--max-failed-fraction", 0.34)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "4 with an error" in proc.stderr
+    assert sorted(posts(vllm_server)[before:]) == [200, 200, 400, 400]
 
 
 # ------------------------------------------------------------------ offline engine, transformers, one schema
@@ -191,11 +197,12 @@ def test_offline_engine_transformers_and_server_give_the_same_traces(vllm_server
     which the backend turns off when a seed is set."""
     questions = tmp_path / "q.jsonl"
     write_rows(_questions(17, long_at=1), questions)
-    proc, served = _generate_via_server(vllm_server, tmp_path, questions, "served")
+    proc, served = _generate_via_server(vllm_server, tmp_path, questions, "served", "--max-failed-fraction", 0.1)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     offline = tmp_path / "offline.jsonl"
     proc = venv_cli("generate", "-i", questions, "-o", offline, "--teacher", vllm_model, "--backend", "vllm", "-n", 4,
-                    "--max-tokens", 16, "--temperature", 1.0, "--seed", 0, "--report", tmp_path / "offline.report.json")
+                    "--max-tokens", 16, "--temperature", 1.0, "--seed", 0, "--report", tmp_path / "offline.report.json",
+                    "--max-failed-fraction", 0.1)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert "CPU Generator does not use offset" not in proc.stderr
     short = tmp_path / "short.jsonl"

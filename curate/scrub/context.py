@@ -463,7 +463,7 @@ class Context:
                         j += 1
                     self.mark(k, j, "LOCATION")
             pair = i + 1 < n and f"{low} {toks[i + 1].low}" in FACILITY_PAIRS
-            if (low in FACILITY or pair) and i > 0 and "\n" not in self.gap(i):
+            if (low in FACILITY or pair) and i > 0 and self.gap(i) == " ":  # not "reticulum (ER)"
                 k = i - 1
                 while k >= 0 and i - k <= 3 and toks[k].low not in GENERIC and toks[k].text.isalpha() \
                         and not self.english(toks[k].low, 300) and "\n" not in self.gap(k + 1):
@@ -487,6 +487,8 @@ class Context:
         """Can token k be part of a facility's name ("Calvert", "holy cross")? Capitalised in mixed text; else a
         name, a place or a word that is not among the commoner ones ("required multiple hospital admissions")."""
         t = self.toks[k]
+        if self.mixed and t.text.islower() and (t.low in self.dictionary or WORD_ENDING.search(t.low)):
+            return False  # "the nearest hospital", "an isolated hospital room": words, in text that capitalises names
         return self.mixed and t.text[0].isupper() or t.low in self.given or t.low in self.family \
             or t.low in self.cities or t.low in self.towns or not self.english(t.low, 3000)
 

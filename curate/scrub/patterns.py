@@ -143,6 +143,19 @@ def _not_modal_may(text: str, start: int, end: int) -> bool:
     return not (value.rstrip(". ").endswith("may") and not re.search(r"\d\s*$", value))
 
 
+#: An exam-session tag of question-bank prose ("...is:September 2012", "(AIIMS May 2019)", ":March 2009, September
+#: 2010"): a month and year right after a colon, or after "(" and the exam's acronym, alone or in a chain of them.
+#: It dates an exam, not a person; a date keyword before the colon ("Admission Date:March 2013") keeps it a date.
+_EXAM_TAG_BEFORE = re.compile(
+    rf"(?:(?<![Dd]ate)(?<![Dd][Oo][Bb])(?<![Aa]dmitted)(?<![Dd]ischarged)\s?:|\([A-Z]{{2,8}}\s)"
+    rf"(?:(?:(?i:{MONTH})\s*)?{_YEAR},?\s*)*$")
+_EXAM_TAG_AFTER = re.compile(r"\s*(?:$|[,)]|\((?:[a-e],?\s*)+\))")
+
+
+def _not_exam_tag(text: str, start: int, end: int) -> bool:
+    return not (_EXAM_TAG_BEFORE.search(text[max(0, start - 60):start]) and _EXAM_TAG_AFTER.match(text[end:end + 12]))
+
+
 def _apostrophe_year(text: str, start: int, end: int) -> bool:
     after = text[end:end + 3]
     return not re.match(r"['’]?[sS]\b", after)
@@ -233,8 +246,9 @@ def patterns() -> list[Pattern]:
         p("AGE", r"(?i:\bage[ds]?(?:\s+of)?\s*:?\s*)(?P<v>9\d|1[0-4]\d)\b(?!\s*(?:%|percent))", lead=w, keys="age aged ages"),
         p("ADDRESS", r"\b(?i:P\.?\s?O\.?\s+Box)\s+\d+\b", lead=w, keys="p po"),
         p("DATE", rf"(?i:\b{MONTH}\s*{_DAY}{_ORD}?(?:,?\s*(?:{_YEAR}|['’]?\d{{2}}(?![\d:])))?)(?![\d:])",
-          lead=w, keys=months),
-        p("DATE", rf"(?i:\b(?!may\b){MONTH},?\s+(?:{_YEAR}|['’]\d{{2}})\b)", lead=w, keys=months),  # March 1952
+          _not_exam_tag, lead=w, keys=months),
+        p("DATE", rf"(?i:\b(?!may\b){MONTH},?\s+(?:{_YEAR}|['’]\d{{2}})\b)", _not_exam_tag, lead=w,
+          keys=months),  # March 1952
         p("DATE", rf"(?i:\b(?:january|february|april|june|july|august|september|october|november|december|"
                   rf"sept|oct|nov)\b)(?=\s*(?:[,.;)]|\s(?:the\s+)?{_DAY}{_ORD}?\b))", lead=w, keys=months),
         p("DATE", rf"(?i:\b(?:the|on|since|until|by)\s+)(?P<v>{_DAY}{_ORD})\b", _ordinal_day, lead=w,
