@@ -33,6 +33,7 @@ class VLLMBackend:
         self.params = params
         self.chunk = chunk
         self.engine_options = engine_options  # passed to vllm.LLM (tensor_parallel_size, max_model_len, ...)
+        self._loaded: tuple[Any, Any] | None = None
 
     def _engine(self) -> Any:
         try:
@@ -59,7 +60,9 @@ class VLLMBackend:
         return results
 
     async def run(self, units: list[Unit], sink: Sink) -> None:
-        vllm, llm = await asyncio.to_thread(self._engine)
+        if self._loaded is None:  # one engine per process: a second round reuses it
+            self._loaded = await asyncio.to_thread(self._engine)
+        vllm, llm = self._loaded
         for start in range(0, len(units), self.chunk):
             for unit, pairs, usage in await asyncio.to_thread(self._run_chunk, vllm, llm, units[start:start + self.chunk]):
                 sink.attempted(None, usage)
