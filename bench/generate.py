@@ -149,15 +149,17 @@ def bench_throughput(args: argparse.Namespace) -> list[dict]:
     with replay_server_process(traces=traces, latency=args.latency) as server, tempfile.TemporaryDirectory() as tmp:
         # one-time costs (imports, TLS context, first connections) are paid once before timing, for every client
         asyncio.run(run_curate(server.url, questions(32, "warm-cu"), 16, Path(tmp) / "warm"))
-        asyncio.run(run_openai_loop(server.url, questions(32, "warm-oa"), 16))
+        if "openai_loop" in args.clients:
+            asyncio.run(run_openai_loop(server.url, questions(32, "warm-oa"), 16))
         for concurrency in args.concurrency:
             count = concurrency * args.waves
             ideal = concurrency / args.latency
             row = {"concurrency": concurrency, "requests": count, "ideal_rps": ideal}
             clients = [("curate", lambda c=count, k=concurrency: asyncio.run(
                 run_curate(server.url, questions(c, f"cu{k}"), k, Path(tmp) / f"cache-{k}")))]
-            clients.append(("openai_loop", lambda c=count, k=concurrency: asyncio.run(
-                run_openai_loop(server.url, questions(c, f"oa{k}"), k))))
+            if "openai_loop" in args.clients:
+                clients.append(("openai_loop", lambda c=count, k=concurrency: asyncio.run(
+                    run_openai_loop(server.url, questions(c, f"oa{k}"), k))))
             if args.curator_python:
                 clients.append(("curator", lambda c=count, k=concurrency: run_curator(
                     args.curator_python, server.url, k, c, f"bc{k}")))
@@ -307,6 +309,8 @@ def main() -> None:
     parser.add_argument("--vllm", action="store_true", help="also curate vs the SDK loop against a real vLLM server")
     parser.add_argument("--vllm-concurrency", type=lambda s: [int(x) for x in s.split(",") if x], default=[4, 16, 64])
     parser.add_argument("--vllm-waves", type=int, default=4, help="requests per client run = waves x concurrency")
+    parser.add_argument("--clients", default="curate,openai_loop", help="curate, plus the baselines to run beside it "
+                        "(openai_loop; curator with --curator-python): `--clients curate` to compare two curate trees")
     args = parser.parse_args()
     rows = bench_throughput(args) if args.concurrency else []
     resume = bench_resume(args.cache_entries) if args.cache_entries else None

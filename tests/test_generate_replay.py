@@ -4,53 +4,24 @@ talks HTTP to it, the CLI runs in a subprocess, SIGKILL is a real kill."""
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from curate.generate import GenerateError
-from curate.generate.cache import ResponseCache
-from curate.generate.progress import Stats
 from curate.generate.replay import replay_server
-from curate.generate.requests import SamplingParams
-from curate.generate.runner import agenerate, run_generate
+from curate.generate.runner import run_generate
 from curate.io import read_rows, write_rows
-from curate.records import Question, make_trace_id
+from curate.records import make_trace_id
 from tests.conftest import REPO_ROOT, run_cli
-
-TEACHER = "replay-teacher"
-
-
-def _questions(count: int, start: int = 0) -> list[Question]:
-    return [Question(id=f"medqa:test:{i}", source="medqa", split="test",
-                     question=f"A {30 + i}-year-old presents with fever and cough for {i + 2} days. Next step?",
-                     options={"A": "chest x-ray", "B": "antibiotics", "C": "CT scan", "D": "observation"}, answer="A")
-            for i in range(start, start + count)]
-
-
-def _generate(url: str | list[str], tmp_path: Path, questions: list[Question], **options):
-    """Run the generator in this process; returns (traces, stats)."""
-    stats = Stats()
-    cache = ResponseCache(options.pop("cache_dir", tmp_path / "cache"))
-    cache.load()
-    options.setdefault("params", SamplingParams(seed=0, max_tokens=4096))
-    options.setdefault("retry_base", 0.01)
-    options.setdefault("concurrency", 4)
-    try:
-        traces = asyncio.run(agenerate(questions, teacher=TEACHER, base_urls=[url] if isinstance(url, str) else url,
-                                       cache=cache, stats=stats, **options))
-    finally:
-        cache.close()
-    return traces, stats
+from tests.generate_support import TEACHER, cache_lines, generate_here, make_questions, without_latency
 
 
 @pytest.fixture
@@ -73,7 +44,7 @@ def test_serves_recorded_completions_and_captures_reasoning_content(shared_data:
     assert recorded, "the first MedQA test question has recorded teacher responses"
     samples = len(recorded)
     with replay_server(traces=traces_file) as server:
-        traces, stats = _generate(server.url, tmp_path, questions, samples=samples)
+        traces, stats = generate_here(server.url, tmp_path, questions, samples=samples)
         log = server.log()
     assert [t.sample_index for t in traces] == list(range(samples))
     assert all(entry["matched"] for entry in log)  # found by the question text inside the prompt
@@ -91,48 +62,49 @@ def test_serves_recorded_completions_and_captures_reasoning_content(shared_data:
 
 
 RECOVERED_AS = {"rate_limit": "rate_limit", "server_error": "server_error", "timeout": "timeout",
-                "malformed_json": "malformed_response", "drop": "connection", "empty": "empty_content"}
+                "malformed_json": "malformed_response", "drop": "connection"}
 
 
 @pytest.mark.parametrize("fault", sorted(RECOVERED_AS))
 def test_each_fault_is_retried_until_it_succeeds(server, tmp_path: Path, fault: str):
     server.configure(fault_script=[fault], retry_after=0.05, hang_s=5.0)
-    traces, stats = _generate(server.url, tmp_path, _questions(3), samples=2, timeout=0.5)
+    traces, stats = generate_here(server.url, tmp_path, make_questions(3), samples=2, timeout=0.5)
     assert len(traces) == 6 and all(t.error is None and t.completion for t in traces)
     assert stats.failed_attempts_by_kind[RECOVERED_AS[fault]] >= 3  # every request hit the fault once
     log = server.log()
     assert {e["status"] for e in log if e["attempt"] == 0} == {fault}
-    # what a 200 carried counts as finished by the server; an empty completion is one, and it was asked again
-    assert all(e["status"] == ("empty" if fault == "empty" and e["attempt"] == 0 else "ok") for e in log if e["finished"])
+    assert all(e["status"] == "ok" for e in log if e["finished"])
 
 
 def test_length_is_a_finished_response_not_a_retry(server, tmp_path: Path):
     server.configure(fault_script=["length"])
-    traces, stats = _generate(server.url, tmp_path, _questions(3), samples=2)
+    traces, stats = generate_here(server.url, tmp_path, make_questions(3), samples=2)
     assert {t.finish_reason for t in traces} == {"length"} and all(t.error is None for t in traces)
     assert stats.requests == 3 and not stats.failed_attempts_by_kind  # kept for the filter to judge, never re-bought
 
 
 def test_exhausted_retries_become_error_traces_not_a_crash(server, tmp_path: Path):
-    server.configure(fault_for={"for 3 days": "server_error"})  # the second question always gets a 500
-    traces, stats = _generate(server.url, tmp_path, _questions(3), samples=2, max_retries=2)
+    server.configure(faults={"server_error": 1.0}, fault_prompt="A 31-year-old")  # one question of three always fails
+    traces, stats = generate_here(server.url, tmp_path, make_questions(3), samples=2, max_retries=2)
     assert len(traces) == 6
     failed = [t for t in traces if t.error]
     assert [t.question_id for t in failed] == ["medqa:test:1"] * 2
     assert all(t.error.startswith("server_error: HTTP 500") and "after 3 attempts" in t.error for t in failed)
     assert all(t.completion is None for t in failed)
-    assert len(server.log()) == 2 + 3 and stats.errors_by_kind == {"server_error": 2}
+    assert sum(e["status"] == "server_error" for e in server.log()) == 3 and stats.errors_by_kind == {"server_error": 2}
     # errors are not cached: the next run asks again (and now the server is healthy)
-    server.configure(fault_for={})
-    again, _ = _generate(server.url, tmp_path, _questions(3), samples=2)
-    assert all(t.error is None for t in again) and len(server.log()) == 2 + 3 + 1
+    server.configure(faults={})
+    server.reset()
+    again, _ = generate_here(server.url, tmp_path, make_questions(3), samples=2)
+    assert all(t.error is None for t in again) and len(server.log()) == 1
 
 
 def test_every_request_failing_is_a_clear_error_and_writes_nothing(server, tmp_path: Path):
     questions = tmp_path / "q.jsonl"
-    write_rows(_questions(3), questions)
+    write_rows(make_questions(3), questions)
     server.configure(faults={"server_error": 1.0})
-    with pytest.raises(GenerateError, match=r"every request failed \(3 server_error\); for example server_error: HTTP 500"):
+    with pytest.raises(GenerateError, match=r"every request failed \(3 of 3 samples: server_error 3\); for example: "
+                                            r"server_error: HTTP 500"):
         run_generate(questions, tmp_path / "traces.jsonl", teacher=TEACHER, base_urls=[server.url], max_retries=1,
                      retry_base=0.01)
     assert not (tmp_path / "traces.jsonl").exists()
@@ -141,46 +113,19 @@ def test_every_request_failing_is_a_clear_error_and_writes_nothing(server, tmp_p
 def test_a_resumed_run_records_permanent_errors_of_its_leftovers(server, tmp_path: Path):
     """A prompt the server refuses outright (HTTP 400, not retried) on the leftovers of a resumed run is that
     trace's error, not a failed run: a re-run would be refused the same way."""
-    _generate(server.url, tmp_path, _questions(2), samples=1)
+    generate_here(server.url, tmp_path, make_questions(2), samples=1)
     server.configure(fault_for={"for 4 days": "context_length"})
-    traces, stats = _generate(server.url, tmp_path, _questions(3), samples=1)
+    traces, stats = generate_here(server.url, tmp_path, make_questions(3), samples=1)
     assert stats.responses == 0 and stats.samples_cached == 2
     assert [t.error is None for t in traces] == [True, True, False]
     assert traces[2].error.startswith("bad_request: HTTP 400: This model's maximum context length is 512 tokens")
     assert traces[2].error.endswith("(after 1 attempt)")
 
 
-def test_a_server_that_stops_answering_stops_the_run_and_keeps_what_it_answered(tmp_path: Path):
-    """An engine that dies mid-run (here: every request gets a 500 once 4 have been answered) stops the run with
-    the server and its last failure named, once it has answered nothing for `stopped_after_s`; the answers already
-    received are in the cache, and no trace was given an error."""
-    with replay_server(latency=0.02) as server:
-        def kill_engine() -> None:
-            deadline = time.monotonic() + 30
-            while server.stats()["finished"] < 4 and time.monotonic() < deadline:
-                time.sleep(0.005)
-            server.configure(faults={"server_error": 1.0})
-
-        threading.Thread(target=kill_engine, daemon=True).start()
-        started = time.monotonic()
-        stopped_answering = (r"the server at http://127\.0\.0\.1:\d+/v1 stopped answering: \d+ requests in a row failed "
-                             r"over \d+ s, the last with server_error: HTTP 500")
-        with pytest.raises(GenerateError, match=stopped_answering) as stopped:
-            _generate(server.url, tmp_path, _questions(40), samples=1, concurrency=2, retry_base=0.2,
-                      backend_options={"stopped_after_s": 1.0})
-        took = time.monotonic() - started
-        answered = server.stats()["finished"]
-    cache = ResponseCache(tmp_path / "cache")
-    cache.load()
-    assert 4 <= len(cache) == answered < 40
-    assert took < 10  # one request's retries alone would take over 6 s each, 40 of them minutes
-    assert "the requests carried a seed" in str(stopped.value)  # a known way to kill vLLM's CPU build, named
-
-
 @pytest.mark.parametrize("headers", ["retry-after", "x-ratelimit"])
 def test_rate_limit_waits_as_long_as_the_server_asks(server, tmp_path: Path, headers: str):
     server.configure(fault_script=["rate_limit"], retry_after=0.6, rate_limit_headers=headers)
-    traces, _ = _generate(server.url, tmp_path, _questions(3), samples=1)
+    traces, _ = generate_here(server.url, tmp_path, make_questions(3), samples=1)
     assert all(t.error is None for t in traces)
     by_key: dict[str, list[dict]] = {}
     for entry in server.log():
@@ -192,11 +137,11 @@ def test_rate_limit_waits_as_long_as_the_server_asks(server, tmp_path: Path, hea
 
 @pytest.mark.parametrize("n_mode", ["ignore", "reject"])
 def test_servers_without_n_get_one_request_per_sample_with_the_same_texts(server, tmp_path: Path, n_mode: str):
-    grouped, _ = _generate(server.url, tmp_path / "a", _questions(3), samples=3, cache_dir=tmp_path / "a")
+    grouped, _ = generate_here(server.url, tmp_path / "a", make_questions(3), samples=3, cache_dir=tmp_path / "a")
     assert {e["n"] for e in server.log()} == {3}
     server.reset()
     server.configure(n_mode=n_mode)
-    single, stats = _generate(server.url, tmp_path / "b", _questions(3), samples=3, cache_dir=tmp_path / "b")
+    single, stats = generate_here(server.url, tmp_path / "b", make_questions(3), samples=3, cache_dir=tmp_path / "b")
     assert all(t.error is None for t in single)
     assert [t.completion for t in single] == [t.completion for t in grouped]  # sample i = seed + i either way
     finished = [e for e in server.log() if e["finished"]]
@@ -209,7 +154,7 @@ def test_servers_without_n_get_one_request_per_sample_with_the_same_texts(server
 
 def test_several_base_urls_share_the_work(tmp_path: Path):
     with replay_server(latency=0.02) as one, replay_server(latency=0.02) as two:
-        traces, _ = _generate([one.url, two.url], tmp_path, _questions(40), samples=1, concurrency=6)
+        traces, _ = generate_here([one.url, two.url], tmp_path, make_questions(40), samples=1, concurrency=6)
         counts = [len(one.log()), len(two.log())]
     assert all(t.error is None for t in traces) and sum(counts) == 40
     assert min(counts) >= 10, counts
@@ -218,7 +163,7 @@ def test_several_base_urls_share_the_work(tmp_path: Path):
 def test_a_dead_endpoint_among_several_does_not_lose_work(tmp_path: Path):
     with replay_server(latency=0.02) as alive, replay_server() as dying:
         dying.configure(faults={"drop": 1.0})  # it accepts connections, then drops every request
-        traces, stats = _generate([alive.url, dying.url], tmp_path, _questions(30), samples=1, concurrency=4,
+        traces, stats = generate_here([alive.url, dying.url], tmp_path, make_questions(30), samples=1, concurrency=4,
                                   max_retries=3)
         served_alive, dropped = len(alive.log()), len(dying.log())
     assert all(t.error is None for t in traces) and served_alive == 30
@@ -230,7 +175,7 @@ def test_a_dead_endpoint_among_several_does_not_lose_work(tmp_path: Path):
 
 def test_limit_and_shard_through_run_generate(server, tmp_path: Path):
     questions = tmp_path / "q.jsonl"
-    write_rows(_questions(30), questions)
+    write_rows(make_questions(30), questions)
     report = run_generate(questions, tmp_path / "limited.jsonl", teacher=TEACHER, base_urls=[server.url], limit=7,
                           samples=2, seed=0, report=tmp_path / "report.json")
     assert report.rows_in == 7 and report.rows_out == 14
@@ -241,7 +186,7 @@ def test_limit_and_shard_through_run_generate(server, tmp_path: Path):
                      cache_dir=tmp_path / "shared-cache")
         ids.append([r["question_id"] for r in read_rows(tmp_path / f"s{i}.jsonl")])
     flat = [x for part in ids for x in part]
-    assert sorted(flat) == sorted(q.id for q in _questions(30)) and len(set(flat)) == 30
+    assert sorted(flat) == sorted(q.id for q in make_questions(30)) and len(set(flat)) == 30
     # the same shard again is answered from the shared cache, identically
     run_generate(questions, tmp_path / "s1-again.jsonl", teacher=TEACHER, base_urls=[server.url], shard="1/3", seed=0,
                  cache_dir=tmp_path / "shared-cache")
@@ -250,7 +195,7 @@ def test_limit_and_shard_through_run_generate(server, tmp_path: Path):
 
 def test_bad_input_fails_clearly_before_writing(server, tmp_path: Path):
     questions = tmp_path / "q.jsonl"
-    rows = [q.row() for q in _questions(2)]
+    rows = [q.row() for q in make_questions(2)]
     rows[1]["answer"] = "Z"
     write_rows(rows, questions)
     proc = run_cli("generate", "-i", questions, "-o", tmp_path / "t.jsonl", "--teacher", TEACHER, "--base-url", server.url,
@@ -269,7 +214,7 @@ def test_bad_input_fails_clearly_before_writing(server, tmp_path: Path):
 @pytest.mark.parametrize("problem", ["unknown_model", "bad_url"])
 def test_wrong_model_or_url_is_a_clear_error_within_seconds(server, tmp_path: Path, problem: str):
     questions = tmp_path / "q.jsonl"
-    write_rows(_questions(3), questions)
+    write_rows(make_questions(3), questions)
     teacher, url = (("gpt-nonexistent", server.url) if problem == "unknown_model" else (TEACHER, "http://127.0.0.1:9/v1"))
     proc = run_cli("generate", "-i", questions, "-o", tmp_path / "t.jsonl", "--teacher", teacher, "--base-url", url,
                    timeout=60)  # within seconds: a hung client would raise TimeoutExpired here
@@ -283,7 +228,7 @@ def test_wrong_model_or_url_is_a_clear_error_within_seconds(server, tmp_path: Pa
 def test_api_key_comes_from_the_environment_and_is_never_written(server, tmp_path: Path):
     secret = "sk-test-THIS-MUST-NOT-LEAK-1234"
     questions = tmp_path / "q.jsonl"
-    write_rows(_questions(2), questions)
+    write_rows(make_questions(2), questions)
     out = tmp_path / "t.jsonl"
     proc = run_cli("generate", "-i", questions, "-o", out, "--teacher", TEACHER, "--base-url", server.url,
                    "--api-key-env", "MY_TEACHER_KEY", "--report", tmp_path / "r.json", env={"MY_TEACHER_KEY": secret},
@@ -299,18 +244,10 @@ def test_api_key_comes_from_the_environment_and_is_never_written(server, tmp_pat
     assert missing.returncode == 2 and "NOT_SET_ANYWHERE" in missing.stderr
 
 
-def _cache_lines(cache: Path) -> int:
-    return sum(p.read_bytes().count(b"\n") for p in cache.glob("*.jsonl")) if cache.is_dir() else 0
-
-
-def _without_latency(path: Path) -> list[dict]:
-    return [{k: v for k, v in row.items() if k != "latency_s"} for row in read_rows(path)]
-
-
 @pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_gives_the_same_output_and_buys_nothing_twice(tmp_path: Path):
     questions = tmp_path / "q.jsonl"
-    write_rows(_questions(24), questions)
+    write_rows(make_questions(24), questions)
     args = ["--teacher", TEACHER, "-n", "2", "--seed", "3", "--concurrency", "4"]
     with replay_server(latency=0.02) as server:
         clean = tmp_path / "clean.jsonl"
@@ -332,7 +269,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_same_output_and_buys_nothing_twice
             while True:
                 stats = server.stats()
                 quiet = stats["held"] >= 1 and stats["answering"] == 0 and stats["finished"] >= 10
-                if quiet and _cache_lines(cache) == 2 * stats["finished"]:
+                if quiet and cache_lines(cache) == 2 * stats["finished"]:
                     break
                 assert proc.poll() is None and time.monotonic() < deadline, "run 1 ended or stalled before the kill"
                 time.sleep(0.05)
@@ -341,7 +278,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_same_output_and_buys_nothing_twice
         finally:
             proc.kill()
             proc.wait(30)
-        assert not out.exists() and _cache_lines(cache) == 2 * answered < 48  # killed mid-run, answers safe
+        assert not out.exists() and cache_lines(cache) == 2 * answered < 48  # killed mid-run, answers safe
 
         # Run 2: the same command finishes the job.
         server.configure(hold_after=None)
@@ -355,7 +292,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_same_output_and_buys_nothing_twice
                                  *command[command.index("--base-url"):]], cwd=REPO_ROOT, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
-        while _cache_lines(cache3) < 6 and proc.poll() is None and time.monotonic() < deadline:
+        while cache_lines(cache3) < 6 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         proc.kill()
         proc.wait(30)
@@ -364,8 +301,8 @@ def test_sigkill_mid_run_then_rerun_gives_the_same_output_and_buys_nothing_twice
     finished = [e["key"] for e in log if e["finished"]]
     repeated = sorted(k for k in set(finished) if finished.count(k) > 1)
     assert len(finished) == 24 and not repeated, (len(finished), repeated)  # each answered exactly once over both runs
-    assert _without_latency(out) == _without_latency(clean)  # latency_s is a measurement, everything else identical
-    assert _without_latency(out3) == _without_latency(clean)
+    assert without_latency(out) == without_latency(clean)  # latency_s is a measurement, everything else identical
+    assert without_latency(out3) == without_latency(clean)
     # re-running a finished job sends nothing and rewrites the same bytes
     before = out.read_bytes()
     proc = run_cli("generate", "-i", questions, "-o", out, "--cache", cache, "--base-url", "http://127.0.0.1:9/v1", *args)
@@ -403,7 +340,7 @@ def test_replay_server_in_a_subprocess_answers_like_openai():
 
 def test_ctrl_c_stops_cleanly_and_keeps_what_was_answered(tmp_path: Path):
     questions = tmp_path / "q.jsonl"
-    write_rows(_questions(40), questions)
+    write_rows(make_questions(40), questions)
     out, cache = tmp_path / "t.jsonl", tmp_path / "cache"
     with replay_server(latency=0.1) as server:
         command = [sys.executable, "-m", "curate", "generate", "-i", str(questions), "-o", str(out), "--cache", str(cache),
@@ -412,12 +349,15 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_answered(tmp_path: Path):
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 60
-        while _cache_lines(cache) < 4 and time.monotonic() < deadline:
+        while cache_lines(cache) < 4 and time.monotonic() < deadline:
             time.sleep(0.02)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
-        kept = _cache_lines(cache)
-        assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr
+        kept = cache_lines(cache)
+        assert proc.returncode == 130 and "Traceback" not in stderr
+        # what was kept, and how to go on
+        said = " ".join(stderr.split())  # however the console wrapped it
+        assert "interrupted: finished responses are kept in the cache; re-run the command to continue" in said
         assert 4 <= kept < 40 and not out.exists()
         server.reset()
         run_cli("generate", "-i", questions, "-o", out, "--cache", cache, "--teacher", TEACHER, "--base-url", server.url,

@@ -157,8 +157,140 @@ def test_cache_lines_are_written_before_put_returns(tmp_path: Path):
     cache.put_many([("a", {"completion": "x"})])
     # not closed, not necessarily fsynced: but already in the file, so kill -9 now would not lose it
     lines = next(tmp_path.glob("*.jsonl")).read_bytes().splitlines()
-    assert json.loads(lines[0]) == {"k": "a", "r": {"completion": "x"}}
+    line = json.loads(lines[0])
+    assert line["k"] == "a" and line["r"] == {"completion": "x"} and len(line["c"]) == 8  # with its checksum
     cache.close()
+
+
+def test_cache_checksums_catch_a_flipped_letter_and_glued_lines(tmp_path: Path):
+    cache = ResponseCache(tmp_path)
+    cache.put_many([(k, {"completion": f"the answer is {k.upper()}"}) for k in ("a", "b", "c", "d")])
+    cache.close()
+    (segment,) = tmp_path.glob("*.jsonl")
+    lines = segment.read_bytes().splitlines(keepends=True)
+    lines[0] = lines[0].replace(b"answer is A", b"answer is B")  # still valid JSON, still the same length
+    lines[1] = lines[1].rstrip(b"\n")  # b and c glued
+    segment.write_bytes(b"".join(lines))
+    reloaded = ResponseCache(tmp_path)
+    reloaded.load()
+    assert reloaded.get("a") is None and reloaded.get("b") is None and reloaded.get("c") is None
+    assert reloaded.get("d") == {"completion": "the answer is D"}
+    assert reloaded.damaged_lines == 2 and "a" not in reloaded and "b" not in reloaded  # asked again by the runner
+    reloaded.close()
+
+
+def test_a_damaged_line_falls_back_to_an_intact_copy_of_its_key(tmp_path: Path):
+    for text in ("first copy", "second copy"):  # two runs answered the same request: two segments
+        cache = ResponseCache(tmp_path)
+        cache.put_many([("a", {"completion": text})])
+        cache.close()
+    newest = sorted(tmp_path.glob("*.jsonl"))[-1]
+    assert b"second copy" in newest.read_bytes()  # segments sort in the order they were started
+    newest.write_bytes(newest.read_bytes().replace(b"second", b"sec0nd"))
+    reloaded = ResponseCache(tmp_path)
+    assert reloaded.load() == 1
+    assert reloaded.get("a") == {"completion": "first copy"} and reloaded.damaged_lines == 1 and "a" in reloaded
+
+
+def test_cache_lines_from_before_checksums_are_read_as_written(tmp_path: Path):
+    (tmp_path / "segment-old.jsonl").write_bytes(b'{"k":"old","r":{"completion":"kept"}}\n'
+                                                 b'{"k":"glued","r":{"completion":"x"}}{"k":"y","r":{}}\n')
+    cache = ResponseCache(tmp_path)
+    assert cache.load() == 2
+    assert cache.get("old") == {"completion": "kept"} and cache.unverified_lines == 1
+    assert cache.get("glued") is None and cache.damaged_lines == 1  # not JSON: caught even without a checksum
+
+
+def test_a_refused_write_is_one_located_error_and_the_cache_takes_no_more(tmp_path: Path, monkeypatch):
+    import errno
+    import os
+
+    from curate.generate.cache import CacheWriteError
+
+    cache = ResponseCache(tmp_path / "c")
+    cache.put_many([("a", {"completion": "kept"})])
+    real_write = os.write
+
+    def half_then_full(fd: int, data) -> int:  # a short write, then no space: what a filling disk does
+        if fd != cache._fd:
+            return real_write(fd, data)
+        monkeypatch.setattr(os, "write", lambda *_: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device")))
+        return real_write(fd, bytes(data)[:10])
+
+    monkeypatch.setattr(os, "write", half_then_full)
+    with pytest.raises(CacheWriteError, match=r"^cannot write the response cache .*/c/segment-.*\.jsonl: \[Errno 28\] "):
+        cache.put_many([("b", {"completion": "lost"}), ("c", {"completion": "lost"})])
+    monkeypatch.undo()
+    with pytest.raises(CacheWriteError):
+        cache.put_many([("d", {"completion": "never written after a failure"})])
+    cache.close()
+    assert "what was written before (1 responses) is kept" in cache.error.hint
+    reloaded = ResponseCache(tmp_path / "c")
+    assert reloaded.load() == 1 and reloaded.torn_lines == 0 and reloaded.get("a") == {"completion": "kept"}
+
+
+def test_a_cache_folder_that_is_a_file_is_refused_before_any_work(tmp_path: Path):
+    from curate.generate.cache import CacheWriteError
+
+    (tmp_path / "c").write_text("a file")
+    with pytest.raises(CacheWriteError, match=r"cannot write the response cache .*/c: \[Errno (17|20)\]") as info:
+        ResponseCache(tmp_path / "c").check_writable()
+    assert info.value.exit_code == 1
+
+
+# ---------------------------------------------------------------- redaction, response shapes, timeouts
+
+
+def test_redact_removes_credentials_and_keeps_the_message():
+    from curate.generate.redact import redact, secrets_of, shown_url, split_credentials
+
+    key = "my-own-key-123456"
+    text = (f'HTTP 400: headers {{"authorization": "Bearer {key}", "x-api-key": "{key}"}} from '
+            "http://alice:pa%40ss@gpu1:8000/v1; also sk-proj-abcdef123456 and hf_abcdefghijk; a basic understanding")
+    clean = redact(text, secrets_of(key, ["http://alice:pa%40ss@gpu1:8000/v1"]))
+    for secret in (key, "pa%40ss", "pa@ss", "sk-proj-abcdef123456", "hf_abcdefghijk"):
+        assert secret not in clean
+    assert clean.startswith('HTTP 400: headers {"authorization": "Bearer ***", "x-api-key": "***"}')
+    assert "http://alice:***@gpu1:8000/v1" in clean and "sk-***" in clean and "a basic understanding" in clean
+    assert redact("Authorization: Basic YWxpY2U6cGFzcw==") == "Authorization: Basic ***"
+    assert split_credentials("http://alice:pa%40ss@gpu1:8000/v1") == ("http://gpu1:8000/v1", ("alice", "pa@ss"))
+    assert split_credentials("http://gpu1:8000/v1") == ("http://gpu1:8000/v1", None)
+    assert shown_url("http://alice:pa%40ss@gpu1:8000/v1") == "http://alice:***@gpu1:8000/v1"
+
+
+def test_content_parts_and_usage_counts_are_read_leniently():
+    from curate.generate.backends.openai_api import _text, _usage
+
+    assert _text([{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {}}, "b",
+                  {"type": "output_text", "text": "c"}]) == "abc"
+    assert _text("plain") == "plain" and _text(None) is None
+    with pytest.raises(TypeError):
+        _text({"text": "a dict is not a content form"})
+    assert _usage({"prompt_tokens": 12, "completion_tokens": 30.0}) == {"prompt_tokens": 12, "completion_tokens": 30}
+    assert _usage({"prompt_tokens": "12", "completion_tokens": 1.5}) == {"prompt_tokens": None, "completion_tokens": None}
+    assert _usage(None) == _usage("n/a") == _usage({"prompt_tokens": True}) == {"prompt_tokens": None,
+                                                                                "completion_tokens": None}
+
+
+def test_connect_and_read_timeouts_are_separate():
+    import asyncio
+
+    from curate.generate.backends.openai_api import OpenAIBackend
+    from curate.generate.config import GenerateConfig
+
+    config = GenerateConfig(teacher="m")
+    assert (config.connect_timeout, config.read_timeout, config.timeout) == (10.0, 600.0, 900.0)
+
+    async def timeout_of(**options) -> object:
+        backend = OpenAIBackend(teacher="m", params=SamplingParams(), base_urls=["http://127.0.0.1:9/v1"], api_key=None,
+                                concurrency=1, retry=RetryPolicy(), limiter=RateLimiter(), use_n=True, **options)
+        async with backend._session() as session:
+            return session.timeout
+
+    timeout = asyncio.run(timeout_of(timeout=config.timeout, connect_timeout=config.connect_timeout,
+                                     read_timeout=config.read_timeout))
+    # connecting is aiohttp's (per new connection); waiting and the whole attempt are the backend's watchdog's
+    assert (timeout.sock_connect, timeout.sock_read, timeout.total) == (10.0, None, None)
 
 
 # ---------------------------------------------------------------- rate limits and retries

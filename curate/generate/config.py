@@ -41,8 +41,22 @@ class GenerateConfig(StageConfig):
     concurrency: int = option(64, "requests in flight (openai backend)", ge=1, volatile=True)
     rpm: float | None = option(None, "requests per minute limit", ge=0, volatile=True)
     tpm: float | None = option(None, "tokens per minute limit", ge=0, volatile=True)
-    timeout: float = option(600.0, "seconds per request before it is retried", gt=0, volatile=True)
+    connect_timeout: float = option(10.0, "seconds to open a connection to a server before the attempt counts as "
+                                    "failed (a host that is down or unreachable fails fast)", gt=0, volatile=True)
+    read_timeout: float = option(600.0, "seconds to wait for the server's answer before the attempt counts as timed "
+                                 "out; an answer that is not streamed arrives all at once, so this is the longest one "
+                                 "completion may take", gt=0, volatile=True)
+    timeout: float = option(900.0, "most seconds one attempt may take in all (connecting, waiting, reading)", gt=0,
+                            volatile=True)
     max_retries: int = option(6, "retries per request (429, 5xx, timeouts, ...)", ge=0, volatile=True)
+    stop_after_failures: int = option(4, "stop the run when every server has failed this many attempts in a row (no "
+                                      "connection, no answer in time, HTTP 5xx, an unreadable answer) and answered "
+                                      "nothing for --stop-after-s: the server stopped answering; also when the first "
+                                      "this many questions of a fresh run all failed for good", ge=1,
+                                      volatile=True)
+    stop_after_s: float = option(60.0, "seconds a server may fail every attempt before the run stops (see "
+                                 "--stop-after-failures); a shorter outage is waited out by the retries", gt=0,
+                                 volatile=True)
     retry_base: float = option(1.0, "seconds of the first backoff step", gt=0, volatile=True, cli=False)
     cache_dir: Path | None = option(None, "response cache folder (default: OUTPUT.cache); share it between runs and "
                                     "pipelines", flag="--cache", volatile=True)
@@ -105,8 +119,19 @@ class GenerateReport(StageReport):
     responses: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    requests_without_usage: int = Field(0, description="answered requests whose usage was missing or not whole "
+                                        "numbers: their tokens are unknown (the token totals are lower bounds)")
     failed_attempts_by_kind: dict[str, int] = Field(default_factory=dict)
-    errors_by_kind: dict[str, int] = Field(default_factory=dict)
+    errors_by_kind: dict[str, int] = Field(default_factory=dict, description="failed samples (an error in the trace) "
+                                           "per failure kind")
+    n_ignored: list[str] = Field(default_factory=list, description="servers that ignored or refused `n`: each of "
+                                 "their samples was asked in a request of its own")
+    identical_samples: int = Field(0, description="samples byte-identical to an earlier sample of the same question "
+                                   "although temperature > 0 (a greedy server, an ignored seed)")
+    damaged_cache_lines: int = Field(0, description="cache lines that failed their checksum: never used (an intact "
+                                     "copy was read instead, or the response asked again)")
+    unverified_cache_lines: int = Field(0, description="responses read from cache lines written before checksums "
+                                        "(trusted as written)")
     generation_s: float = 0.0
     requests_per_s: float | None = None
 
@@ -124,8 +149,6 @@ class GenerateReport(StageReport):
         lines += [f"failed attempts: {k} {v}" for k, v in self.failed_attempts_by_kind.items()]
         lines += [f"errors: {k} {v}" for k, v in self.errors_by_kind.items()]
         return lines
-
-
 
 
 def default(name: str) -> Any:

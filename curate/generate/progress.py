@@ -20,8 +20,18 @@ class Stats:
     responses: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    requests_without_usage: int = 0
     failed_attempts_by_kind: Counter[str] = field(default_factory=Counter)
     errors_by_kind: Counter[str] = field(default_factory=Counter)
+    #: what was noted once per subject (`n_ignored`: server URLs), for the report
+    notes: dict[str, list[str]] = field(default_factory=dict)
+    identical_samples: int = 0
+    damaged_cache_lines: int = 0
+    #: samples whose cached line was damaged, asked again
+    asked_again: int = 0
+    unverified_cache_lines: int = 0
+    #: for the stage report's warnings (said once each)
+    warnings: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
     finished_at: float | None = None
 
@@ -34,8 +44,11 @@ class Stats:
         return {"samples_total": self.samples_total, "from_cache": self.samples_cached, "generated": self.samples_done,
                 "failed": self.samples_failed, "requests": self.requests, "responses": self.responses,
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "requests_without_usage": self.requests_without_usage,
                 "failed_attempts_by_kind": dict(self.failed_attempts_by_kind.most_common()),
-                "errors_by_kind": dict(self.errors_by_kind.most_common()), "generation_s": round(wall, 3),
+                "errors_by_kind": dict(self.errors_by_kind.most_common()), "n_ignored": self.notes.get("n_ignored", []),
+                "identical_samples": self.identical_samples, "damaged_cache_lines": self.damaged_cache_lines,
+                "unverified_cache_lines": self.unverified_cache_lines, "generation_s": round(wall, 3),
                 "requests_per_s": round(self.responses / wall, 2) if wall else None}
 
 

@@ -4,10 +4,14 @@ teacher (`[generate] replay = FILE` starts it for the run), the tests' teacher, 
 It answers `POST /v1/chat/completions` with recorded teacher responses from `dev_traces.jsonl.gz` (matched by the
 question text in the prompt, else any recording; synthetic text when no file is given), after a settable latency,
 with `n` choices, and can inject the faults a real endpoint shows: 429 with Retry-After or rate-limit headers, 500,
-timeouts (no answer), malformed JSON, dropped connections, empty content, `finish_reason=length` and a
-prompt over the context length (400). `GET /v1/models`
-lists the served models; an unknown model gets OpenAI's 404. Every request is logged (its body hash, attempt,
-outcome) so a test can prove that no finished request was sent twice.
+timeouts (no answer), malformed JSON, dropped connections, empty content and `finish_reason=length`, content as a list
+of parts, usage that is missing or not numbers, a prompt over the context length (400), a 400 (or an error body
+echoing the request's headers, the way some servers leak the API key). Faults can be aimed at the prompts containing a
+text (`fault_prompt`). It can also play a greedy server (every sample the same text), a server that ignores or rejects
+`n`, one behind HTTP basic auth, and one that dies (after some answers, or on the first request with a `seed`, like a
+vLLM CPU engine) and then refuses everything. `GET /v1/models` lists the served models; an unknown model gets OpenAI's
+404. Every request is logged (its body hash, attempt, outcome) so a test can prove that no finished request was sent
+twice.
 
 It is a small asyncio HTTP/1.1 server (keep-alive, Content-Length bodies, no pipelining) rather than a web framework:
 latency is a timer, not a sleeping coroutine, so one core serves thousands of requests per second and the benchmark
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import gzip
 import hashlib
@@ -45,10 +50,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-FAULT_KINDS = ("rate_limit", "server_error", "timeout", "malformed_json", "drop", "empty", "length", "context_length")
+FAULT_KINDS = ("rate_limit", "server_error", "timeout", "malformed_json", "drop", "empty", "length", "content_parts",
+               "bad_usage", "no_usage", "bad_request", "echo_headers", "context_length")
 DEFAULT_MODEL = "replay-teacher"
 #: outcomes that get an answer after the latency (the others are answered at once, held, or never answered)
-_ANSWERED = frozenset({"ok", "rate_limit", "server_error", "malformed_json", "empty", "length", "context_length"})
+_ANSWERED = frozenset({"ok", "rate_limit", "server_error", "malformed_json", "empty", "length", "content_parts",
+                       "bad_usage", "no_usage", "bad_request", "echo_headers", "context_length"})
+#: what a vLLM server answers once its engine died
+ENGINE_DEAD = "EngineCore encountered an issue. See stack trace (above) for the root cause."
 LOOPBACK = "127.0.0.1"
 _MAX_HEADER = 64 * 1024
 _MAX_BODY = 16 * 1024 * 1024
@@ -76,6 +85,18 @@ class ReplayConfig:
     #: how long a 'timeout' fault or a held request keeps the connection before closing it (bounded)
     hang_s: float = 30.0
     seed: int = 0
+    #: faults (random or scripted) only hit requests whose prompt contains this text
+    fault_prompt: str | None = None
+    #: every sample of a prompt gets the same text, whatever its seed (a greedy server)
+    greedy: bool = False
+    #: "user:password": every route but the admin one wants this HTTP basic auth (else 401)
+    basic_auth: str | None = None
+    #: the server dies after this many finished answers (0: at the first request) ...
+    dies_after: int | None = None
+    #: ... or at the first request carrying a seed (a vLLM CPU engine: "CPU Generator does not use offset")
+    dies_on_seed: bool = False
+    #: how a dead server answers: "error" (HTTP 500, vLLM's EngineDeadError) or "drop" (connections reset)
+    dead: str = "error"
 
 
 # ---------------------------------------------------------------- recorded completions
@@ -149,6 +170,10 @@ def _synthetic(prompt: str, index: int) -> Recording:
     return Recording(f"<think>\n{body}\nSo the answer is {letter}.\n</think>\n<answer>{letter}</answer>")
 
 
+def _prompt_text(request: dict[str, Any]) -> str:
+    return "\n".join(str(m.get("content") or "") for m in request.get("messages") or [])
+
+
 def _tokens(text: str | None) -> int:
     return (len(text) + 3) // 4 if text else 0
 
@@ -185,6 +210,7 @@ class _State:
         self.finished = 0
         self.held: set[_Connection] = set()
         self.connections: set[_Connection] = set()
+        self.dead = False
 
 
 class _Connection(asyncio.Protocol):
@@ -241,7 +267,7 @@ class _Connection(asyncio.Protocol):
             body = bytes(self.buf[end + 4:end + 4 + length])
             del self.buf[:end + 4 + length]
             self.busy = True  # one request at a time per connection (clients do not pipeline)
-            self.handle(method, target.split("?", 1)[0], body)
+            self.handle(method, target.split("?", 1)[0], body, headers)
 
     def send(self, payload: bytes, close: bool = False) -> None:
         self.busy = False
@@ -258,17 +284,21 @@ class _Connection(asyncio.Protocol):
         self.timer = loop.call_later(delay, callback, *args) if delay > 0 else loop.call_soon(callback, *args)
 
     # -- routing
-    def handle(self, method: str, path: str, body: bytes) -> None:
+    def handle(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> None:
+        auth = self.state.config.basic_auth
         if path.startswith("/_replay/"):
             try:
                 self.send(_response(200, json.dumps(self.admin(path, body)).encode()))
             except (KeyError, ValueError, TypeError) as exc:
                 self.send(_response(400, _error(400, f"bad admin request: {exc!r}", "invalid_request_error")))
+        elif auth is not None and headers.get("authorization") != "Basic " + base64.b64encode(auth.encode()).decode():
+            self.send(_response(401, _error(401, "Unauthorized: basic auth required", "invalid_request_error"),
+                                {"WWW-Authenticate": 'Basic realm="replay"'}))
         elif method == "GET" and path.rstrip("/") in ("/v1/models", "/models"):
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "replay"} for m in self.state.config.models]
             self.send(_response(200, json.dumps({"object": "list", "data": data}).encode()))
         elif method == "POST" and path.rstrip("/") in ("/v1/chat/completions", "/chat/completions"):
-            self.chat(body)
+            self.chat(body, headers)
         else:
             self.send(_response(404, _error(404, f"no route {method} {path}", "invalid_request_error")))
 
@@ -288,6 +318,7 @@ class _Connection(asyncio.Protocol):
             state.log.clear()
             state.attempts.clear()
             state.finished = 0
+            state.dead = False
             return {"ok": True}
         if path == "/_replay/release":
             state.config.hold_after = None
@@ -302,7 +333,7 @@ class _Connection(asyncio.Protocol):
                     "cpu_s": time.process_time()}
         return {"error": f"unknown admin path {path}"}
 
-    def chat(self, body: bytes) -> None:
+    def chat(self, body: bytes, headers: dict[str, str]) -> None:
         state, config = self.state, self.state.config
         key = hashlib.sha256(body).hexdigest()[:16]
         attempt = state.attempts.get(key, 0)
@@ -336,11 +367,23 @@ class _Connection(asyncio.Protocol):
             state.held.add(self)
             self.later(config.hang_s, self._close)
             return
+        if (config.dies_on_seed and request.get("seed") is not None) or (
+                config.dies_after is not None and state.finished >= config.dies_after):
+            state.dead = True
+        if state.dead:
+            entry.update(status="dead", t1=time.time())
+            if config.dead == "drop":
+                self._abort()
+            else:
+                self.send(_response(500, _error(500, ENGINE_DEAD, "EngineDeadError")))
+            return
         fault = config.fault_script[attempt] if attempt < len(config.fault_script) else None
         if fault is None and config.fault_for:
-            text = " ".join(str(m.get("content")) for m in request.get("messages") or [])
+            text = _prompt_text(request)
             fault = next((kind for needle, kind in config.fault_for.items() if needle in text), None)
-        if fault is None and config.faults:
+        if config.fault_prompt is not None and config.fault_prompt not in _prompt_text(request):
+            fault = None
+        elif fault is None and config.faults:
             draw = state.rng.random()
             for kind, probability in config.faults.items():
                 if draw < probability:
@@ -353,7 +396,7 @@ class _Connection(asyncio.Protocol):
         elif fault == "drop":
             self.later(config.latency, self._abort)
         else:
-            self.later(config.latency, self._answer, request, n, fault, entry)
+            self.later(config.latency, self._answer, request, n, fault, entry, headers)
 
     def _close(self) -> None:
         if self.transport is not None:
@@ -363,7 +406,8 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def _answer(self, request: dict[str, Any], n: int, fault: str | None, entry: dict[str, Any]) -> None:
+    def _answer(self, request: dict[str, Any], n: int, fault: str | None, entry: dict[str, Any],
+                headers: dict[str, str]) -> None:
         config = self.state.config
         if fault == "rate_limit":
             headers = {}
@@ -382,6 +426,11 @@ class _Connection(asyncio.Protocol):
             self.send(_response(400, _error(400, message, "BadRequestError")))
         elif fault == "malformed_json":
             self.send(_response(200, b'{"id": "chatcmpl-replay", "object": "chat.completion", "choices": [{"index": 0, "mess'))
+        elif fault == "bad_request":
+            self.send(_response(400, _error(400, "Unsupported parameter for this model.", "invalid_request_error")))
+        elif fault == "echo_headers":  # some proxies and servers quote the request back in their error
+            self.send(_response(400, _error(400, f"could not route request with headers {json.dumps(headers)}",
+                                            "invalid_request_error")))
         else:
             self.send(_response(200, json.dumps(self._completion(request, n, fault, entry)).encode()))
             entry["finished"] = True
@@ -390,7 +439,7 @@ class _Connection(asyncio.Protocol):
 
     def _completion(self, request: dict[str, Any], n: int, fault: str | None, entry: dict[str, Any]) -> dict[str, Any]:
         messages = request.get("messages") or []
-        prompt = "\n".join(str(m.get("content") or "") for m in messages)
+        prompt = _prompt_text(request)
         user = next((str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"), prompt)
         matched, candidates = self.state.recordings.for_prompt(user)
         entry["matched"] = matched
@@ -398,7 +447,7 @@ class _Connection(asyncio.Protocol):
         choices, completion_tokens = [], 0
         max_tokens = int(request.get("max_tokens") or request.get("max_completion_tokens") or 0)
         for j in range(1 if self.state.config.n_mode == "ignore" else n):
-            index = base + j
+            index = 0 if self.state.config.greedy else base + j
             rec = candidates[index % len(candidates)] if candidates else _synthetic(user, index)
             content, reasoning, finish = rec.content, rec.reasoning_content, "stop"
             if fault == "empty":
@@ -408,15 +457,23 @@ class _Connection(asyncio.Protocol):
                 keep = max(1, min(len(content) // 2, max_tokens * 4 if max_tokens else len(content)))
                 content, finish = content[:keep], "length"
             message: dict[str, Any] = {"role": "assistant", "content": content}
+            if fault == "content_parts":  # the list form some servers send; only the text parts carry the answer
+                half = len(content) // 2
+                message["content"] = [{"type": "text", "text": content[:half]}, {"type": "text", "text": content[half:]}]
             if reasoning:
                 message["reasoning_content"] = reasoning
             choices.append({"index": j, "message": message, "finish_reason": finish, "logprobs": None})
             completion_tokens += _tokens(content) + _tokens(reasoning)
         prompt_tokens = _tokens(prompt)
-        return {"id": f"chatcmpl-replay-{entry['key']}-{entry['attempt']}", "object": "chat.completion",
+        body = {"id": f"chatcmpl-replay-{entry['key']}-{entry['attempt']}", "object": "chat.completion",
                 "created": int(entry["t0"]), "model": request.get("model"), "choices": choices,
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                           "total_tokens": prompt_tokens + completion_tokens}}
+        if fault == "bad_usage":
+            body["usage"] = {"prompt_tokens": "n/a", "completion_tokens": completion_tokens + 0.5, "total_tokens": None}
+        elif fault == "no_usage":
+            del body["usage"]
+        return body
 
 
 async def serve(config: ReplayConfig, recordings: Recordings, port: int = 0,

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 
 from curate.generate.config import default
 
-#: Failure kinds. Retryable ones are tried again; the others become the trace's error at once.
-RETRYABLE = frozenset({"rate_limit", "server_error", "timeout", "connection", "malformed_response", "empty_content"})
+#: Failure kinds. Retryable ones are tried again; the others become the trace's error at once (`empty_completion`
+#: is asked once more by the backend, then kept as the error: the same request gives the same empty answer).
+RETRYABLE = frozenset({"rate_limit", "server_error", "timeout", "connection", "malformed_response"})
+#: Kinds that say the server is not answering (rather than answering no): a run of them stops the run.
+SERVER_SIDE = frozenset({"server_error", "timeout", "connection", "malformed_response"})
 
 
 @dataclass

@@ -6,15 +6,16 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from curate.generate.backends import GenerateError, Unit, make_backend
-from curate.generate.cache import ResponseCache
+from curate.generate.cache import CacheWriteError, ResponseCache
 from curate.generate.config import GenerateConfig, GenerateReport, parse_shard
 from curate.generate.progress import GenerationProgress, Stats
 from curate.generate.ratelimit import RateLimiter
+from curate.generate.redact import redact, secrets_of
 from curate.generate.requests import Job, SamplingParams, build_jobs, in_shard, trace_id
 from curate.generate.retry import RETRYABLE, Failure, RetryPolicy
 from curate.io import InputError
@@ -24,18 +25,36 @@ from curate.stage import Batch, Outcome, Stage
 
 
 class Collector:
-    """The backends' sink: every finished response goes to the cache at once; final failures are remembered."""
+    """The backends' sink: every finished response goes to the cache at once; final failures are remembered.
 
-    def __init__(self, cache: ResponseCache, stats: Stats, progress: GenerationProgress) -> None:
+    Two things stop the run (`fatal`, then `on_fatal` cancels the backend): a write the cache refuses (the
+    responses still in flight would be paid for and lost), and a fresh run whose first `give_up_after` questions all
+    failed for good before anything was answered (a wrong option, a server refusing every request)."""
+
+    def __init__(self, cache: ResponseCache, stats: Stats, progress: GenerationProgress, *,
+                 secrets: tuple[str, ...] = (), give_up_after: int | None = None) -> None:
         self.cache = cache
         self.stats = stats
         self.progress = progress
+        self.secrets = secrets
+        self.give_up_after = give_up_after
         self.errors: dict[str, str] = {}
+        self.fatal: GenerateError | None = None
+        self.on_fatal: Callable[[], Any] = lambda: None
         self._pending: list[tuple[str, dict[str, Any]]] = []
+        self._failed_questions: set[int] = set()
+        self._noted: set[tuple[str, str]] = set()
+
+    def stop(self, error: GenerateError) -> None:
+        if self.fatal is None:
+            self.fatal = error
+            self.on_fatal()
 
     def finished(self, unit: Unit, responses: list[tuple[int, dict[str, Any]]]) -> None:
         # Responses that arrive in the same event-loop step share one write, made before the loop waits again:
         # no await lies between a response's arrival and its write, so nothing received can be lost to a kill.
+        if self.fatal is not None:
+            return  # the run is stopping: these were in flight, and are asked again by the next run
         if not self._pending:
             try:
                 asyncio.get_running_loop().call_soon(self.flush)
@@ -47,34 +66,59 @@ class Collector:
 
     def flush(self) -> None:
         pending, self._pending = self._pending, []
-        self.cache.put_many(pending)
+        if not pending or self.fatal is not None:
+            return
+        try:
+            self.cache.put_many(pending)
+        except CacheWriteError as error:  # stop at the first refused write: one error, not one per response
+            self.stop(error)
+            return
         self.stats.samples_done += len(pending)
         self.progress.advance(len(pending))
 
     def failed(self, unit: Unit, sample_index: int, failure: Failure, attempts: int) -> None:
-        self.errors[unit.job.keys[sample_index]] = f"{failure} (after {attempts} attempt{'s' if attempts > 1 else ''})"
+        error = f"{failure} (after {attempts} attempt{'s' if attempts > 1 else ''})"
+        self.errors[unit.job.keys[sample_index]] = redact(error, self.secrets)
         self.stats.samples_failed += 1
         self.stats.errors_by_kind[failure.kind] += 1
         self.progress.advance(1)
+        self._failed_questions.add(unit.job.index)
+        if (self.give_up_after and len(self._failed_questions) >= self.give_up_after and not self.stats.samples_done
+                and not self.stats.samples_cached):
+            self.stop(GenerateError(f"every request failed ({len(self._failed_questions)} questions so far, none "
+                                    f"answered): {self.errors[unit.job.keys[sample_index]]}",
+                                    hint="nothing was answered: check the server's log and the sampling options"))
 
     def attempted(self, failure: Failure | None, usage: dict[str, Any] | None = None) -> None:
-        if failure is not None and failure.kind == "empty_content":
+        if failure is not None and failure.kind == "empty_completion":
             self.stats.failed_attempts_by_kind[failure.kind] += 1  # the response itself was counted already
             return
         self.stats.requests += 1
         if failure is not None:
             self.stats.failed_attempts_by_kind[failure.kind] += 1
-        else:
-            self.stats.responses += 1
-            self.stats.prompt_tokens += int((usage or {}).get("prompt_tokens") or 0)
-            self.stats.completion_tokens += int((usage or {}).get("completion_tokens") or 0)
+            return
+        self.stats.responses += 1
+        prompt, completion = (usage or {}).get("prompt_tokens"), (usage or {}).get("completion_tokens")
+        if isinstance(prompt, int):
+            self.stats.prompt_tokens += prompt
+        if isinstance(completion, int):
+            self.stats.completion_tokens += completion
+        if not (isinstance(prompt, int) and isinstance(completion, int)):
+            self.stats.requests_without_usage += 1  # unknown, never a reason to stop
+
+    def note(self, kind: str, subject: str, message: str) -> None:
+        if (kind, subject) not in self._noted:
+            self._noted.add((kind, subject))
+            self.stats.notes.setdefault(kind, []).append(subject)
+            self.stats.warnings.append(redact(message, self.secrets))
 
 
-def pending_units(jobs: list[Job], cache: ResponseCache) -> list[Unit]:
-    """What is left: a job with no sample done is one request for all samples (n); leftovers go one per sample."""
+def pending_units(jobs: list[Job], cache: ResponseCache, skip: Any = ()) -> list[Unit]:
+    """What is left: a job with no sample done is one request for all samples (n); leftovers go one per sample.
+    Keys in `skip` (samples that failed for good in this run) are left out."""
     units = []
     for job in jobs:
-        missing = [i for i, key in enumerate(job.keys) if key not in cache]
+        missing = [i for i, key in enumerate(job.keys) if key not in cache and key not in skip]
         if not missing:
             continue
         if len(missing) == len(job.keys):
@@ -107,10 +151,31 @@ def refuse_if_nothing_answered(stats: Stats, errors: dict[str, str]) -> None:
         return
     if stats.samples_cached and not all(kind in RETRYABLE for kind in stats.errors_by_kind):
         return
-    kinds = ", ".join(f"{count} {kind}" for kind, count in stats.errors_by_kind.most_common())
-    kind = stats.errors_by_kind.most_common(1)[0][0]
+    kinds = ", ".join(f"{kind} {count}" for kind, count in stats.errors_by_kind.most_common())
+    kind = stats.errors_by_kind.most_common(1)[0][0] if stats.errors_by_kind else ""
     example = next((e for e in errors.values() if e.startswith(kind)), next(iter(errors.values())))
-    raise GenerateError(f"every request failed ({kinds}); for example {example}")
+    raise GenerateError(f"every request failed ({len(errors)} of {stats.samples_total} samples: {kinds}); for "
+                        f"example: {example}", hint="nothing was answered: check the server's log and the options")
+
+
+def identical_samples(traces: list[Trace]) -> tuple[int, int]:
+    """(samples byte-identical to an earlier sample of their question, questions with such a repeat). Traces come
+    grouped by question (input order, then sample index)."""
+    repeats, questions = 0, 0
+    current, seen, counted = None, set(), False
+    for t in traces:
+        if t.question_id != current:
+            current, seen, counted = t.question_id, set(), False
+        if t.error or t.completion is None:
+            continue
+        sample = (t.completion, t.reasoning_content)
+        if sample in seen:
+            repeats += 1
+            questions += not counted
+            counted = True
+        else:
+            seen.add(sample)
+    return repeats, questions
 
 
 def select_questions(questions: list[Question], *, limit: int | None = None,
@@ -145,26 +210,94 @@ async def agenerate(questions: list[Question], *, cache: ResponseCache, stats: S
     units = pending_units(jobs, cache)
     stats.samples_total = len(jobs) * c.samples
     stats.samples_cached = stats.samples_total - sum(len(u.samples) for u in units)
-    if units:
-        backend_options: dict[str, Any] = {"teacher": c.teacher, "params": params, **c.backend_options}
-        if backend == "openai":
-            backend_options.update(base_urls=c.base_urls, api_key=api_key, concurrency=c.concurrency,
-                                   timeout=c.timeout, retry=RetryPolicy(max_retries=c.max_retries, base_s=c.retry_base),
-                                   limiter=RateLimiter(c.rpm, c.tpm), use_n=c.use_n)
-        engine = make_backend(backend, **backend_options)
-        bar = GenerationProgress(stats, progress)
-        collector = Collector(cache, stats, bar)
-        try:
-            await engine.run(units, collector)
-        finally:
-            collector.flush()
-            cache.sync()
-        errors = collector.errors
-        refuse_if_nothing_answered(stats, errors)
-    else:
-        errors = {}
+    secrets: tuple[str, ...] = ()
+    if backend == "openai":
+        from curate.generate.backends.openai_api import base_urls_from
+
+        secrets = secrets_of(api_key, base_urls_from(c.base_urls))
+    errors: dict[str, str] = {}
+    engine = None
+    damaged, rounds = cache.damaged_lines, 0
+    while True:
+        rounds += 1
+        if units:
+            cache.check_writable()  # before anything is paid for
+            if engine is None:
+                engine = make_backend(backend, **_backend_options(c, backend, params, api_key, secrets))
+            errors.update(await _run_units(engine, units, cache, stats, progress, secrets, c.stop_after_failures))
+        traces = assemble(jobs, cache, errors, teacher=c.teacher, params=params)
+        if cache.damaged_lines == damaged or rounds == 2:
+            break
+        # Lines that failed their checksum (with no intact copy) left the index while the traces were read: ask for
+        # them again, once.
+        damaged = cache.damaged_lines
+        units = pending_units(jobs, cache, skip=errors)
+        stats.asked_again += sum(len(u.samples) for u in units)
+        stats.samples_cached = max(0, stats.samples_cached - sum(len(u.samples) for u in units))
+        if not units:
+            break
     stats.finished_at = time.perf_counter()
-    return assemble(jobs, cache, errors, teacher=c.teacher, params=params)
+    _observe(traces, cache, stats, params, c.samples, len(jobs))
+    refuse_if_nothing_answered(stats, errors)
+    return traces
+
+
+def _backend_options(c: GenerateConfig, backend: str, params: SamplingParams, api_key: str | None,
+                     secrets: tuple[str, ...]) -> dict[str, Any]:
+    options: dict[str, Any] = {"teacher": c.teacher, "params": params, **c.backend_options}
+    if backend == "openai":
+        options.update(base_urls=c.base_urls, api_key=api_key, concurrency=c.concurrency, timeout=c.timeout,
+                       connect_timeout=c.connect_timeout, read_timeout=c.read_timeout,
+                       stop_after_failures=c.stop_after_failures, stop_after_s=c.stop_after_s, secrets=secrets,
+                       retry=RetryPolicy(max_retries=c.max_retries, base_s=c.retry_base),
+                       limiter=RateLimiter(c.rpm, c.tpm), use_n=c.use_n)
+    return options
+
+
+async def _run_units(engine: Any, units: list[Unit], cache: ResponseCache, stats: Stats, progress: Progress,
+                     secrets: tuple[str, ...], give_up_after: int) -> dict[str, str]:
+    """Run the backend over `units`; returns the final failures by cache key. A run-stopping problem the collector
+    saw (a refused cache write, nothing answered) cancels the backend and is raised once what arrived is written."""
+    collector = Collector(cache, stats, GenerationProgress(stats, progress), secrets=secrets,
+                          give_up_after=give_up_after)
+    task = asyncio.ensure_future(engine.run(units, collector))
+    collector.on_fatal = task.cancel
+    try:
+        await task
+    except asyncio.CancelledError:
+        if collector.fatal is None:  # Ctrl-C, not the collector
+            raise
+    finally:
+        collector.flush()
+        try:
+            cache.sync()
+        except CacheWriteError as error:
+            collector.stop(error)
+    if collector.fatal is not None:
+        raise collector.fatal
+    return collector.errors
+
+
+def _observe(traces: list[Trace], cache: ResponseCache, stats: Stats, params: SamplingParams, samples: int,
+             questions: int) -> None:
+    """What the run should say about its output: damaged cache lines, unknown token counts, samples that repeat
+    each other."""
+    stats.damaged_cache_lines, stats.unverified_cache_lines = cache.damaged_lines, cache.unverified_lines
+    if cache.damaged_lines:
+        stats.warnings.append(f"{cache.damaged_lines} cache lines in {cache.directory} failed their checksum (damaged "
+                              f"on disk): never used; {stats.asked_again} responses were asked again, the others read "
+                              "from an intact copy")
+    if stats.requests_without_usage:
+        stats.warnings.append(f"{stats.requests_without_usage} of {stats.responses} answers carried no usable token "
+                              "counts (usage missing or not whole numbers): their tokens are unknown, the totals are "
+                              "lower bounds")
+    if params.temperature > 0 and samples > 1:
+        stats.identical_samples, affected = identical_samples(traces)
+        if stats.identical_samples:
+            stats.warnings.append(
+                f"{stats.identical_samples} samples repeat another sample of the same question byte for byte "
+                f"({affected} of {questions} questions) although temperature is {params.temperature:g}: the server "
+                "may decode greedily or ignore the seed, and such samples add nothing")
 
 
 def _run(coro: Any) -> Any:
@@ -236,7 +369,7 @@ class GenerateStage(Stage[GenerateConfig, GenerateReport]):
         finally:
             cache.close()
         generation = stats.as_dict()
-        return Outcome(kept=traces, inputs=[q.row() for q in questions], stats=dict(
+        return Outcome(kept=traces, inputs=[q.row() for q in questions], warnings=list(stats.warnings), stats=dict(
             teacher=c.teacher, backend=backend, prompt=c.prompt, samples=c.samples, params=params.as_dict(),
             shard=c.shard, limit=c.limit, cache_dir=str(cache.directory), questions=len(questions),
             traces_with_error=sum(1 for t in traces if t.error), incomplete=sum(1 for t in traces if t.error),

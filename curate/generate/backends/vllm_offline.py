@@ -49,6 +49,7 @@ class VLLMBackend:
         self.params = params
         self.chunk = chunk
         self.engine_options = engine_options  # passed to vllm.LLM (tensor_parallel_size, max_model_len, ...)
+        self._loaded: tuple[Any, Any] | None = None
 
     def _engine(self) -> Any:
         try:
@@ -83,7 +84,9 @@ class VLLMBackend:
         return results
 
     async def run(self, units: list[Unit], sink: Sink) -> None:
-        vllm, llm = await asyncio.to_thread(self._engine)
+        if self._loaded is None:  # one engine per process: a second round reuses it
+            self._loaded = await asyncio.to_thread(self._engine)
+        vllm, llm = self._loaded
         for start in range(0, len(units), self.chunk):
             for unit, pairs, usage in await self._answer(vllm, llm, units[start:start + self.chunk], sink):
                 sink.attempted(None, usage)
