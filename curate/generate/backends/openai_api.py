@@ -92,7 +92,8 @@ def base_urls_from(base_urls: list[str] | None) -> list[str]:
 class OpenAIBackend:
     def __init__(self, *, teacher: str, params: SamplingParams, base_urls: list[str] | None, api_key: str | None,
                  concurrency: int, timeout: float, retry: RetryPolicy, limiter: RateLimiter, use_n: bool,
-                 seed: int | None = None, stopped_after_s: float = STOPPED_AFTER_S) -> None:
+                 seed: int | None = None, stopped_after_s: float = STOPPED_AFTER_S,
+                 extra_body: dict[str, Any] | None = None) -> None:
         self.teacher = teacher
         self.params = params
         self.endpoints = [Endpoint(u) for u in base_urls_from(base_urls)]
@@ -105,6 +106,7 @@ class OpenAIBackend:
         self.limiter = limiter
         self.rng = random.Random(seed)
         self.stopped_after_s = stopped_after_s
+        self.extra_body = dict(extra_body or {})  # request fields beyond the chat's (verify's response_format)
         # The key goes in a header only; it is never logged or written anywhere.
         self._headers = {"Content-Type": "application/json", "Authorization": f"Bearer {api_key or 'EMPTY'}"}
         self._next = 0
@@ -263,7 +265,7 @@ class OpenAIBackend:
 
         p = self.params
         payload: dict[str, Any] = {"model": self.teacher, "messages": unit.job.messages, "temperature": p.temperature,
-                                   "top_p": p.top_p, "max_tokens": p.max_tokens}
+                                   "top_p": p.top_p, "max_tokens": p.max_tokens, **self.extra_body}
         if len(unit.samples) > 1:
             payload["n"] = len(unit.samples)
         seed = p.seed_for(unit.samples[0])
