@@ -37,6 +37,9 @@ from curate.verify.verdict import (
 )
 
 STAGE = "verify"
+#: The engine's failure kinds for an answer with no text in it (after its retries): the judge answered, with no
+#: verdict, so the row is judged (judge_unparsable), not unfinished. (Both spellings: generate renames the kind.)
+EMPTY_ANSWER = ("empty_content", "empty_completion")
 
 
 def response_format() -> dict[str, Any]:
@@ -159,11 +162,12 @@ class VerifyStage(Stage[VerifyConfig, VerifyReport]):
             usage = trace.usage or {}
             tokens["prompt"] += int(usage.get("prompt_tokens") or 0)
             tokens["completion"] += int(usage.get("completion_tokens") or 0)
-            if trace.error:
+            if trace.error and not trace.error.startswith(EMPTY_ANSWER):
                 result = JudgeResult(judge=spec.model, prompt_name=prompt.name, prompt_hash=prompt.hash, passed=False,
                                      reasons=[JUDGE_ERROR], detail=trace.error)
             else:
-                parsed = parse_output(trace.completion, row["reasoning"], finish_reason=trace.finish_reason,
+                parsed = parse_output(None if trace.error else trace.completion, row["reasoning"],
+                                      finish_reason=trace.finish_reason,
                                       quote_similarity=c.quote_similarity)
                 result = judge_result(parsed, c.rules(), judge=spec.model, prompt_name=prompt.name,
                                       prompt_hash=prompt.hash, raw=trace.completion, finish_reason=trace.finish_reason,
