@@ -11,6 +11,8 @@ keep/reject rules are in `verdict.py`, the options and the report in `config.py`
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from curate.generate.runner import _run as run_coroutine
 from curate.generate.runner import agenerate, api_key_from_env, default_cache_dir
 from curate.io import InputError, Rejected
 from curate.question_rows import QUESTIONS_INPUT, join_question, load_questions
-from curate.records import JudgeResult, JudgeVerdict, Question, VerifyColumns, VerifyResult, source_of, stable_hash
+from curate.records import JudgeResult, JudgeVerdict, Question, VerifyColumns, VerifyResult, source_of
 from curate.stage import INVALID_INPUT, Batch, ConfigError, Outcome, Stage
 from curate.verify.config import JudgeSpec, JudgeSummary, VerifyConfig, VerifyReport
 from curate.verify.verdict import (
@@ -48,9 +50,20 @@ def response_format() -> dict[str, Any]:
                                                    "schema": JudgeVerdict.model_json_schema()}}
 
 
-def request_key(judge: str, messages: list[dict[str, str]], params: dict[str, Any], schema: Any) -> str:
-    """The cache key of one judge request: everything that shapes its answer (verify's own key space)."""
-    return stable_hash("verify", judge, params, schema, messages, length=32)
+def request_keys(judge: str, messages: list[list[dict[str, str]]], params: dict[str, Any], schema: Any) -> list[str]:
+    """The cache key of each judge request: everything that shapes its answer (the judge, the sampling parameters,
+    the schema asked for, the messages), in verify's own key space. What is common is hashed once; each request's
+    messages extend a copy, field by field, in a fixed byte layout (no JSON of the long texts)."""
+    base = hashlib.sha256(b"verify\x00" + json.dumps([judge, params, schema], sort_keys=True).encode())
+    keys = []
+    for chat in messages:
+        digest = base.copy()
+        for message in chat:
+            for name in sorted(message):
+                digest.update(b"\x00" + name.encode() + b"\x01" + str(message[name]).encode())
+            digest.update(b"\x02")
+        keys.append(digest.hexdigest()[:32])
+    return keys
 
 
 class VerifyStage(Stage[VerifyConfig, VerifyReport]):
@@ -146,9 +159,9 @@ class VerifyStage(Stage[VerifyConfig, VerifyReport]):
         if schema is not None:
             engine = engine.model_copy(update={"backend_options": {**engine.backend_options,
                                                                    "extra_body": {"response_format": schema}}})
-        jobs = [Job(i, Question.model_construct(id=str(row["question_id"])), prompt.name, prompt.hash, m,
-                    [request_key(spec.model, m, params.as_dict(), schema)])
-                for i, (row, m) in enumerate(zip(rows, messages))]
+        keys = request_keys(spec.model, messages, params.as_dict(), schema)
+        jobs = [Job(i, Question.model_construct(id=str(row["question_id"])), prompt.name, prompt.hash, m, [key])
+                for i, (row, m, key) in enumerate(zip(rows, messages, keys))]
         stats = Stats()
 
         def progress(phase: str, done: int, total: int | None = None, note: str | None = None) -> None:

@@ -53,16 +53,16 @@ def _norm(text: str) -> str:
     return _WS.sub(" ", text.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')).strip().lower()
 
 
-def quoted_in(quote: str, reasoning: str, similarity: float) -> bool:
-    """Whether a quoted step is in the reasoning: each part of it (split at ellipses) verbatim after normalising
-    case, spaces and quote marks, or at least `similarity` alike (rapidfuzz partial ratio) with some passage."""
+def quoted_in(quote: str, text: str, similarity: float) -> bool:
+    """Whether a quoted step is in the reasoning `text` (normalised by `_norm`): each part of it (split at
+    ellipses) verbatim after normalising case, spaces and quote marks, or at least `similarity` alike (rapidfuzz
+    partial ratio) with some passage."""
     if similarity <= 0:
         return True
     parts = [p.strip(" \"'") for p in _ELLIPSIS.split(_norm(quote))]
     parts = [p for p in parts if p]
     if not parts:
         return False
-    text = _norm(reasoning)
     missing = [p for p in parts if p not in text]
     if not missing:
         return True
@@ -99,8 +99,9 @@ def parse_output(text: str | None, reasoning: str, *, finish_reason: str | None 
         return Parsed(None, JUDGE_UNPARSABLE, f"not the verdict schema: {_schema_errors(exc)}"[:500])
     if not verdict.steps:
         return Parsed(None, JUDGE_UNPARSABLE, "a verdict without steps")
+    text = _norm(reasoning) if quote_similarity > 0 else ""
     for step in verdict.steps:
-        if not quoted_in(step.step, reasoning, quote_similarity):
+        if not quoted_in(step.step, text, quote_similarity):
             return Parsed(None, JUDGE_MISQUOTE, f"quotes a step not in the reasoning: {step.step[:120]!r}")
     return Parsed(verdict)
 
