@@ -402,3 +402,18 @@ def test_verify_is_an_optional_step_between_filter_and_dedupe(tmp_path):
     cost = report.judges[0].prompt_tokens / 1000 + 2 * report.judges[0].completion_tokens / 1000
     assert f"{cost:.2f}" in section
     assert gold_audit_section(run_dir).startswith("## Gold-label audit")
+
+
+def test_skip_invalid_turns_rows_the_judge_cannot_be_shown_into_rejected_rows(tmp_path):
+    rows = filtered_rows(3)
+    rows[1] = {**rows[1], "reasoning": "  "}
+    from curate.io import write_rows
+
+    write_rows(rows, tmp_path / "kept.parquet")
+    recording = write_judge(tmp_path / "judge.jsonl.gz", [rows[0], rows[2]], "agree")
+    with replay_server(traces=recording, models=[JUDGE]) as server:
+        with pytest.raises(Exception, match="no reasoning to judge"):
+            _verify(tmp_path, server.url)
+        assert server.log() == []  # refused before any request was paid for
+        report = _verify(tmp_path, server.url, skip_invalid=True)
+    assert report.rows_in == 3 and report.verified == 2 and report.reasons == {"invalid_input": 1}
