@@ -134,7 +134,8 @@ class GoldAudit(BaseModel):
 class GoldAuditColumns(BaseModel):
     """On every row `filter` writes: the gold-label audit of its question, or null when nothing is suspect."""
 
-    gold_suspect: GoldAudit | None = None
+    gold_suspect: GoldAudit | None = Field(default=None, description="the question's samples agree on another letter "
+                                           "than its gold one: the votes (null when not suspect)")
 
 
 # ---------------------------------------------------------------- the columns later stages add (one home each)
@@ -231,24 +232,24 @@ class JudgeResult(BaseModel):
     """One judge's say on one row: its verdict (or why there is none), what it made of it, and its provenance."""
 
     judge: str = Field(description="the judge model")
-    prompt_name: str
-    prompt_hash: str
-    passed: bool
+    prompt_name: str = Field(description="the judge prompt template's name")
+    prompt_hash: str = Field(description="the hash of the judge prompt template's file")
+    passed: bool = Field(description="whether this judge passed the row under the rules")
     reasons: list[str] = Field(default_factory=list, description="reason codes (empty when passed)")
-    verdict: JudgeVerdict | None = None
+    verdict: JudgeVerdict | None = Field(default=None, description="the parsed verdict (null when the output is none)")
     detail: str = Field(default="", description="why there is no verdict, or what failed")
     raw: str | None = Field(default=None, description="the judge's output when it is no verdict (first 2000 chars)")
-    finish_reason: str | None = None
-    usage: dict[str, Any] = Field(default_factory=dict)
+    finish_reason: str | None = Field(default=None, description="why the judge's output ended (stop, length)")
+    usage: dict[str, Any] = Field(default_factory=dict, description="the judge request's prompt and completion tokens")
 
 
 class VerifyResult(BaseModel):
     """The judges' combined decision on one row, by the configured rule, and each judge's result."""
 
-    passed: bool
+    passed: bool = Field(description="whether the row passed the judges, by the rule")
     reasons: list[str] = Field(default_factory=list, description="reason codes (empty when passed)")
-    rule: Literal["any", "majority", "all"]
-    judges: list[JudgeResult]
+    rule: Literal["any", "majority", "all"] = Field(description="how many judges had to pass the row")
+    judges: list[JudgeResult] = Field(description="each judge's result, in the order of --judge")
     reasoning_sound: bool | None = Field(default=None, description="the judges' majority on: the reasoning supports "
                                          "its answer with no wrong step (null: no judge gave a verdict)")
     clinically_unsafe: bool | None = Field(default=None, description="the judges' majority on: it contains unsafe "
@@ -258,7 +259,8 @@ class VerifyResult(BaseModel):
 class VerifyColumns(BaseModel):
     """On every row `verify` writes: the judges' verdicts and the decision."""
 
-    verify: VerifyResult | None = None
+    verify: VerifyResult | None = Field(default=None, description="the judges' verdicts on the reasoning and the "
+                                        "decision (`curate verify`)")
 
 
 class RejectionColumns(BaseModel):

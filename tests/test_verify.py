@@ -27,6 +27,7 @@ from curate.filter.reasons import (
     JUDGE_WRONG_STEP,
     REASONS,
 )
+from curate.generate.backends import GenerateError
 from curate.generate.replay import replay_server
 from curate.io import read_rows
 from curate.records import JudgeResult, JudgeVerdict, VerifyResult
@@ -238,11 +239,10 @@ def test_structured_output_can_be_turned_off_and_a_refusing_server_fails_loudly(
     rows = write_filtered(tmp_path / "kept.parquet", 4)
     recording = write_judge(tmp_path / "judge.jsonl.gz", rows, "agree")
     with replay_server(traces=recording, models=[JUDGE], response_format="reject") as server:
-        with pytest.raises(StageFailed, match="--no-structured") as failed:
+        with pytest.raises(GenerateError, match="response_format is not supported") as failed:
             _verify(tmp_path, server.url)
-        assert failed.value.report.incomplete == 4 and failed.value.report.rows_out == 0
-        rejected = read_rows(tmp_path / "out.rej.parquet")
-        assert {r["reasons"][0] for r in rejected} == {JUDGE_ERROR} and "response_format" in rejected[0]["detail"]
+        assert "--no-structured" in failed.value.hint and failed.value.exit_code == 3
+        assert not (tmp_path / "out.parquet").exists()  # nothing was judged: nothing written
         server.reset()
         report = _verify(tmp_path, server.url, structured=False)
         assert {e["response_format"] for e in server.log()} == {None} and report.verified == 4

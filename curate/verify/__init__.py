@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.filter.reasons import JUDGE_ERROR, REASONS
+from curate.generate.backends import GenerateError
 from curate.generate.cache import ResponseCache
 from curate.generate.progress import Stats
 from curate.generate.requests import Job, in_shard
@@ -101,8 +102,7 @@ class VerifyStage(Stage[VerifyConfig, VerifyReport]):
     def incomplete_message(self, report: Any) -> str:
         return (f"verify: {report.incomplete} of {report.rows_in} rows got no answer from a judge after the retries "
                 f"(see the rejected rows' detail); every verdict that came back is in the cache ({report.cache_dir}): "
-                "run the same command again to ask exactly those (--no-structured if the server refuses "
-                "response_format)")
+                "run the same command again to ask exactly those")
 
     # ------------------------------------------------------------ the work
 
@@ -167,8 +167,14 @@ class VerifyStage(Stage[VerifyConfig, VerifyReport]):
         def progress(phase: str, done: int, total: int | None = None, note: str | None = None) -> None:
             batch.progress(f"judge {spec.model}", done, total, note)
 
-        traces = run_coroutine(agenerate([], jobs=jobs, config=engine, cache=cache, stats=stats, progress=progress,
-                                         api_key=api_key_from_env(engine.api_key_env) if backend == "openai" else None))
+        try:
+            traces = run_coroutine(agenerate([], jobs=jobs, config=engine, cache=cache, stats=stats, progress=progress,
+                                             api_key=api_key_from_env(engine.api_key_env) if backend == "openai" else None))
+        except GenerateError as error:
+            if schema is None or "response_format" not in str(error):
+                raise
+            raise GenerateError(f"judge {spec.model}: {error}", hint="the server refuses structured output: run with "
+                                "--no-structured (the verdict is parsed strictly either way)") from None
         outcomes: Counter[str] = Counter()
         tokens = Counter()
         for row, trace, out in zip(rows, traces, results):
