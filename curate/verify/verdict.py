@@ -36,7 +36,6 @@ RAW_CHARS = 2000
 _THINK = re.compile(r"\A\s*<think>.*?</think>\s*", re.DOTALL)
 _FENCE = re.compile(r"\A```(?:json|JSON)?[ \t]*\n(.*)\n[ \t]*```\Z", re.DOTALL)
 _LETTER_ANSWER = re.compile(r"(?i)(?:<answer>\s*[A-J]\s*</answer>|\banswer\s*(?:is|:)\s*\(?[A-J]\b)")
-_WS = re.compile(r"\s+")
 _ELLIPSIS = re.compile(r"\.\.\.|…")
 
 
@@ -50,7 +49,8 @@ class Parsed:
 
 
 def _norm(text: str) -> str:
-    return _WS.sub(" ", text.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')).strip().lower()
+    """Lower case, one space between words, straight quotes (str.split is several times faster than a regex)."""
+    return " ".join(text.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"').lower().split())
 
 
 def quoted_in(quote: str, text: str, similarity: float) -> bool:
