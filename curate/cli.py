@@ -31,8 +31,8 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 #: Modules under curate.commands, each with `register(app)`. Order is the order shown in --help.
-COMMAND_MODULES = ("sources", "inspect", "generate", "filter", "dedupe", "decontaminate", "scrub", "review", "train",
-                   "pipeline")
+COMMAND_MODULES = ("sources", "inspect", "generate", "filter", "verify", "dedupe", "decontaminate", "scrub", "review",
+                   "train", "pipeline")
 
 
 def build_app() -> typer.Typer:

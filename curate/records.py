@@ -122,6 +122,22 @@ class FilteredTrace(Trace, Verdict):
     """A Trace row with its Verdict: the table `filter` writes and later stages extend."""
 
 
+class GoldAudit(BaseModel):
+    """A question whose samples agree on a letter that is not its gold letter (`curate.filter.gold`)."""
+
+    gold: str = Field(description="the gold letter of the question")
+    suspect: str = Field(description="the letter the samples agree on instead")
+    votes: dict[str, int] = Field(description="answered samples per letter")
+    samples: int = Field(description="samples with a parsed answer")
+
+
+class GoldAuditColumns(BaseModel):
+    """On every row `filter` writes: the gold-label audit of its question, or null when nothing is suspect."""
+
+    gold_suspect: GoldAudit | None = Field(default=None, description="the question's samples agree on another letter "
+                                           "than its gold one: the votes (null when not suspect)")
+
+
 # ---------------------------------------------------------------- the columns later stages add (one home each)
 
 
@@ -188,6 +204,65 @@ class ReviewColumns(BaseModel):
                                           "votes, reviewers), else null when not reviewed")
 
 
+class StepVerdict(BaseModel):
+    """A judge's verdict on one step of the reasoning, with the step quoted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step: str = Field(description="the step, quoted word for word from the reasoning")
+    verdict: Literal["supported", "unsupported", "wrong"] = Field(
+        description="supported: follows from the question and sound medicine; unsupported: asserted without basis; "
+                    "wrong: a factual or logical error")
+    why: str = Field(description="one sentence on why (may be empty for a supported step)")
+
+
+class JudgeVerdict(BaseModel):
+    """What a judge says about one trace: the JSON schema a judge is asked for (`response_format`), and the only
+    shape its output is parsed into (strictly: no extra keys, no coercion)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    supports_answer: bool = Field(description="whether the reasoning, as written, supports its final answer")
+    steps: list[StepVerdict] = Field(description="a verdict on each step of the reasoning, in order")
+    clinical_errors: list[str] = Field(description="clinical errors in the reasoning (empty when none)")
+    unsafe_advice: list[str] = Field(description="advice that would harm a patient if followed (empty when none)")
+
+
+class JudgeResult(BaseModel):
+    """One judge's say on one row: its verdict (or why there is none), what it made of it, and its provenance."""
+
+    judge: str = Field(description="the judge model")
+    prompt_name: str = Field(description="the judge prompt template's name")
+    prompt_hash: str = Field(description="the hash of the judge prompt template's file")
+    passed: bool = Field(description="whether this judge passed the row under the rules")
+    reasons: list[str] = Field(default_factory=list, description="reason codes (empty when passed)")
+    verdict: JudgeVerdict | None = Field(default=None, description="the parsed verdict (null when the output is none)")
+    detail: str = Field(default="", description="why there is no verdict, or what failed")
+    raw: str | None = Field(default=None, description="the judge's output when it is no verdict (first 2000 chars)")
+    finish_reason: str | None = Field(default=None, description="why the judge's output ended (stop, length)")
+    usage: dict[str, Any] = Field(default_factory=dict, description="the judge request's prompt and completion tokens")
+
+
+class VerifyResult(BaseModel):
+    """The judges' combined decision on one row, by the configured rule, and each judge's result."""
+
+    passed: bool = Field(description="whether the row passed the judges, by the rule")
+    reasons: list[str] = Field(default_factory=list, description="reason codes (empty when passed)")
+    rule: Literal["any", "majority", "all"] = Field(description="how many judges had to pass the row")
+    judges: list[JudgeResult] = Field(description="each judge's result, in the order of --judge")
+    reasoning_sound: bool | None = Field(default=None, description="the judges' majority on: the reasoning supports "
+                                         "its answer with no wrong step (null: no judge gave a verdict)")
+    clinically_unsafe: bool | None = Field(default=None, description="the judges' majority on: it contains unsafe "
+                                           "advice (null: no judge gave a verdict)")
+
+
+class VerifyColumns(BaseModel):
+    """On every row `verify` writes: the judges' verdicts and the decision."""
+
+    verify: VerifyResult | None = Field(default=None, description="the judges' verdicts on the reasoning and the "
+                                        "decision (`curate verify`)")
+
+
 class RejectionColumns(BaseModel):
     """On every row of a `*.rejected` side file."""
 
@@ -207,9 +282,9 @@ class PublishColumns(BaseModel):
 
 
 #: Every model whose fields are table columns.
-COLUMN_MODELS: tuple[type[BaseModel], ...] = (Question, Trace, Verdict, QuestionColumns, DedupeColumns,
-                                              DecontaminateColumns, ExposureColumns, ScrubColumns, ReviewColumns,
-                                              RejectionColumns, PublishColumns)
+COLUMN_MODELS: tuple[type[BaseModel], ...] = (Question, Trace, Verdict, QuestionColumns, GoldAuditColumns,
+                                              VerifyColumns, DedupeColumns, DecontaminateColumns, ExposureColumns,
+                                              ScrubColumns, ReviewColumns, RejectionColumns, PublishColumns)
 
 
 def _is_object(annotation: Any) -> bool:

@@ -21,9 +21,11 @@ TEMPLATE_DIR = Path(__file__).parent / "templates"
 MULTIPLE_CHOICE = "multiple_choice"
 MULTIPLE_CHOICE_CONTEXT = "multiple_choice_context"
 RATIONALIZE = "rationalize"
+JUDGE_REASONING = "judge_reasoning"
 
 _SECTION = re.compile(r"^\[(system|user)\]\s*$", re.MULTILINE)
-_PLACEHOLDER = re.compile(r"\{(question|options|context|context_block|answer|answer_text|first_letter|letters)\}")
+_PLACEHOLDER = re.compile(
+    r"\{(question|options|context|context_block|answer|answer_text|first_letter|letters|reasoning|final_answer)\}")
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,8 @@ class Prompt:
         return "{answer}" in self.user or "{answer_text}" in self.user
 
     def render(self, question: Any, *, system: bool = True) -> list[dict[str, str]]:
-        """Chat messages for one question (a `Question` or its row dict)."""
+        """Chat messages for one question (a `Question` or its row dict; a judge template renders a filtered trace
+        row, whose `reasoning` and final `answer` it shows beside the gold letter `gold`)."""
         values = _values(question)
         messages = []
         if system and self.system:
@@ -54,7 +57,10 @@ def _values(question: Any) -> dict[str, str]:
     q = question if isinstance(question, dict) else question.model_dump()
     options = {k: v for k, v in (q.get("options") or {}).items() if v is not None}
     context = (q.get("context") or "").strip()
-    answer = q.get("answer") or ""
+    # A trace row names the gold letter `gold` and its own final answer `answer`; a Question's `answer` is the gold.
+    trace = "gold" in q
+    answer = (q.get("gold") if trace else q.get("answer")) or ""
+    final = (q.get("answer") if trace else None) or ""
     return {
         "question": q["question"].strip(),
         "options": "\n".join(f"{letter}. {text}" for letter, text in options.items()),
@@ -64,6 +70,8 @@ def _values(question: Any) -> dict[str, str]:
         "answer_text": options.get(answer, ""),
         "first_letter": next(iter(options), "A"),
         "letters": ", ".join(options),
+        "reasoning": (q.get("reasoning") or "").strip(),
+        "final_answer": f"{final} ({options[final]})" if final in options else final or "none",
     }
 
 

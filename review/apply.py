@@ -3,7 +3,10 @@
 Reviewed rows that are rejected are dropped (to the rejected side file, with reason codes) or flagged; every row gets
 a `review` column (the decision and its votes, or null when the row was not reviewed). The report gives the
 inter-annotator agreement, the error rate per stratum with 95% Wilson intervals and the stratified corpus estimate,
-and per-reviewer counts.
+and per-reviewer counts; where the rows carry a judge's verdict (`curate verify`), how often the judge and the
+clinicians agree, per criterion (Cohen's kappa with a 95% bootstrap interval); where clinicians answered whether a
+gold-suspect question's answer key is right, the questions whose key they found wrong, whose rows are rejected
+(`review_gold_wrong`): their "correct" traces agree with a wrong key.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ from curate.io import InputError, Rejected, iter_rows, location
 from curate.question_rows import load_questions
 from curate.records import ReviewColumns, ReviewDecision
 from curate.stage import Batch, FileInput, Outcome, Stage, StageConfig, StageReport, option
-from review.dataset import ANSWER_CORRECT, PHI, REASONING_SOUND, UNSAFE
+from review.dataset import ANSWER_CORRECT, GOLD_CORRECT, GOLD_QUESTION, PHI, REASONING_SOUND, UNSAFE
 from review.items import STRATA_KEYS, strata_fields, stratum_of
 from review.push import parse_strata
-from review.stats import StratumCount, agreement, stratified_rate, wilson_interval
-from review.verdict import REASONS, RULES, decide, findings
+from review.stats import StratumCount, agreement, cohen_kappa, cohen_kappa_interval, stratified_rate, wilson_interval
+from review.verdict import CLINICALLY_UNSAFE, GOLD_WRONG, REASONING_UNSOUND, REASONS, RULES, decide, findings
 
 REQUIRED_REVIEW_COLUMNS = ("trace_id", "reviewer", ANSWER_CORRECT, REASONING_SOUND, UNSAFE, PHI)
 
@@ -69,6 +72,27 @@ class Agreement(BaseModel):
     cohen_kappa: list[PairKappa]
 
 
+class JudgeClinicianAgreement(BaseModel):
+    """The judge (`curate verify`) against the clinicians' decision on one criterion, over the reviewed rows that
+    carry a verdict."""
+
+    items: int
+    kappa: float | None
+    interval: tuple[float, float] | None = None
+    percent_agreement: float | None
+    judge_yes: int = 0
+    clinicians_yes: int = 0
+
+
+class GoldReview(BaseModel):
+    """Clinicians on the gold-suspect questions: is the answer key right? (majority of their answers)"""
+
+    reviewed: int = 0
+    key_wrong: list[str] = []
+    key_right: list[str] = []
+    unsure: list[str] = []
+
+
 class ReviewApplyConfig(StageConfig):
     mode: Literal["drop", "flag"] = option("drop", "drop rejected rows (to --rejected) or flag them")
     rule: Literal[RULES] = option("majority", "majority: most reviewers must agree (safety: any one); any: one is enough")  # type: ignore[valid-type]
@@ -93,6 +117,8 @@ class ReviewReport(StageReport):
     error_rate: ErrorRates
     agreement: dict[str, Agreement]
     reviewers: dict[str, dict[str, int]]
+    judge_agreement: dict[str, JudgeClinicianAgreement] = {}
+    gold_review: GoldReview = GoldReview()
 
     def summary(self) -> str:
         return (f"{self.reviewed_rows} reviewed rows, {self.rejected_by_review} rejected "
@@ -161,6 +187,49 @@ def review_statistics(
     }
 
 
+def clinician_labels(decision: dict[str, Any]) -> dict[str, bool]:
+    """The clinicians' yes/no on what a judge also says: the row is accepted; its reasoning is sound (a majority does
+    not find it unsound, as the decision counts); it is unsafe (any one reviewer, as the decision counts)."""
+    n, votes = decision["n_reviewers"], decision["votes"]
+    return {"verdict": decision["verdict"] == "accepted", "reasoning_sound": 2 * votes[REASONING_UNSOUND] < n,
+            "clinically_unsafe": votes[CLINICALLY_UNSAFE] > 0}
+
+
+def judge_labels(verify: dict[str, Any]) -> dict[str, bool | None]:
+    """The judges' yes/no on the same criteria, from a row's `verify` column (None: the judges gave no verdict)."""
+    return {"verdict": verify.get("passed"), "reasoning_sound": verify.get("reasoning_sound"),
+            "clinically_unsafe": verify.get("clinically_unsafe")}
+
+
+def judge_agreement(pairs: dict[str, list[tuple[bool, bool]]]) -> dict[str, dict[str, Any]]:
+    """Per criterion: Cohen's kappa of (judge, clinicians) with its 95% bootstrap interval and percent agreement."""
+    out = {}
+    for criterion, labelled in pairs.items():
+        judge, clinicians = [j for j, _ in labelled], [c for _, c in labelled]
+        out[criterion] = {"items": len(labelled), "kappa": cohen_kappa(judge, clinicians),
+                          "interval": cohen_kappa_interval(judge, clinicians),
+                          "percent_agreement": sum(j == c for j, c in labelled) / len(labelled) if labelled else None,
+                          "judge_yes": sum(judge), "clinicians_yes": sum(clinicians)}
+    return out
+
+
+def gold_review(reviews: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per gold-suspect question reviewed: the majority answer to "is the gold answer right?" (ties: unsure)."""
+    answers: dict[str, list[str]] = defaultdict(list)
+    for responses in reviews.values():
+        for response in responses:
+            if response.get(GOLD_CORRECT) in ("yes", "no", "unsure"):
+                answers[str(response.get("question_id") or response["trace_id"])].append(response[GOLD_CORRECT])
+    result: dict[str, Any] = {"reviewed": len(answers), "key_wrong": [], "key_right": [], "unsure": []}
+    for qid, given in sorted(answers.items()):
+        counts = Counter(given)
+        top = counts.most_common()
+        tied = len(top) > 1 and top[0][1] == top[1][1]
+        label = "unsure" if tied else top[0][0]
+        result[{"no": "key_wrong", "yes": "key_right", "unsure": "unsure"}[label]].append(qid)
+    return result
+
+
 REVIEWS_INPUT = FileInput("reviews file from `curate review pull`", required=True)
 QUESTIONS_INPUT = FileInput("questions file, for subjects the rows do not carry")
 
@@ -183,6 +252,9 @@ class ReviewApplyStage(Stage[ReviewApplyConfig, ReviewReport]):
         decisions: dict[str, dict[str, Any]] = {}
         population: Counter[str] = Counter()
         stratum_by_trace: dict[str, str] = {}
+        gold = gold_review(by_trace)
+        key_wrong = set(gold["key_wrong"])
+        pairs: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
         for row in batch.rows:
             question = (question_rows or {}).get(row.get("question_id"))
             stratum = stratum_of(strata_fields(row, question), keys)
@@ -195,7 +267,14 @@ class ReviewApplyStage(Stage[ReviewApplyConfig, ReviewReport]):
                 decisions[trace_id] = review
                 stratum_by_trace[trace_id] = stratum
             out = {**row, "review": review}
-            if review is not None and review["verdict"] == "rejected" and c.mode == "drop":
+            if review is not None and isinstance(row.get("verify"), dict):
+                for criterion, judged in judge_labels(row["verify"]).items():
+                    if judged is not None:
+                        pairs[criterion].append((bool(judged), clinician_labels(review)[criterion]))
+            if row.get("question_id") in key_wrong and c.mode == "drop":
+                dropped.append(Rejected(row=out, reasons=[GOLD_WRONG], detail="clinicians found this question's "
+                                        "answer key wrong (gold-suspect review)"))
+            elif review is not None and review["verdict"] == "rejected" and c.mode == "drop":
                 dropped.append(Rejected(row=out, reasons=review["reasons"], detail="; ".join(review["comments"])))
             else:
                 kept.append(out)
@@ -203,7 +282,9 @@ class ReviewApplyStage(Stage[ReviewApplyConfig, ReviewReport]):
         return Outcome(kept=kept, rejected=dropped, stats=dict(
             mode=c.mode, rule=c.rule, stratify=list(keys), reviewed_rows=len(decisions),
             rejected_by_review=sum(1 for d in decisions.values() if d["verdict"] == "rejected"),
-            reviews_without_row=len(set(by_trace) - set(decisions)), **statistics))
+            reviews_without_row=len({t for t, responses in by_trace.items() if t not in decisions
+                                     and not any(r.get(GOLD_QUESTION) == "yes" for r in responses)}), **statistics,
+            judge_agreement=judge_agreement(pairs), gold_review=gold))
 
 
 def apply_reviews(input: str | os.PathLike[str], reviews: str | os.PathLike[str], output: str | os.PathLike[str],

@@ -9,7 +9,7 @@ from typing import Any
 from curate.io import write_rows
 from curate.stage import StageReport, Tally
 from review.client import connect, find_dataset
-from review.dataset import METADATA, QUESTIONS
+from review.dataset import GOLD_CORRECT, METADATA, QUESTIONS
 
 
 def _usernames(client: Any) -> dict[str, str]:
@@ -36,7 +36,7 @@ def review_rows(records: Any, usernames: dict[str, str]) -> tuple[list[dict[str,
                 continue
             metadata = record.metadata or {}
             row = {"trace_id": str(record.id), "reviewer": usernames.get(user, user), "reviewer_id": user}
-            row.update({name: values.get(name) for name in QUESTIONS})
+            row.update({name: values.get(name) for name in (*QUESTIONS, GOLD_CORRECT)})
             row.update({name: metadata.get(name) for name in METADATA if name != "trace_id"})
             rows.append(row)
     rows.sort(key=lambda r: (r["trace_id"], r["reviewer"]))

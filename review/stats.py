@@ -1,6 +1,7 @@
 """Agreement and error-rate statistics: plain functions over plain values, no I/O.
 
-- Cohen's kappa for two raters and Fleiss' kappa for many (items may have different numbers of raters, >= 2 each).
+- Cohen's kappa for two raters and Fleiss' kappa for many (items may have different numbers of raters, >= 2 each),
+  and a bootstrap interval for Cohen's kappa (a judge model against the clinicians).
 - Wilson score intervals for a proportion, and a stratified estimate of the corpus error rate: strata weighted by
   their population share, with a Wilson interval on the effective sample size (the design effect of stratification).
 Undefined statistics (no data, or every rating in one category so chance agreement is 1) are None, never 0 or 1.
@@ -31,6 +32,36 @@ def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:
     if math.isclose(expected, 1.0):
         return None
     return (observed - expected) / (1 - expected)
+
+
+def cohen_kappa_interval(a: Sequence[Hashable], b: Sequence[Hashable], *, resamples: int = 2000, seed: int = 0,
+                         level: float = 0.95) -> tuple[float, float] | None:
+    """Percentile bootstrap interval for Cohen's kappa of a[i] vs b[i]: items resampled with replacement, resamples
+    whose kappa is undefined (one category only) left out. None with fewer than two items or no defined resample.
+
+    The bootstrap rather than the large-sample standard error: review samples are small (tens to hundreds of
+    items) and kappa near its bounds is skewed, where the normal interval overshoots [-1, 1]."""
+    import numpy as np
+
+    if len(a) != len(b):
+        raise ValueError(f"raters rated different numbers of items ({len(a)} vs {len(b)})")
+    n = len(a)
+    if n < 2:
+        return None
+    codes = {label: i for i, label in enumerate(dict.fromkeys([*a, *b]))}
+    x = np.array([codes[v] for v in a])
+    y = np.array([codes[v] for v in b])
+    picks = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    xs, ys = x[picks], y[picks]
+    observed = (xs == ys).mean(axis=1)
+    expected = sum((xs == c).mean(axis=1) * (ys == c).mean(axis=1) for c in codes.values())
+    defined = ~np.isclose(expected, 1.0)
+    if not defined.any():
+        return None
+    kappas = (observed[defined] - expected[defined]) / (1 - expected[defined])
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(kappas, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 def fleiss_kappa(ratings: Sequence[Sequence[Hashable]]) -> float | None:

@@ -20,6 +20,8 @@ REASONING_UNSOUND = "review_reasoning_unsound"
 CLINICALLY_UNSAFE = "review_clinically_unsafe"
 PHI_PRESENT = "review_phi_present"
 REASONS = (ANSWER_INCORRECT, REASONING_UNSOUND, CLINICALLY_UNSAFE, PHI_PRESENT)
+#: A row of a question whose answer key clinicians found wrong (a gold-suspect review), whatever else was found.
+GOLD_WRONG = "review_gold_wrong"
 #: Reasons one reviewer is enough for.
 SAFETY_REASONS = frozenset({CLINICALLY_UNSAFE, PHI_PRESENT})
 #: Ratings at or below this make the reasoning unsound.

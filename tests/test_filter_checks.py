@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from curate.filter.checks import (
+from curate.filter.checks import CheckConfig, check_trace, estimate_tokens, has_repetition, is_non_english
+from curate.filter.extract import extract_answer
+from curate.filter.reasons import (
     ANSWER_LEAK,
     EMPTY_REASONING,
     HEDGING,
@@ -17,13 +19,7 @@ from curate.filter.checks import (
     TOO_LONG,
     TRUNCATED,
     UNCLOSED_THINK,
-    CheckConfig,
-    check_trace,
-    estimate_tokens,
-    has_repetition,
-    is_non_english,
 )
-from curate.filter.extract import extract_answer
 
 OPTS = {"A": "Hyperkalemia", "B": "Hypokalemia", "C": "Hypernatremia", "D": "Hyponatremia"}
 GOOD = (

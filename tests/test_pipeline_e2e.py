@@ -133,7 +133,7 @@ def test_run_killed_mid_generation_resumes_and_publishes(shared_data, tmp_path):
     stages = manifest["stages"]
     assert all(stages[s]["status"] == "done" for s in
                ("sources", "generate", "filter", "dedupe", "decontaminate", "scrub", "publish"))
-    assert stages["review"]["status"] == "skipped"
+    assert stages["review"]["status"] == stages["verify"]["status"] == "skipped"
     traces_rows = read_rows(run_dir / "traces.parquet")
     assert len(traces_rows) == SAMPLES * len(questions) and not any(t["error"] for t in traces_rows)
 
@@ -152,9 +152,10 @@ def test_run_killed_mid_generation_resumes_and_publishes(shared_data, tmp_path):
     # The card's counts are the manifest's.
     card = (published_dir / "README.md").read_text()
     table = card_table(card, "Counts per stage")
-    assert [r[0] for r in table] == ["sources", "generate", "filter", "dedupe", "decontaminate", "scrub", "review"]
-    assert table[-1][1] == "skipped"  # the card says review did not run
-    for stage, status, rows_in, rows_out, rejected, _ in table[:-1]:
+    assert [r[0] for r in table] == ["sources", "generate", "filter", "verify", "dedupe", "decontaminate", "scrub",
+                                     "review"]
+    assert table[3][1] == table[-1][1] == "skipped"  # the card says verify and review did not run
+    for stage, status, rows_in, rows_out, rejected, _ in [*table[:3], *table[4:-1]]:
         counts = stages[stage]["counts"]
         assert status == "done"
         assert (int(rows_in), int(rows_out), int(rejected)) == (counts["rows_in"], counts["rows_out"], counts["rejected"])

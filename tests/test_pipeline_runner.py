@@ -114,7 +114,8 @@ def test_env_expansion(tmp_path, files, monkeypatch):
 
 
 def test_stage_table_order():
-    assert STAGE_NAMES == ("sources", "generate", "filter", "dedupe", "decontaminate", "scrub", "review", "publish")
+    assert STAGE_NAMES == ("sources", "generate", "filter", "verify", "dedupe", "decontaminate", "scrub", "review",
+                           "publish")
     outputs = [s.output for s in STAGES]
     assert len(set(outputs)) == len(outputs)
 

@@ -87,8 +87,10 @@ def test_card_counts_match_the_manifest(run_dir):
     card = (run_dir / "publish" / "README.md").read_text()
     manifest = RunDir.open(run_dir).manifest
     table = card_table(card, "Counts per stage")
-    assert [r[0] for r in table] == ["sources", "generate", "filter", "dedupe", "decontaminate", "scrub", "review"]
-    for stage, status, rows_in, rows_out, rejected, _ in table:
+    assert [r[0] for r in table] == ["sources", "generate", "filter", "verify", "dedupe", "decontaminate", "scrub",
+                                     "review"]
+    assert table[3][1] == "skipped"  # no [verify]: the card says no judge ran
+    for stage, status, rows_in, rows_out, rejected, _ in [*table[:3], *table[4:]]:
         counts = manifest["stages"][stage]["counts"]
         assert status == "done"
         assert (int(rows_in), int(rows_out), int(rejected)) == (counts["rows_in"], counts["rows_out"], counts["rejected"])

@@ -26,7 +26,7 @@ from tests.support.argilla.server import ArgillaServer, ensure_venv
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-QUESTIONS = ("answer_correct", "reasoning_sound", "clinically_unsafe", "phi_present", "comment")
+QUESTIONS = ("answer_correct", "reasoning_sound", "clinically_unsafe", "phi_present", "comment", "gold_correct")
 
 
 @pytest.fixture(scope="module")
@@ -94,10 +94,13 @@ def test_push_creates_the_review_dataset(env, corpus, owner):
     assert result.created and result.new_records == 12 and result.rows_in == 30
     ds = owner.datasets(name="spot-check")
     settings = ds.settings
-    assert [f.name for f in settings.fields] == ["question", "context", "reasoning", "final_answer", "gold_answer"]
+    assert [f.name for f in settings.fields] == ["question", "context", "reasoning", "final_answer", "gold_answer",
+                                                 "gold_check"]
     assert [q.name for q in settings.questions] == list(QUESTIONS)
-    assert [q.type for q in settings.questions] == ["label_selection", "rating", "label_selection", "label_selection", "text"]
-    assert {m.name for m in settings.metadata} == {"source", "subject", "difficulty", "teacher", "trace_id"}
+    assert [q.type for q in settings.questions] == ["label_selection", "rating", "label_selection", "label_selection", "text",
+                                                    "label_selection"]
+    assert {m.name for m in settings.metadata} == {"source", "subject", "difficulty", "teacher", "trace_id", "question_id",
+                                                   "gold_question"}
     assert settings.distribution.min_submitted == 2
     assert "Reviewing clinical reasoning traces" in settings.guidelines
     items = {it["trace_id"]: it for it in review_items(kept, load_questions(qs))}
@@ -211,6 +214,42 @@ def test_reviewers_status_pull_and_agreement(env, corpus, owner, server, tmp_pat
     # Rejected: both said incorrect (record 2) and the 1-1 tie (record 3).
     assert {r["trace_id"] for r in read_rows(tmp_path / "rejected.parquet")} == {records[1].id, records[2].id}
     assert result.rows_out == 28 and result.reviewers["bob"]["problem_found"] == 2
+
+
+def test_gold_suspect_questions_go_first_and_their_verdict_comes_back(env, corpus, owner, server, tmp_path):
+    """The filter's gold audit -> push (the suspects first, asking whether the key is right) -> a clinician answers
+    in Argilla -> pull -> apply removes the rows of the question whose key is wrong."""
+    from curate.filter import FilterStage
+    from curate.io import write_rows
+    from tests.test_filter_gold import _question, _trace
+
+    suspect, sound = _question("1"), _question("2")
+    write_rows([suspect, sound], tmp_path / "q.parquet")
+    write_rows([_trace(suspect, i, x) for i, x in enumerate("CCCB")] + [_trace(sound, i, "B") for i in range(4)],
+               tmp_path / "t.parquet")
+    FilterStage(workers=1).run(tmp_path / "t.parquet", tmp_path / "kept.parquet", rejected=tmp_path / "r.parquet",
+                               questions=tmp_path / "q.parquet")
+    result = push(tmp_path / "kept.parquet", dataset="gold-check", gold_suspects=tmp_path / "r.parquet", sample=2,
+                  stratify="")
+    assert result.gold_records == 1 and result.rows_out == 2 and result.new_records == 3
+    ds = owner.datasets(name="gold-check")
+    records = list(ds.records)
+    first = records[0]  # logged first
+    assert first.id == f"{suspect.id}#0" and first.metadata["gold_question"] == "yes"
+    assert "3 of 4 teacher samples chose **C**" in first.fields["gold_check"]
+    assert all(r.metadata["gold_question"] == "no" and "gold_check" not in r.fields for r in records[1:])
+    clinician = make_reviewer(owner, server, "gold-reviewer")
+    submit(server, clinician, first._server_id, {**answers("correct"), "gold_correct": "no"})
+    submit(server, clinician, records[1]._server_id, answers())
+    pull("gold-check", tmp_path / "reviews.parquet")
+    pulled = {r["trace_id"]: r for r in read_rows(tmp_path / "reviews.parquet")}
+    assert pulled[first.id]["gold_correct"] == "no" and pulled[first.id]["question_id"] == suspect.id
+    assert pulled[records[1].id]["gold_correct"] is None
+    report = apply_reviews(tmp_path / "kept.parquet", tmp_path / "reviews.parquet", tmp_path / "out.parquet",
+                           rejected=tmp_path / "rej.parquet")
+    assert report.gold_review.key_wrong == [suspect.id] and report.reviewed_rows == 1
+    assert [r["question_id"] for r in read_rows(tmp_path / "rej.parquet")] == [suspect.id]
+    assert {r["question_id"] for r in read_rows(tmp_path / "out.parquet")} == {sound.id}
 
 
 def test_cli_push_status_pull(env, corpus, tmp_path, cli):

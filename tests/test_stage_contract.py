@@ -164,15 +164,17 @@ def stage_classes():
     from curate.generate.runner import GenerateStage
     from curate.publish import PublishStage
     from curate.scrub.runner import ScrubStage
+    from curate.verify import VerifyStage
     from review.apply import ReviewApplyStage
     from sources.stage import SourcesStage
 
-    return {"generate": GenerateStage, "filter": FilterStage, "dedupe": DedupeStage,
+    return {"generate": GenerateStage, "filter": FilterStage, "verify": VerifyStage, "dedupe": DedupeStage,
             "decontaminate": DecontaminateStage, "scrub": ScrubStage, "review apply": ReviewApplyStage,
             "publish": PublishStage, "sources": SourcesStage}
 
 
-@pytest.mark.parametrize("name", ["generate", "filter", "dedupe", "decontaminate", "scrub", "review apply", "publish"])
+@pytest.mark.parametrize("name", ["generate", "filter", "verify", "dedupe", "decontaminate", "scrub", "review apply",
+                                  "publish"])
 def test_every_config_option_is_a_cli_flag_with_its_default(name):
     """The CLI is derived from the config class: each option a flag, its default and range shown once."""
     from curate.commands.stage_cli import flag_of
@@ -212,12 +214,13 @@ def test_every_stage_declares_config_report_and_columns():
         assert issubclass(stage.Config, StageConfig) and issubclass(stage.Report, StageReport), name
         assert stage.Columns is not None and issubclass(stage.Columns, BaseModel), name
         assert "extra" not in stage.Report.model_fields, name  # typed, not a bag of keys
-    assert JSON_COLUMNS == json_columns() >= {"options", "meta", "contaminated_by", "phi_found", "review"}
+    assert JSON_COLUMNS == json_columns() >= {"options", "meta", "contaminated_by", "phi_found", "review", "verify",
+                                              "gold_suspect"}
 
 
 def test_core_does_not_import_the_cli_or_review():
     code = ("import sys; import curate.pipeline, curate.filter, curate.dedupe, curate.decontaminate, "
-            "curate.generate, curate.scrub, curate.publish, curate.stage; "
+            "curate.generate, curate.scrub, curate.publish, curate.stage, curate.verify; "
             "bad = [m for m in sys.modules if m.startswith('curate.commands') or m == 'review' or "
             "m.startswith('review.')]; print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,

@@ -9,7 +9,7 @@ import typer
 
 from curate.commands.common import console, user_errors
 
-StageName = Literal["sources", "generate", "filter", "dedupe", "decontaminate", "scrub", "review", "publish"]
+StageName = Literal["sources", "generate", "filter", "verify", "dedupe", "decontaminate", "scrub", "review", "publish"]
 
 
 def run(
@@ -23,7 +23,7 @@ def run(
 ) -> None:
     """Run the whole pipeline in a run directory, resuming from the last finished stage.
 
-    Stages: sources, generate, filter, dedupe, decontaminate, scrub, review (optional), publish.
+    Stages: sources, generate, filter, verify (optional), dedupe, decontaminate, scrub, review (optional), publish.
     Example: curate run examples/demo.toml --until filter"""
     from rich.markup import escape
 

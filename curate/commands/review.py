@@ -39,13 +39,16 @@ def push_command(**kwargs) -> None:
     from review import push
 
     with _errors():
-        result = push(kwargs.pop("input"), questions=kwargs.pop("questions"), report=kwargs.pop("report"),
-                      **_push_options(kwargs))
+        result = push(kwargs.pop("input"), questions=kwargs.pop("questions"), gold_suspects=kwargs.pop("gold_suspects"),
+                      report=kwargs.pop("report"), **_push_options(kwargs))
     verb = "created" if result.created else "reused"
     console.print(f"{verb} dataset [bold]{result.dataset}[/] in workspace {result.workspace} at {result.api_url}: "
                   f"{result.rows_out} of {result.rows_in} traces pushed ({result.new_records} new, "
-                  f"{result.updated_records} already there), {result.reviewers_per_record} reviewer(s) each",
+                  f"{result.updated_records} already there), {result.reviewers_per_record} reviewer(s) each"
+                  + (f"; {result.gold_records} gold-suspect questions first" if result.gold_records else ""),
                   highlight=False)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
 def _push_options(values: dict) -> dict:
@@ -68,6 +71,9 @@ def _push_signature() -> None:
                                                                                   help="curated file (.parquet or .jsonl)")),
             inspect.Parameter("questions", kw, annotation=Path | None, default=typer.Option(
                 None, "--questions", help="questions file, when rows lack question text and gold")),
+            inspect.Parameter("gold_suspects", kw, annotation=Path | None, default=typer.Option(
+                None, "--gold-suspects", help="rows the filter's gold audit flagged (its --rejected file): one per "
+                "gold-suspect question is pushed first, asking whether the gold answer is right")),
             inspect.Parameter("report", kw, annotation=Path | None,
                               default=typer.Option(None, "--report", help="write the JSON report here"))]
     all_params = head + [p for p, _ in params]
@@ -152,6 +158,22 @@ def _show_apply(result, output: Path | None) -> None:
         fk, pa = entry.fleiss_kappa, entry.percent_agreement
         kappas.add_row(question, str(entry.items), "-" if fk is None else f"{fk:.3f}", "-" if pa is None else f"{pa:.0%}")
     out.print(kappas)
+    if result.judge_agreement:
+        judge = Table(title="judge (verify) vs clinicians")
+        for column in ("criterion", "rows", "Cohen's kappa [95% CI]", "% agreement", "judge yes", "clinicians yes"):
+            judge.add_column(column)
+        for criterion, entry in result.judge_agreement.items():
+            kappa = "-" if entry.kappa is None else f"{entry.kappa:.2f}"
+            if entry.interval is not None:
+                kappa += f" [{entry.interval[0]:.2f}, {entry.interval[1]:.2f}]"
+            pa = "-" if entry.percent_agreement is None else f"{entry.percent_agreement:.0%}"
+            judge.add_row(criterion, str(entry.items), kappa, pa, str(entry.judge_yes), str(entry.clinicians_yes))
+        out.print(judge)
+    gold = result.gold_review
+    if gold.reviewed:
+        out.print(f"gold-suspect questions reviewed: {gold.reviewed}; answer key wrong {len(gold.key_wrong)} (their rows "
+                  f"rejected: review_gold_wrong), right {len(gold.key_right)}, unsure {len(gold.unsure)}",
+                  highlight=False)
     people = Table(title="per reviewer")
     for column in ("reviewer", "submitted", "problems found"):
         people.add_column(column)

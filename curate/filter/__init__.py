@@ -14,22 +14,30 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from curate.filter.checks import (
+from curate.filter.checks import CheckConfig, check_trace, estimate_tokens
+from curate.filter.extract import Extraction, Options, extract_answer
+from curate.filter.gold import audit_gold
+from curate.filter.reasons import (
     FORMAT_REASONS,
     GENERATION_ERROR,
+    GOLD_SUSPECT,
     NOT_SELECTED,
     REASONS,
     UNKNOWN_QUESTION,
     WRONG_ANSWER,
-    CheckConfig,
-    check_trace,
-    estimate_tokens,
 )
-from curate.filter.extract import Extraction, Options, extract_answer
 from curate.filter.select import Candidate, check_selection, pass_rates, select
 from curate.io import InputError, Rejected
 from curate.question_rows import load_question_records
-from curate.records import FilteredTrace, Question, QuestionColumns, Trace, canonical_text, question_columns
+from curate.records import (
+    FilteredTrace,
+    GoldAuditColumns,
+    Question,
+    QuestionColumns,
+    Trace,
+    canonical_text,
+    question_columns,
+)
 from curate.stage import INVALID_INPUT, Batch, FileInput, Judgement, Outcome, RowStage, StageReport, option
 
 __all__ = [
@@ -54,6 +62,13 @@ class FilterConfig(CheckConfig):
     k: int | None = option(None, "samples to keep per question with --select k", ge=1)
     select_by: Literal["shortest", "diverse"] = option("shortest", "with --select k: shortest | diverse")
     workers: int = option(0, "processes judging traces (0: one per CPU, at most 8)", ge=0, volatile=True)
+    gold_audit: bool = option(True, "flag questions whose samples agree on one letter that is not the gold letter "
+                              "(the gold_suspect column; --no-gold-audit: off)")
+    gold_min_votes: int = option(3, "gold audit: at least this many answered samples name that letter", ge=1)
+    gold_min_share: float = option(0.75, "gold audit: and at least this share of the answered samples (1: every "
+                                   "sample)", gt=0, le=1)
+    exclude_gold_suspect: bool = option(False, "reject every trace of a gold-suspect question (reason gold_suspect) "
+                                        "instead of only flagging it")
 
     @model_validator(mode="after")
     def _selection(self) -> FilterConfig:
@@ -63,8 +78,8 @@ class FilterConfig(CheckConfig):
         return self
 
 
-class FilterColumns(QuestionColumns, FilteredTrace):
-    """What a filtered row carries: the trace, its Verdict and its question's columns."""
+class FilterColumns(QuestionColumns, GoldAuditColumns, FilteredTrace):
+    """What a filtered row carries: the trace, its Verdict, its question's columns and its gold-label audit."""
 
 
 class FilterReport(StageReport):
@@ -76,11 +91,19 @@ class FilterReport(StageReport):
     max_tokens: int
     min_reasoning_words: int
     invalid_questions: int = 0
+    gold_audit: dict[str, Any] = Field(default_factory=dict, description="the audit's settings")
+    gold_suspects: list[str] = Field(default_factory=list, description="ids of the gold-suspect questions")
+    gold_suspects_per_source: dict[str, int] = Field(default_factory=dict)
 
     def details(self) -> list[str]:
         if self.mean_pass_rate is None:
             return []
-        return [f"questions: {self.questions}, mean pass rate {self.mean_pass_rate:.2f}"]
+        lines = [f"questions: {self.questions}, mean pass rate {self.mean_pass_rate:.2f}"]
+        if self.gold_suspects:
+            per = ", ".join(f"{k} {v}" for k, v in self.gold_suspects_per_source.items())
+            lines.append(f"gold-suspect questions (samples agree on another letter): {len(self.gold_suspects)} ({per})"
+                         + ("; their traces rejected" if self.gold_audit.get("exclude") else ""))
+        return lines
 
 
 class UnknownQuestion(ValueError):
@@ -201,6 +224,10 @@ class FilterStage(RowStage[FilterConfig, FilterReport]):
         styles = Counter(v.pop("_style") for v in verdicts if "_style" in v)
         rates = pass_rates([(row["question_id"], None if GENERATION_ERROR in v["reasons"] or UNKNOWN_QUESTION
                              in v["reasons"] else v["correct"]) for row, v in zip(rows, verdicts)])
+        suspects = self.audit(rows, verdicts)
+        for row, v in zip(rows, verdicts):
+            if c.exclude_gold_suspect and row["question_id"] in suspects and v["correct"] and not v["reasons"]:
+                v["reasons"] = [GOLD_SUSPECT]
         candidates = [Candidate(i, row["question_id"], estimate_tokens(v["reasoning"] or ""), v["reasoning"] or "",
                                 row["trace_id"])
                       for i, (row, v) in enumerate(zip(rows, verdicts))
@@ -215,6 +242,8 @@ class FilterStage(RowStage[FilterConfig, FilterReport]):
                 verdict["reasons"] = [NOT_SELECTED]
             verdict["kept"] = i in chosen
             verdict["pass_rate"] = rates.get(row["question_id"])
+            audit = suspects.get(row["question_id"])
+            verdict["gold_suspect"] = audit.model_dump() if audit is not None else None
             question = self.questions.get(row["question_id"])
             out = {**row, **(question_columns(question) if question is not None else {}), **verdict}
             per_teacher = teachers.setdefault(row["teacher"], Counter())
@@ -234,16 +263,31 @@ class FilterStage(RowStage[FilterConfig, FilterReport]):
             max_tokens=c.max_tokens,
             min_reasoning_words=c.min_reasoning_words,
             invalid_questions=self._invalid_questions,
+            gold_audit={"enabled": c.gold_audit, "min_votes": c.gold_min_votes, "min_share": c.gold_min_share,
+                        "exclude": c.exclude_gold_suspect},
+            gold_suspects=sorted(suspects),
+            gold_suspects_per_source=dict(sorted(Counter(self.questions[q].source for q in suspects).items())),
         )
         return Outcome(kept=kept, rejected=rejected, stats=stats)
+
+    def audit(self, rows: list[dict[str, Any]], verdicts: list[dict[str, Any]]) -> dict[str, Any]:
+        """The gold-label audit over every sample with a parsed answer (failed generations do not vote)."""
+        if not self.config.gold_audit:
+            return {}
+        answers = [(row["question_id"], self.questions[row["question_id"]].answer, v.get("predicted"))
+                   for row, v in zip(rows, verdicts) if row["question_id"] in self.questions]
+        return audit_gold(answers, min_votes=self.config.gold_min_votes, min_share=self.config.gold_min_share)
 
 
 def _detail(verdict: dict[str, Any], question: Question | None) -> str:
     if question is None:
         return "no such question in the questions file"
+    audit = verdict.get("gold_suspect")
+    suspect = f" (gold suspect: {audit['votes'][audit['suspect']]} of {audit['samples']} samples say " \
+              f"{audit['suspect']})" if audit else ""
     if WRONG_ANSWER in verdict["reasons"]:
-        return f"predicted {verdict['predicted']}, gold {question.answer}"
-    return "; ".join(REASONS.get(r, r) for r in verdict["reasons"])
+        return f"predicted {verdict['predicted']}, gold {question.answer}{suspect}"
+    return "; ".join(REASONS.get(r, r) for r in verdict["reasons"]) + suspect
 
 
 def filter_traces(traces: Iterable[Trace], questions: Mapping[str, Question] | Iterable[Question], *,

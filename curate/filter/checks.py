@@ -13,57 +13,20 @@ from collections import Counter
 
 from pydantic import ConfigDict
 
-from curate.filter.extract import (
-    ANSWER_ONLY_IN_REASONING,
-    CONTRADICTS_REASONING,
-    INVALID_OPTION,
-    MULTIPLE_ANSWERS,
-    NO_ANSWER,
-    Extraction,
+from curate.filter.extract import NO_ANSWER, Extraction
+from curate.filter.reasons import (
+    ANSWER_LEAK,
+    EMPTY_REASONING,
+    HEDGING,
+    NON_ENGLISH,
+    REFUSAL,
+    REPETITION,
+    SHORT_REASONING,
+    TOO_LONG,
+    TRUNCATED,
+    UNCLOSED_THINK,
 )
 from curate.stage import StageConfig, option
-
-# ---------------------------------------------------------------- reason codes (with extract.py's: one list)
-GENERATION_ERROR = "generation_error"
-TRUNCATED = "truncated"
-UNCLOSED_THINK = "unclosed_think"
-EMPTY_REASONING = "empty_reasoning"
-SHORT_REASONING = "short_reasoning"
-TOO_LONG = "too_long"
-REPETITION = "repetition"
-NON_ENGLISH = "non_english"
-REFUSAL = "refusal"
-HEDGING = "hedging"
-ANSWER_LEAK = "answer_leak"
-WRONG_ANSWER = "wrong_answer"
-UNKNOWN_QUESTION = "unknown_question"
-NOT_SELECTED = "not_selected"
-
-#: Every code `filter` can give, with what it means (the report and README read this).
-REASONS: dict[str, str] = {
-    GENERATION_ERROR: "the teacher call failed (the trace carries an error, or no completion)",
-    TRUNCATED: "finish_reason is 'length': the response was cut off",
-    UNCLOSED_THINK: "<think> was opened and never closed",
-    EMPTY_REASONING: "no reasoning text at all",
-    SHORT_REASONING: "reasoning shorter than --min-reasoning-words",
-    TOO_LONG: "reasoning + answer longer than --max-tokens (estimated, or the server's completion_tokens)",
-    REPETITION: "a loop: the same sentence or phrase over and over",
-    NON_ENGLISH: "mostly non-English text",
-    REFUSAL: "the teacher declined to answer",
-    HEDGING: "no answer, and the response says none fits / it cannot be determined",
-    ANSWER_LEAK: "rationalisation prompt: the reasoning says it was given the answer",
-    NO_ANSWER: "no final answer could be parsed",
-    MULTIPLE_ANSWERS: "the final statement names more than one option",
-    ANSWER_ONLY_IN_REASONING: "an answer appears only inside the reasoning, not as a final answer",
-    CONTRADICTS_REASONING: "the final answer differs from the reasoning's last conclusion",
-    INVALID_OPTION: "the answer names a letter the question does not have",
-    WRONG_ANSWER: "the parsed answer is not the gold answer",
-    UNKNOWN_QUESTION: "the trace's question_id is not in the questions file (--skip-invalid)",
-    NOT_SELECTED: "correct and well-formed, but the selection policy kept other samples of this question",
-}
-
-#: Codes that say the response is malformed or unusable (format_ok is False when any is present).
-FORMAT_REASONS = frozenset(REASONS) - {WRONG_ANSWER, NOT_SELECTED, UNKNOWN_QUESTION}
 
 
 class CheckConfig(StageConfig):

@@ -71,6 +71,9 @@ class ReplayConfig:
     models: list[str] = field(default_factory=lambda: [DEFAULT_MODEL])
     #: "ok": honour n; "ignore": always one choice (servers without n); "reject": 400 when n > 1
     n_mode: str = "ok"
+    #: a request's `response_format` (structured output): "ignore" it (answer with the recording, as servers without
+    #: structured output do), or "reject" it with a 400; the log records its type either way
+    response_format: str = "ignore"
     #: kind -> probability per request (seeded by `seed`)
     faults: dict[str, float] = field(default_factory=dict)
     #: attempt k of every distinct request body gets fault_script[k]; later attempts are answered normally
@@ -348,7 +351,8 @@ class _Connection(asyncio.Protocol):
             self.send(_response(400, _error(400, "request body is not JSON", "invalid_request_error")))
             return
         n = int(request.get("n") or 1)
-        entry.update(model=request.get("model"), n=n, seed=request.get("seed"))
+        response_format = (request.get("response_format") or {}).get("type")
+        entry.update(model=request.get("model"), n=n, seed=request.get("seed"), response_format=response_format)
         if request.get("model") not in config.models:
             entry["status"] = "unknown_model"
             message = f"The model `{request.get('model')}` does not exist or you do not have access to it."
@@ -357,6 +361,11 @@ class _Connection(asyncio.Protocol):
         if request.get("stream"):
             entry["status"] = "bad_request"
             self.send(_response(400, _error(400, "streaming is not supported by the replay server", "invalid_request_error")))
+            return
+        if response_format and config.response_format == "reject":
+            entry["status"] = "bad_request"
+            self.send(_response(400, _error(400, "response_format is not supported by this server",
+                                            "invalid_request_error", "response_format")))
             return
         if n > 1 and config.n_mode == "reject":
             entry["status"] = "n_rejected"

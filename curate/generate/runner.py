@@ -198,15 +198,18 @@ def api_key_from_env(name: str | None) -> str | None:
 
 async def agenerate(questions: list[Question], *, cache: ResponseCache, stats: Stats | None = None,
                     progress: Progress = no_progress, api_key: str | None = None, params: SamplingParams | None = None,
-                    config: GenerateConfig | None = None, **options: Any) -> list[Trace]:
+                    config: GenerateConfig | None = None, jobs: list[Job] | None = None, **options: Any) -> list[Trace]:
     """Generate `samples` completions per question; returns Traces in input order (errors inside, never raised,
     except `GenerateError` when nothing can work: unreachable server, unknown model, refused key). Options are
-    GenerateConfig's (or give `config`); `params` overrides its sampling parameters."""
+    GenerateConfig's (or give `config`); `params` overrides its sampling parameters. `jobs` are prebuilt requests
+    (their own messages and cache keys, `samples` keys each) sent instead of `questions` rendered with the prompt:
+    `curate verify` asks its judges through this same engine."""
     c = config if config is not None else GenerateConfig(**options)
     params = params or c.sampling()
     stats = stats or Stats()
     backend = c.resolved_backend()
-    jobs = build_jobs(questions, teacher=c.teacher, params=params, samples=c.samples, prompt=c.prompt)
+    if jobs is None:
+        jobs = build_jobs(questions, teacher=c.teacher, params=params, samples=c.samples, prompt=c.prompt)
     units = pending_units(jobs, cache)
     stats.samples_total = len(jobs) * c.samples
     stats.samples_cached = stats.samples_total - sum(len(u.samples) for u in units)

@@ -48,6 +48,7 @@ def _sections() -> dict[str, Any]:
     from curate.generate.config import GenerateConfig
     from curate.publish import PublishConfig
     from curate.scrub.runner import ScrubConfig
+    from curate.verify.config import VerifyConfig
     from review.apply import ReviewApplyConfig
     from review.push import PushConfig
     from sources.stage import SourceSpec
@@ -63,6 +64,7 @@ def _sections() -> dict[str, Any]:
         "PublishSection", __base__=PublishConfig,
         local_dir=(Path | None, Field(default=None, description="default: RUNDIR/publish")))
     return {"sources": SourceSpec, "generate": GenerateConfig, "filter": FilterConfig,
+            "verify": optional_stage(VerifyConfig, True, "VerifySection"),
             "dedupe": optional_stage(DedupeConfig, True, "DedupeSection"),
             "decontaminate": optional_stage(DecontaminateConfig, True, "DecontaminateSection"),
             "scrub": optional_stage(ScrubConfig, True, "ScrubSection"), "review": review, "publish": publish}
@@ -87,6 +89,8 @@ def pipeline_model() -> type[BaseModel]:
             sources=(list[spec], Field(min_length=1, description="the sources, in order")),
             generate=(sections["generate"], ...),
             filter=(sections["filter"], Field(default_factory=sections["filter"])),
+            verify=(sections["verify"] | None, Field(default=None, description="no [verify]: no judge checks the "
+                                                                                "reasoning")),
             dedupe=(sections["dedupe"], Field(default_factory=sections["dedupe"])),
             decontaminate=(sections["decontaminate"], Field(default_factory=sections["decontaminate"])),
             scrub=(sections["scrub"], Field(default_factory=sections["scrub"])),

@@ -132,6 +132,17 @@ def _replay_file(config: PipelineConfig) -> list[Path]:
     return [Path(config.generate.replay)] if config.generate.replay else []
 
 
+def _verify(ctx: StageContext) -> Binding:
+    from curate.verify.config import VerifyConfig
+
+    v = ctx.config.verify
+    return Binding(section_config(VerifyConfig, v, cache_dir=v.cache_dir or ctx.run_dir / "verify-cache"))
+
+
+def _verify_enabled(config: PipelineConfig) -> bool:
+    return config.verify is not None and config.verify.enabled
+
+
 def _benchmark_files(config: PipelineConfig) -> list[Path]:
     return [Path(p) for p in config.decontaminate.benchmark_paths.values()]
 
@@ -171,7 +182,8 @@ STAGES: tuple[Step, ...] = (
     Step("generate", "curate.generate.runner:GenerateStage", "traces.parquet", "sources", bind=_generate,
          external=_replay_file),
     Step("filter", "curate.filter:FilterStage", "filtered.parquet", "generate", files={"questions": "sources"}),
-    Step("dedupe", "curate.dedupe:DedupeStage", "deduped.parquet", "filter", enabled=_section_enabled("dedupe")),
+    Step("verify", "curate.verify:VerifyStage", "verified.parquet", "filter", bind=_verify, enabled=_verify_enabled),
+    Step("dedupe", "curate.dedupe:DedupeStage", "deduped.parquet", "verify", enabled=_section_enabled("dedupe")),
     Step("decontaminate", "curate.decontaminate:DecontaminateStage", "decontaminated.parquet", "dedupe",
          enabled=_section_enabled("decontaminate"), external=_benchmark_files),
     Step("scrub", "curate.scrub.runner:ScrubStage", "scrubbed.parquet", "decontaminate",

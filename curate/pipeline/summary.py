@@ -14,7 +14,7 @@ from curate.question_rows import join_questions
 from curate.records import source_of
 
 #: The stages whose files hold traces with verdicts, latest first: where "the corpus so far" is read from.
-CORPUS_STAGES = ("review", "scrub", "decontaminate", "dedupe", "filter")
+CORPUS_STAGES = ("review", "scrub", "decontaminate", "dedupe", "verify", "filter")
 
 
 def subject_of(question: dict[str, Any]) -> str:
@@ -171,7 +171,9 @@ def review(run: RunDir) -> dict[str, Any]:
                         for s in report.error_rate.per_stratum if s.reviewed}
     answer = report.agreement.get("answer_correct")
     result.update(kappa=answer.fleiss_kappa if answer else None, reviewers=report.reviewers, rows_in=report.rows_in,
-                  rejected=report.rejected)
+                  rejected=report.rejected,
+                  judge_agreement={k: v.model_dump() for k, v in report.judge_agreement.items()},
+                  gold_review=report.gold_review.model_dump())
     return result
 
 
@@ -373,3 +375,38 @@ def example_traces(run: RunDir, *, kept: int = 3, per_reason: int = 2) -> dict[s
             result["rejected"].setdefault(name, {}).setdefault(example["reasons"][0] if example["reasons"] else
                                                                "unspecified", []).append(example)
     return result
+
+
+def verification(run: RunDir) -> dict[str, Any]:
+    """The judges' check of the reasoning (`verify`): verified rows per source and reason, each judge with its prompt
+    hash, tokens and cost (prices from the config's [prices.JUDGE]), and the judges' agreement."""
+    status = run.status("verify")
+    report = run.report("verify") if status == "done" else None
+    if report is None:
+        return {"status": status}
+    prices = (run.manifest.get("config") or {}).get("prices") or {}
+    judges = []
+    for j in report.judges:
+        entry: dict[str, Any] = j.model_dump()
+        price = prices.get(j.model)
+        if price:
+            entry["cost"] = (j.prompt_tokens / 1000 * price["cost_per_1k_input"]
+                             + j.completion_tokens / 1000 * price["cost_per_1k_output"])
+        judges.append(entry)
+    per_source = {name: {"rows_in": c.rows_in, "verified": report.verified_per_source.get(name, 0),
+                         "rejected": c.rejected, "reasons": c.reasons} for name, c in report.per_source.items()}
+    costs = [j.get("cost") for j in judges]
+    return {"status": status, "rows_in": report.rows_in, "verified": report.verified, "rejected": report.rejected,
+            "flagged": report.flagged, "mode": report.mode, "rule": report.rule, "reasons": report.reasons,
+            "per_source": per_source, "judges": judges, "tokens": report.prompt_tokens + report.completion_tokens,
+            "tokens_per_1k_rows": report.tokens_per_1k_rows,
+            "cost": sum(costs) if costs and all(c is not None for c in costs) else None,
+            "agreement": {k: v.model_dump() for k, v in report.agreement.items()}}
+
+
+def gold_audit(run: RunDir) -> dict[str, Any] | None:
+    """The filter's gold-label audit: the questions whose samples agree on another letter (ids only), per source."""
+    report = run.report("filter") if run.done("filter") else None
+    if report is None or not report.gold_audit.get("enabled"):
+        return None
+    return {"settings": report.gold_audit, "ids": report.gold_suspects, "per_source": report.gold_suspects_per_source}

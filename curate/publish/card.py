@@ -166,13 +166,88 @@ def review_section(run: summary.RunDir | None) -> str:
               for k, v in r["strata"].items()]
     if strata:
         body += "\n\n" + _table(["stratum", "reviewed", "errors", "error rate", "95% interval"], strata)
+    body += judge_versus_clinicians(r.get("judge_agreement") or {}) + gold_review_lines(r.get("gold_review") or {})
     return "## Clinician review\n\n" + body
 
 
-def limitations_section(forced: list[str], reviewed: bool, evaluation_set: bool) -> str:
+def judge_versus_clinicians(agreement: dict[str, Any]) -> str:
+    """How often the judge models (verify) and the clinicians agree on the reviewed rows, per criterion."""
+    if not agreement:
+        return ""
+    rows = []
+    for criterion, a in agreement.items():
+        interval = a.get("interval")
+        rows.append([criterion, a["items"], None if a["kappa"] is None else f"{a['kappa']:.2f}",
+                     f"{interval[0]:.2f}–{interval[1]:.2f}" if interval else None,
+                     None if a["percent_agreement"] is None else _pct(a["percent_agreement"]), a["judge_yes"],
+                     a["clinicians_yes"]])
+    return ("\n\nThe judge models against the clinicians, on the reviewed rows they both judged (Cohen's kappa, 95% "
+            "bootstrap interval; undefined when one side gave a single answer throughout):\n\n"
+            + _table(["criterion", "rows", "kappa", "95% interval", "agreement", "judge yes", "clinicians yes"], rows))
+
+
+def gold_review_lines(gold: dict[str, Any]) -> str:
+    if not gold.get("reviewed"):
+        return ""
+    wrong = ", ".join(f"`{q}`" for q in gold["key_wrong"]) or "none"
+    return (f"\n\nGold-suspect questions reviewed: {gold['reviewed']}; answer key found wrong: "
+            f"{len(gold['key_wrong'])} ({wrong}; their rows are removed), right: {len(gold['key_right'])}, unsure: "
+            f"{len(gold['unsure'])}.")
+
+
+def verification_section(run: summary.RunDir | None) -> str:
+    v = summary.verification(run) if run is not None else {"status": "not run"}
+    if v["status"] != "done":
+        return ("## Reasoning verification\n\nNot verified: no judge model checked the reasoning; only the final "
+                "answer was checked against the gold label.")
+    kept = "kept and flagged" if v["mode"] == "flag" else "dropped"
+    body = (f"Judge models read every trace's reasoning beside the question, its options and the answer key (never "
+            f"the teacher's name) and returned a verdict per quoted step, the clinical errors and any unsafe advice "
+            f"they found. **{v['verified']}** of {v['rows_in']} rows were verified (rule `{v['rule']}` over the "
+            f"judges); the others were {kept}, with reason codes.\n\n")
+    rows = [[name, s["rows_in"], s["verified"], s["rejected"],
+             ", ".join(f"{k} {n}" for k, n in sorted(s["reasons"].items(), key=lambda kv: -kv[1])[:3]) or None]
+            for name, s in v["per_source"].items()]
+    body += _table(["source", "rows", "verified", "rejected", "top reasons"], rows)
+    judges = [[j["model"], j["prompt_name"], f"`{j['prompt_hash']}`", "yes" if j["structured"] else "no", j["passed"],
+               j["prompt_tokens"], j["completion_tokens"], None if j.get("cost") is None else f"{j['cost']:.2f}"]
+              for j in v["judges"]]
+    body += "\n\n" + _table(["judge", "prompt", "prompt hash", "JSON schema", "passed", "tokens in", "tokens out",
+                               "cost"], judges)
+    cost = f", cost {v['cost']:.2f}" if v["cost"] is not None else ""
+    body += f"\n\nVerification cost: {v['tokens']:,} judge tokens ({v['tokens_per_1k_rows'] or 0:,.0f} per 1,000 rows){cost}."
+    if v["agreement"]:
+        agree = [[name, a["items"], None if a["fleiss_kappa"] is None else f"{a['fleiss_kappa']:.2f}",
+                  None if a["percent_agreement"] is None else _pct(a["percent_agreement"])]
+                 for name, a in v["agreement"].items()]
+        body += "\n\nAgreement between the judges:\n\n" + _table(["criterion", "rows", "Fleiss' kappa", "agreement"],
+                                                                   agree)
+    return "## Reasoning verification\n\n" + body
+
+
+def gold_audit_section(run: summary.RunDir | None) -> str | None:
+    g = summary.gold_audit(run) if run is not None else None
+    if g is None:
+        return None
+    s = g["settings"]
+    share = "every sample" if s["min_share"] >= 1 else f"at least {_pct(s['min_share'])} of them"
+    fate = "excluded" if s["exclude"] else "kept where they match the key (flagged in the gold_suspect column)"
+    body = (f"A question is gold-suspect when at least {s['min_votes']} of its answered samples, and {share}, agree on "
+            f"one letter that is not its gold letter: the answer key may be wrong. **{len(g['ids'])}** questions were "
+            f"flagged; their traces were {fate}.")
+    if g["ids"]:
+        body += "\n\n" + _table(["source", "gold-suspect questions"], [[k, n] for k, n in g["per_source"].items()])
+        body += ("\n\n<details><summary>Gold-suspect question ids</summary>\n\n"
+                 + ", ".join(f"`{i}`" for i in g["ids"]) + "\n\n</details>")
+    return "## Gold-label audit\n\n" + body
+
+
+def limitations_section(forced: list[str], reviewed: bool, evaluation_set: bool, verified: bool = False) -> str:
+    checked = ("Its reasoning was checked by judge models (see Reasoning verification), which make mistakes of their "
+               "own." if verified else "Only the final answer is verified against the gold label; a correct answer can "
+               "still come with flawed reasoning.")
     items = [
-        "Reasoning was written by a language model (the teacher above). Only the final answer is verified against "
-        "the gold label; a correct answer can still come with flawed reasoning.",
+        f"Reasoning was written by a language model (the teacher above). {checked}",
         "Gold labels come from the source datasets and carry their errors.",
         "Decontamination removes near-copies of the listed benchmarks only; other evaluation sets may overlap.",
         "PHI scrubbing is automatic and may miss identifiers or redact harmless text.",
@@ -423,8 +498,11 @@ def render_card(*, repo_id: str, splits: dict[str, list[dict[str, Any]]], layout
         counts_section(run, len(rows)),
         decontamination_section(run, gate),
         phi_section(run, gate),
+        verification_section(run),
+        gold_audit_section(run),
         review_section(run),
-        limitations_section(forced, reviewed, gate.evaluation_set),
+        limitations_section(forced, reviewed, gate.evaluation_set,
+                            verified=run is not None and summary.verification(run)["status"] == "done"),
         citations_section(sources),
     ]
     return "\n\n".join(p.strip("\n") for p in parts if p) + "\n"

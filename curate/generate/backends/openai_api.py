@@ -103,7 +103,7 @@ class OpenAIBackend:
                  connect_timeout: float = default("connect_timeout"), read_timeout: float = default("read_timeout"),
                  stop_after_failures: int = default("stop_after_failures"),
                  stop_after_s: float = default("stop_after_s"), secrets: tuple[str, ...] = (),
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, extra_body: dict[str, Any] | None = None) -> None:
         self.teacher = teacher
         self.params = params
         self.endpoints = [Endpoint.from_url(u) for u in base_urls_from(base_urls)]
@@ -124,6 +124,7 @@ class OpenAIBackend:
         self._limit = (wait, f"no answer within {wait:g}s") if wait <= total else (total, f"no complete answer "
                                                                                        f"within {total:g}s")
         self._tick = min(1.0, max(0.02, self._limit[0] / 20))  # how late an expired attempt may be noticed
+        self.extra_body = dict(extra_body or {})  # request fields beyond the chat's (verify's response_format)
         # The key goes in a header only; it is never logged or written anywhere.
         self._headers = {"Content-Type": "application/json", "Authorization": f"Bearer {api_key or 'EMPTY'}"}
         self._next = 0
@@ -326,7 +327,7 @@ class OpenAIBackend:
 
         p = self.params
         payload: dict[str, Any] = {"model": self.teacher, "messages": unit.job.messages, "temperature": p.temperature,
-                                   "top_p": p.top_p, "max_tokens": p.max_tokens}
+                                   "top_p": p.top_p, "max_tokens": p.max_tokens, **self.extra_body}
         if len(unit.samples) > 1:
             payload["n"] = len(unit.samples)
         seed = p.seed_for(unit.samples[0])
