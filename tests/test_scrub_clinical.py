@@ -62,6 +62,13 @@ UNCHANGED = [
     "She is subsequently taken to the nearest hospital.",
     "She is moved to an isolated hospital room.",
     "Which enzyme is found in the endoplasmic reticulum (ER)?",
+    # teacher reasoning (the demo's real DeepSeek-R1 / QwQ traces): option letters, eponyms, acronyms, arithmetic
+    "This is a relative afferent pupillary defect, also known as a Marcus Gunn pupil.",
+    "So the answer is C. Von Willebrand disease prolongs the aPTT.",
+    "That is a possible answer.  D. Allosteric alteration of heme groups.",
+    "The most likely diagnosis is MS. Therefore, the physician should act.",
+    "The comorbid MD/AUD group had higher rates than the AUD-only group.",
+    "So 200*(5/8)^4 is the amount left.",
 ]
 
 
@@ -99,6 +106,7 @@ HARD = [
     ("Daughters in to visit today, spoke with Dr. peruzzi.", ["peruzzi"]),
     # an exam tag's shape with a date keyword before the colon is a date
     ("Admission Date:March 2013", ["March 2013"]),
+    ("Spoke with J. Marsh about the plan; Ms. Kowalczyk aware.", ["Marsh", "Kowalczyk"]),
     ("Pt transferred from Calvert hospital overnight.", ["Calvert"]),
 ]
 

@@ -14,7 +14,7 @@ from importlib import resources
 
 #: Words that, right after a capitalised name, make it an eponym ("Graves disease", "Cushing's syndrome").
 EPONYM_HEADS = (
-    "disease diseases syndrome syndromes sign signs test tests maneuver manoeuvre reflex reflexes lymphoma sarcoma "
+    "disease diseases syndrome syndromes sign signs pupil test tests maneuver manoeuvre reflex reflexes lymphoma sarcoma "
     "tumor tumour palsy phenomenon triad pentad law principle classification criteria score scale stain staining "
     "bodies body cells cell nodes node nodule nodules spots ulcer fracture procedure operation repair pouch duct "
     "diverticulum hernia anomaly malformation disorder murmur respiration breathing reaction equation effect "

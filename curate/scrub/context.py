@@ -78,6 +78,8 @@ NOT_MOTION = frozenset(("according due compared equal equivalent similar prior s
                         "perpendicular opposite contrary ptc pta atp adp").split())
 #: First words of place names that are also English words: "Holy Cross", "St Mary", "Mount Sinai".
 PLACE_PREFIX = frozenset("holy st saint mt mount lake fort port new north south east west san santa".split())
+#: Words before an option letter ("the answer is C. Von Willebrand disease").
+OPTION_CUES = frozenset("is answer answers option options choice choices".split())
 #: Words before a facility word that are generic ("the hospital", "outside hospital").
 GENERIC = frozenset(("the a an this that another other outside local area referring community previous prior osh "
                      "same new old his her their our my your nursing rehab to at from in of and or for by with "
@@ -293,6 +295,7 @@ class Context:
                 continue
             title_gap = gap_after in (" ", ". ", ".", "  ", "/", " / ")
             if title_gap and (low in TITLES or (low == "dr" and gap_after.startswith("."))) and not (
+                    self.mixed and t.text.isupper() and low in ("ms", "mr", "mrs", "mx")) and not (  # "is MS. Then"
                     self.mixed and toks[nxt].text.islower() and (self.english(toks[nxt].low, 60_000)
                                                                  or toks[nxt].low in self.dictionary)):
                 # not "the doctor decides", "MR angiography"; but "Dr. peruzzi"
@@ -316,7 +319,7 @@ class Context:
                             end = self.name_from(k, first_ok=True)
                         else:
                             break
-            if self.is_initial(i) and self.text[t.end:t.end + 1] == "." and nxt < n:
+            if self.is_initial(i) and self.text[t.end:t.end + 1] == "." and nxt < n and not self._option_letter(i):
                 if self.nameish(nxt, strict=True) and toks[nxt].text[0].isupper() and self.gap(nxt) in (". ", "."):
                     self.mark(i, self.name_from(nxt, first_ok=True, limit=2), "PERSON")
         for i in range(n):
@@ -482,6 +485,16 @@ class Context:
                 self.mark(i, i + 1, "LOCATION")
             if low in ("u", "univ", "university") and i + 1 < n and toks[i + 1].low in ("maryland", "of"):
                 self.mark(i, i + 2, "LOCATION")
+
+    def _option_letter(self, i: int) -> bool:
+        """"the answer is C. Von Willebrand", "D. Allosteric change": in mixed text a capital A-J that starts a line
+        or a sentence, or follows an answer word, is an option letter, not an initial ("seen by J. Marsh" still is)."""
+        t = self.toks[i]
+        if not self.mixed or t.text not in "ABCDEFGHIJ":
+            return False
+        before = self.gap(i)
+        return i == 0 or "\n" in before or before.rstrip(" ").endswith((".", ":", "(", ")", "*")) or \
+            self.toks[i - 1].low in OPTION_CUES
 
     def _facility_word(self, k: int) -> bool:
         """Can token k be part of a facility's name ("Calvert", "holy cross")? Capitalised in mixed text; else a

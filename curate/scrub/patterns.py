@@ -111,6 +111,8 @@ def _bare_month_day(text: str, start: int, end: int) -> bool:
         return False
     if after[:1].isdigit():
         return False
+    if re.search(r"[=^*]\s*\(?$", before) or re.match(r"\)?\s*[=^*]", after):
+        return False  # arithmetic: "200*(5/8)^4", "x = 5/8"
     if _VENT_OR_VITAL_BEFORE.search(before):
         return False
     if _UNIT_AFTER.match(after):
