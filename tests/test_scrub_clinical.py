@@ -69,6 +69,7 @@ UNCHANGED = [
     "The most likely diagnosis is MS. Therefore, the physician should act.",
     "The comorbid MD/AUD group had higher rates than the AUD-only group.",
     "So 200*(5/8)^4 is the amount left.",
+    "Ammonia 100 µg/dL (ref: 19-60 µg/dL)",
 ]
 
 
@@ -107,6 +108,7 @@ HARD = [
     # an exam tag's shape with a date keyword before the colon is a date
     ("Admission Date:March 2013", ["March 2013"]),
     ("Spoke with J. Marsh about the plan; Ms. Kowalczyk aware.", ["Marsh", "Kowalczyk"]),
+    ("REF: 4471-22 on the requisition.", ["4471"]),
     ("Pt transferred from Calvert hospital overnight.", ["Calvert"]),
 ]
 

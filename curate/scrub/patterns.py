@@ -158,6 +158,16 @@ def _not_exam_tag(text: str, start: int, end: int) -> bool:
     return not (_EXAM_TAG_BEFORE.search(text[max(0, start - 60):start]) and _EXAM_TAG_AFTER.match(text[end:end + 12]))
 
 
+_REFERENCE_LABEL = re.compile(r"(?i:\bref(?:erence)?\.?(?:\s+(?:range|interval|values?))?\s*[:=]?\s*)$")
+
+
+def _not_reference_range(text: str, start: int, end: int) -> bool:
+    """"Ammonia 100 µg/dL (ref: 19-60 µg/dL)": a reference range (low-high), not a reference number."""
+    low, dash, high = text[start:end].partition("-")
+    is_range = dash and low.isdigit() and high.isdigit() and len(low) <= 4 and int(low) < int(high)
+    return not (is_range and _REFERENCE_LABEL.search(text[max(0, start - 30):start]))
+
+
 def _apostrophe_year(text: str, start: int, end: int) -> bool:
     after = text[end:end + 3]
     return not re.match(r"['’]?[sS]\b", after)
@@ -235,8 +245,9 @@ def patterns() -> list[Pattern]:
           lead=w, keys="full photo photograph picture image headshot mugshot selfie"),
         p("ID", _labelled(r"identifier|case|accession|specimen|encounter|visit|order|requisition|claim|reference|ref\.?"
                           r"|ticket|employee|badge|study\s+id|subject|enrollment|enrolment|confirmation"),
-          lead=w, keys="identifier case accession specimen encounter visit order requisition claim reference ref "
-                       "ticket employee badge study subject enrollment enrolment confirmation"),
+          _not_reference_range, lead=w,
+          keys="identifier case accession specimen encounter visit order requisition claim reference ref "
+               "ticket employee badge study subject enrollment enrolment confirmation"),
         p("ID", rf"\bID{_GAP}{_VALUE}", lead=w, keys="id"),  # upper-case only: "pulse id 110/min" is a typo
         p("PHONE", r"(?i:\b(?:pager|beeper|beep|pgr|page|ext|extension|cell|tel|phone|telephone|ph|call\s+back|"
                    r"callback)\s*(?:number|no\.?|#)?\s*(?:is\s+)?[:#=\-]?\s*#?\s*)(?P<v>\d{4,7}|\d{3}[\s\-.]\d{4})(?!\d)",
