@@ -377,3 +377,23 @@ def test_vllm_backend_without_vllm_says_what_to_install(tmp_path: Path):
 
     with pytest.raises(GenerateError, match=r"curate\[vllm\]"):
         generate([_question(1)], teacher="some/model", backend="vllm", cache_dir=tmp_path)
+
+
+def test_a_dead_server_is_called_dead_before_its_requests_run_out_of_retries():
+    """With the default options the 'stopped answering' rule must fire while requests are still being retried: once
+    they have all spent their retries, the run can only end as 'every request failed' and never names the server.
+    (The first default, 60 s, was longer than the shortest retry budget, 31.5 s: the real vLLM test caught it.)"""
+    from curate.generate.config import GenerateConfig
+    from curate.generate.retry import Failure, RetryPolicy
+
+    config = GenerateConfig(teacher="t")
+    policy = RetryPolicy(max_retries=config.max_retries, base_s=config.retry_base)
+
+    class LowestDraw(random.Random):
+        def uniform(self, a, b):
+            return a
+
+    failure = Failure("connection", "refused")
+    shortest_budget = sum(policy.delay(attempt, failure, LowestDraw()) for attempt in range(config.max_retries))
+    assert config.stop_after_s < shortest_budget
+    assert config.stop_after_failures <= config.max_retries + 1

@@ -386,3 +386,15 @@ def test_shipped_deepspeed_config_is_zero_stage_2_as_accelerate_reads_it(repo_ro
     # batch sizes, accumulation, clipping and precision come from the training config, not the file
     for key in ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "gradient_clipping", "bf16.enabled"):
         assert config.get_value(key) == "auto", key
+
+
+def test_the_tiny_tokenizer_corpus_holds_only_the_question_templates():
+    """The seeded tiny model depends on its tokenizer's corpus: a template for another job (the judge prompt) must not
+    enter it, or every seeded training run of the tests changes (it did, and the GRPO health checks drifted)."""
+    from prompts import TEMPLATE_DIR
+    from train.random_model import synthetic_corpus
+
+    corpus = set(synthetic_corpus(n=1))
+    judge = (TEMPLATE_DIR / "judge_reasoning.txt").read_text(encoding="utf-8")
+    assert judge not in corpus
+    assert (TEMPLATE_DIR / "multiple_choice.txt").read_text(encoding="utf-8") in corpus

@@ -44,12 +44,15 @@ _WORDS = ("patient presents with fever cough chest pain dyspnea history of diabe
 
 
 def synthetic_corpus(n: int = 400, seed: int = 0) -> list[str]:
-    """Strings that look like prompts and canonical completions, to train the tokenizer on. The shipped prompt
-    templates are in it too, so the student prompt tokenizes compactly, as it would with a real tokenizer."""
-    from prompts import TEMPLATE_DIR
+    """Strings that look like prompts and canonical completions, to train the tokenizer on. The question templates
+    are in it too, so the student prompt tokenizes compactly, as it would with a real tokenizer. Only those: the
+    tokenizer (and so the seeded tiny model) must not change when a template for another job is added (a judge
+    prompt did that once, and the seeded training runs of the tests drifted)."""
+    from prompts import MULTIPLE_CHOICE, MULTIPLE_CHOICE_CONTEXT, RATIONALIZE, TEMPLATE_DIR
 
     rng = random.Random(seed)
-    texts = [p.read_text(encoding="utf-8") for p in sorted(TEMPLATE_DIR.glob("*.txt"))] * 20
+    names = sorted((MULTIPLE_CHOICE, MULTIPLE_CHOICE_CONTEXT, RATIONALIZE))
+    texts = [(TEMPLATE_DIR / f"{name}.txt").read_text(encoding="utf-8") for name in names] * 20
     for _ in range(n):
         words = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(4, 16)))
         letter = rng.choice("ABCDE")

@@ -54,7 +54,9 @@ class GenerateConfig(StageConfig):
                                       "nothing for --stop-after-s: the server stopped answering; also when the first "
                                       "this many questions of a fresh run all failed for good", ge=1,
                                       volatile=True)
-    stop_after_s: float = option(60.0, "seconds a server may fail every attempt before the run stops (see "
+    # Below the shortest retry budget of one request (6 retries from a 1 s step: 31.5-63 s of backoff), so a dead
+    # server stops the run before its requests run out of retries and end as "every request failed".
+    stop_after_s: float = option(30.0, "seconds a server may fail every attempt before the run stops (see "
                                  "--stop-after-failures); a shorter outage is waited out by the retries", gt=0,
                                  volatile=True)
     retry_base: float = option(1.0, "seconds of the first backoff step", gt=0, volatile=True, cli=False)
