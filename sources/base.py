@@ -68,7 +68,9 @@ def hub_rows(hub_id: str, config: str | None, split: str) -> Iterator[tuple[int,
     try:
         ds = datasets.load_dataset(hub_id, config, split=split)
     except Exception as exc:
-        raise InputError(f"hf://{hub_id}", f"could not load config={config!r} split={split!r}: {exc}") from None
+        raise InputError(f"hf://{hub_id}", f"could not load config={config!r} split={split!r}: {exc}. Without the "
+                         f"Hub, give the source a local file (`path = FILE` in the run config, `--path FILE` for "
+                         f"`curate sources pull`; a Hub export also needs `hub_format = true`)") from None
     yield from enumerate(ds)
 
 

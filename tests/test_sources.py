@@ -65,8 +65,9 @@ def test_medqa_hub_rows(tmp_path):
 
 def test_medqa_without_network_fails_clearly(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(InputError, match="hf://GBaker/MedQA-USMLE-4-options"):
+    with pytest.raises(InputError, match="hf://GBaker/MedQA-USMLE-4-options") as error:
         load_source("medqa", None, split="test")
+    assert "give the source a local file (`path = FILE`" in str(error.value)
 
 
 @pytest.mark.parametrize(
