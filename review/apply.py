@@ -24,7 +24,7 @@ from curate.records import ReviewColumns, ReviewDecision
 from curate.stage import Batch, FileInput, Outcome, Stage, StageConfig, StageReport, option
 from review.dataset import ANSWER_CORRECT, GOLD_CORRECT, GOLD_QUESTION, PHI, REASONING_SOUND, UNSAFE
 from review.items import STRATA_KEYS, strata_fields, stratum_of
-from review.push import parse_strata
+from review.push import strata_option
 from review.stats import StratumCount, agreement, cohen_kappa, cohen_kappa_interval, stratified_rate, wilson_interval
 from review.verdict import CLINICALLY_UNSAFE, GOLD_WRONG, REASONING_UNSOUND, REASONS, RULES, decide, findings
 
@@ -102,9 +102,7 @@ class ReviewApplyConfig(StageConfig):
     @field_validator("stratify", mode="before")
     @classmethod
     def _strata(cls, value: Any) -> list[str]:
-        if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
-            value = value[0]
-        return list(parse_strata(value))
+        return strata_option(value)
 
 
 class ReviewReport(StageReport):

@@ -32,6 +32,13 @@ def parse_strata(keys: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(parts)
 
 
+def strata_option(value: Any) -> list[str]:
+    """The `stratify` option of push and apply: keys as a list, or one comma-separated string (a single CLI value)."""
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+        value = value[0]
+    return list(parse_strata(value))
+
+
 def _check_compatible(dataset: Any, reviewers_per_record: int) -> bool:
     """Whether an existing dataset can take this push; True when it also has the gold-answer question (datasets
     created before it was added are reviewed as they are, without gold-suspect records)."""
@@ -89,9 +96,7 @@ class PushConfig(StageConfig):
     @field_validator("stratify", mode="before")
     @classmethod
     def _strata(cls, value: Any) -> list[str]:
-        if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
-            value = value[0]
-        return list(parse_strata(value))
+        return strata_option(value)
 
 
 class StratumSample(StageConfig):
