@@ -18,7 +18,7 @@ TEACHER = "replay-teacher"
 
 
 def make_questions(count: int, start: int = 0) -> list[Question]:
-    """Question i's stem contains "A {30 + i}-year-old" (what `fault_prompt` aims at)."""
+    """Question i's stem contains "A {30 + i}-year-old" (what `fault_for` aims at)."""
     return [Question(id=f"medqa:test:{i}", source="medqa", split="test",
                      question=f"A {30 + i}-year-old presents with fever and cough for {i + 2} days. Next step?",
                      options={"A": "chest x-ray", "B": "antibiotics", "C": "CT scan", "D": "observation"}, answer="A")

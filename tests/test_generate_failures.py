@@ -284,7 +284,7 @@ def test_identical_samples_under_temperature_are_counted_and_warned_about(server
 
 
 def test_an_empty_completion_is_asked_once_more_then_kept_as_its_error(server, tmp_path: Path):
-    server.configure(faults={"empty": 1.0}, fault_prompt="A 31-year-old")  # one question always gets empty text
+    server.configure(fault_for={"A 31-year-old": "empty"})  # one question always gets empty text
     traces, stats = generate_here(server.url, tmp_path, make_questions(3), samples=1)
     failed = [t for t in traces if t.error]
     assert [t.question_id for t in failed] == ["medqa:test:1"]
@@ -304,7 +304,7 @@ def _leaks(tmp_path: Path, secret: str, *outputs: str) -> list[str]:
 
 def test_error_bodies_echoing_the_key_are_redacted_in_every_file_and_message(server, tmp_path: Path):
     secret = "sk-test-ECHOED-BACK-1234"
-    server.configure(faults={"echo_headers": 1.0}, fault_prompt="A 31-year-old")
+    server.configure(fault_for={"A 31-year-old": "echo_headers"})
     questions, traces = _questions_file(tmp_path, 3), tmp_path / "t.jsonl"
     env = {"MY_TEACHER_KEY": secret}
     proc = run_cli("generate", "-i", questions, "-o", traces, "--teacher", TEACHER, "--base-url", server.url,
@@ -318,7 +318,7 @@ def test_error_bodies_echoing_the_key_are_redacted_in_every_file_and_message(ser
     assert filtered.returncode == 0, filtered.stderr
     assert any(r["trace_id"] == failed["trace_id"] for r in read_rows(tmp_path / "rejected.jsonl"))
     # every request echoing: the run stops, and what it prints is redacted too
-    server.configure(fault_prompt=None)
+    server.configure(fault_for={}, faults={"echo_headers": 1.0})
     stopped = run_cli("generate", "-i", questions, "-o", tmp_path / "t2.jsonl", "--teacher", TEACHER, "--base-url",
                       server.url, "--api-key-env", "MY_TEACHER_KEY", env=env, timeout=120)
     assert stopped.returncode == 3 and "every request failed" in stopped.stderr and "Bearer ***" in stopped.stderr

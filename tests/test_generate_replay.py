@@ -84,7 +84,7 @@ def test_length_is_a_finished_response_not_a_retry(server, tmp_path: Path):
 
 
 def test_exhausted_retries_become_error_traces_not_a_crash(server, tmp_path: Path):
-    server.configure(faults={"server_error": 1.0}, fault_prompt="A 31-year-old")  # one question of three always fails
+    server.configure(fault_for={"A 31-year-old": "server_error"})  # one question of three always fails
     traces, stats = generate_here(server.url, tmp_path, make_questions(3), samples=2, max_retries=2)
     assert len(traces) == 6
     failed = [t for t in traces if t.error]
@@ -93,7 +93,7 @@ def test_exhausted_retries_become_error_traces_not_a_crash(server, tmp_path: Pat
     assert all(t.completion is None for t in failed)
     assert sum(e["status"] == "server_error" for e in server.log()) == 3 and stats.errors_by_kind == {"server_error": 2}
     # errors are not cached: the next run asks again (and now the server is healthy)
-    server.configure(faults={})
+    server.configure(fault_for={})
     server.reset()
     again, _ = generate_here(server.url, tmp_path, make_questions(3), samples=2)
     assert all(t.error is None for t in again) and len(server.log()) == 1

@@ -7,7 +7,7 @@ with `n` choices, and can inject the faults a real endpoint shows: 429 with Retr
 timeouts (no answer), malformed JSON, dropped connections, empty content and `finish_reason=length`, content as a list
 of parts, usage that is missing or not numbers, a prompt over the context length (400), a 400 (or an error body
 echoing the request's headers, the way some servers leak the API key). Faults can be aimed at the prompts containing a
-text (`fault_prompt`). It can also play a greedy server (every sample the same text), a server that ignores or rejects
+text (`fault_for`: text -> fault). It can also play a greedy server (every sample the same text), a server that ignores or rejects
 `n`, one behind HTTP basic auth, and one that dies (after some answers, or on the first request with a `seed`, like a
 vLLM CPU engine) and then refuses everything. `GET /v1/models` lists the served models; an unknown model gets OpenAI's
 404. Every request is logged (its body hash, attempt, outcome) so a test can prove that no finished request was sent
@@ -88,8 +88,6 @@ class ReplayConfig:
     #: how long a 'timeout' fault or a held request keeps the connection before closing it (bounded)
     hang_s: float = 30.0
     seed: int = 0
-    #: faults (random or scripted) only hit requests whose prompt contains this text
-    fault_prompt: str | None = None
     #: every sample of a prompt gets the same text, whatever its seed (a greedy server)
     greedy: bool = False
     #: "user:password": every route but the admin one wants this HTTP basic auth (else 401)
@@ -390,9 +388,7 @@ class _Connection(asyncio.Protocol):
         if fault is None and config.fault_for:
             text = _prompt_text(request)
             fault = next((kind for needle, kind in config.fault_for.items() if needle in text), None)
-        if config.fault_prompt is not None and config.fault_prompt not in _prompt_text(request):
-            fault = None
-        elif fault is None and config.faults:
+        if fault is None and config.faults:
             draw = state.rng.random()
             for kind, probability in config.faults.items():
                 if draw < probability:
