@@ -98,6 +98,10 @@ _DATE_CUE_BEFORE = re.compile(
     r"started|done|s/p|status\s+post|echo|cath|cabg|surgery|due|of|thru|through|to|post|pod|hd|day)\s*$)")
 
 
+_OPERATOR_BEFORE = re.compile(r"[=^*]\s*\(?$")
+_OPERATOR_AFTER = re.compile(r"\)?\s*[=^*]")
+
+
 def _bare_month_day(text: str, start: int, end: int) -> bool:
     """A bare "7/22" or "10-15" is a date unless its surroundings make it a setting, a ratio or a fraction."""
     before, after = text[max(0, start - 24):start], text[end:end + 24]
@@ -111,7 +115,7 @@ def _bare_month_day(text: str, start: int, end: int) -> bool:
         return False
     if after[:1].isdigit():
         return False
-    if re.search(r"[=^*]\s*\(?$", before) or re.match(r"\)?\s*[=^*]", after):
+    if _OPERATOR_BEFORE.search(before) or _OPERATOR_AFTER.match(after):
         return False  # arithmetic: "200*(5/8)^4", "x = 5/8"
     if _VENT_OR_VITAL_BEFORE.search(before):
         return False
