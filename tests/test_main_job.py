@@ -66,19 +66,19 @@ def test_the_report_is_written(demo_run):
 
 def test_a_second_run_reuses_every_stage(demo_run):
     run_dir, _ = demo_run
-    before = (run_dir / "manifest.json").read_text()
+    before = json.loads((run_dir / "manifest.json").read_text())
     proc = run_cli("run", "examples/demo.toml", "--run-dir", run_dir, env={"CURATE_TEACHER": "",
                    "CURATE_REPLAY": "examples/demo/recording.jsonl.gz"}, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     after = json.loads((run_dir / "manifest.json").read_text())
     assert {s["status"] for s in after["stages"].values()} <= {"done", "skipped"}
     for name in ("generate", "publish"):  # the same outputs, not written again
-        assert json.loads(before)["stages"][name]["finished"] == after["stages"][name]["finished"]
-        assert json.loads(before)["stages"][name].get("output") == after["stages"][name].get("output")
+        assert before["stages"][name]["finished"] == after["stages"][name]["finished"]
+        assert before["stages"][name].get("output") == after["stages"][name].get("output")
     assert "generate: finished earlier, reused" in proc.stdout + proc.stderr
 
 
-def test_the_readme_names_this_job(repo_root):
+def test_the_readme_names_this_job():
     readme = (REPO_ROOT / "README.md").read_text()
     assert "bash scripts/quickstart.sh" in readme
     quickstart = (REPO_ROOT / "scripts" / "quickstart.sh").read_text()
