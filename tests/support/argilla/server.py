@@ -6,6 +6,7 @@ ahead of time). `ArgillaServer` runs `argilla_launcher.py` in that venv: SQLite,
 engine instead of Elasticsearch (which cannot be installed here), the real API and UI otherwise.
 
     python -m tests.support.argilla.server build        # create the venv (idempotent)
+    python -m tests.support.argilla.server lock         # resolve it afresh: rewrite requirements/argilla-server.txt
     python -m tests.support.argilla.server serve        # start a server, print URL and credentials, Ctrl-C stops it
 """
 
@@ -40,13 +41,17 @@ def venv_python(path: Path | None = None) -> Path:
     return venvs.venv_python(path or venv_dir())
 
 
+#: The pins the tests ran against (`pip freeze` of this venv): `python -m tests.support.argilla.server lock` refreshes it.
+LOCK = venvs.lock_path("argilla-server")
+
+
 def venv_ready(path: Path | None = None) -> bool:
-    return venvs.venv_ready(path or venv_dir(), BUILD_STEPS)
+    return venvs.venv_ready(path or venv_dir(), BUILD_STEPS, LOCK)
 
 
 def ensure_venv(path: Path | None = None, *, quiet: bool = True, timeout_s: float = 900) -> Path:
-    """Build the argilla-server venv unless it is already there with the same requirements. Returns its path."""
-    return venvs.ensure_venv(path or venv_dir(), BUILD_STEPS, quiet=quiet, timeout_s=timeout_s)
+    """Build the argilla-server venv unless it is already there with the same requirements and lock. Returns its path."""
+    return venvs.ensure_venv(path or venv_dir(), BUILD_STEPS, lock=LOCK, quiet=quiet, timeout_s=timeout_s)
 
 
 class ArgillaServer:
@@ -122,10 +127,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="argilla-server for curate's tests and local trials")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="create the argilla-server venv (idempotent)")
+    sub.add_parser("lock", help="resolve the venv afresh and write requirements/argilla-server.txt")
     serve = sub.add_parser("serve", help="start a server until Ctrl-C")
     serve.add_argument("--port", type=int, default=6900)
     serve.add_argument("--home", type=Path, default=None)
     args = parser.parse_args()
+    if args.command == "lock":
+        header = ("# argilla-server venv (tests/support/argilla/server.py): what its tests last passed with.\n"
+                  "# Refresh: python -m tests.support.argilla.server lock (or bash scripts/lock.sh)\n")
+        print(f"wrote {venvs.write_lock(BUILD_STEPS, LOCK, header=header)}")
+        return
     path = ensure_venv(quiet=True)
     if args.command == "build":
         print(f"argilla-server venv ready: {path}")
