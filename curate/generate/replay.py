@@ -176,7 +176,9 @@ def _prompt_text(request: dict[str, Any]) -> str:
 
 
 def _tokens(text: str | None) -> int:
-    return (len(text) + 3) // 4 if text else 0
+    from curate.generate.requests import text_tokens  # the client's own estimate: one home for the rule
+
+    return text_tokens(text)
 
 
 # ---------------------------------------------------------------- HTTP

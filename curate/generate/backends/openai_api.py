@@ -41,7 +41,7 @@ from curate.generate.backends import GenerateError, Sink, Unit, response, split_
 from curate.generate.config import default
 from curate.generate.ratelimit import RateLimiter, exhausted_reset, retry_after
 from curate.generate.redact import redact, shown_url, split_credentials
-from curate.generate.requests import SamplingParams
+from curate.generate.requests import SamplingParams, prompt_tokens
 from curate.generate.retry import SERVER_SIDE, Failure, RetryPolicy
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
@@ -231,7 +231,7 @@ class OpenAIBackend:
                 queue.extendleft(Unit(unit.job, [i], unit.attempt) for i in reversed(unit.samples))
                 return
             try:
-                await self.limiter.acquire(_prompt_tokens(unit) if self.limiter.tokens else 0)
+                await self.limiter.acquire(prompt_tokens(unit.job.messages) if self.limiter.tokens else 0)
                 wait = ep.paused_until - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
@@ -406,11 +406,6 @@ def _count(value: Any) -> int | None:
     if isinstance(value, float) and value.is_integer() and value >= 0:
         return int(value)
     return None
-
-
-def _prompt_tokens(unit: Unit) -> int:
-    # About four characters a token: only used to pace --tpm before the server reports the real count.
-    return sum(len(m.get("content") or "") for m in unit.job.messages) // 4 + 1
 
 
 def _describe(exc: BaseException) -> str:
