@@ -275,6 +275,8 @@ class Runner:
             if report is not None:
                 entry.update(counts=self._counts(report), incomplete=report.incomplete, warnings=list(report.warnings),
                              report=self.rel(ctx.report) if ctx.report.exists() else None)
+                for warning in report.warnings:  # what it noticed may be why it failed
+                    self.echo(f"  warning: {warning}")
             self.save()
             raise PipelineError(step.name, str(exc)) from exc
         except BaseException as exc:  # KeyboardInterrupt too: the manifest says how the stage ended
