@@ -91,3 +91,17 @@ def test_a_prompt_longer_than_estimated_is_asked_again_with_the_room_the_server_
         assert again, (entry, log)
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["failed"] == 0 and report["max_tokens_capped"]
+
+
+def test_a_server_killed_by_the_run_seed_says_how_to_fix_the_server_not_the_config(tmp_path):
+    """`curate run` always seeds its requests ([run] seed); a server that dies on a seeded request (vLLM's CPU build
+    with chunked prefill, played by the replay server) stops the run with the server-side fix named first."""
+    with replay_server(traces=DEMO / "recording.jsonl.gz", models=["my-teacher"], dies_on_seed=True) as server:
+        env = {"CURATE_TEACHER": "my-teacher", "CURATE_REPLAY": "", "OPENAI_BASE_URL": server.url}
+        config = _own_teacher_config(tmp_path, "stop_after_s = 0.5\nretry_base = 0.05")
+        proc = run_cli("run", config, env=env, timeout=600)
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode == 1, out
+    assert f"server at {server.url} stopped answering" in out
+    assert "[generate] seed or else [run] seed" in out
+    assert "restart that server with --no-enable-chunked-prefill, which nothing in the run config needs to know of" in out

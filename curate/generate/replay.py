@@ -10,8 +10,10 @@ echoing the request's headers, the way some servers leak the API key). Faults ca
 text (`fault_for`: text -> fault). It can also play a greedy server (every sample the same text), a server that ignores or rejects
 `n`, one behind HTTP basic auth, and one that dies (after some answers, or on the first request with a `seed`, like a
 vLLM CPU engine) and then refuses everything. `GET /v1/models` lists the served models; an unknown model gets OpenAI's
-404. Every request is logged (its body hash, attempt, outcome) so a test can prove that no finished request was sent
-twice.
+404. With `max_model_len` it plays a vLLM server with that context: listed on /v1/models, and a request whose prompt
+and max_tokens do not fit refused with vLLM's words (`prompt_token_factor` makes its token count denser than the
+client's estimate). Every request is logged (its body hash, attempt, outcome) so a test can prove that no finished
+request was sent twice.
 
 It is a small asyncio HTTP/1.1 server (keep-alive, Content-Length bodies, no pipelining) rather than a web framework:
 latency is a timer, not a sleeping coroutine, so one core serves thousands of requests per second and the benchmark
