@@ -107,6 +107,7 @@ class Runner:
         self.display = display
         self.enabled = [s for s in stages if s.enabled(config)]
         self.manifest = self._load_manifest()
+        self._memo: dict[Path, str] | None = None  # file hashes, kept only while the stale check runs
 
     # -------------------------------------------------------------- manifest
 
@@ -157,11 +158,20 @@ class Runner:
         for path in self.inputs_of(ctx):
             if not path.exists():
                 raise ConfigError(f"stage {step.name} needs {path}, which an earlier stage writes: run without --from")
-        inputs = {self.rel(p): sha256_path(p) for p in self.inputs_of(ctx)}
-        external = {str(p): sha256_path(p) for p in step.external(self.config) if p.exists()}
+        inputs = {self.rel(p): self._sha(p) for p in self.inputs_of(ctx)}
+        external = {str(p): self._sha(p) for p in step.external(self.config) if p.exists()}
         arguments = {"config": binding.config.non_volatile(),
                      "step": {k: v for k, v in binding.extras.items() if k not in binding.volatile}}
         return stable_hash(step.name, _relative(arguments, self.run_dir), inputs, external, length=32), inputs, external
+
+    def _sha(self, path: Path) -> str:
+        """sha256 of a file or folder; while the stale check runs (nothing is written then), each path once."""
+        memo = self._memo
+        if memo is None:
+            return sha256_path(path)
+        if path not in memo:
+            memo[path] = sha256_path(path)
+        return memo[path]
 
     def finished(self, step: Step, fingerprint: str) -> bool:
         entry = self.manifest["stages"].get(step.name) or {}
@@ -319,6 +329,13 @@ class Runner:
         files or external files changed since it ran, and every stage after one that is not current (failed,
         interrupted, stale, not run), however unchanged its own input file looks. The report and the summary then
         show their files as an earlier run's, and the next run runs them again (or finds them current again)."""
+        self._memo = {}
+        try:
+            self._check_current()
+        finally:
+            self._memo = None
+
+    def _check_current(self) -> None:
         current: set[str] = set()
         for step in self.enabled:
             entry = self.manifest["stages"].get(step.name) or {}
@@ -342,7 +359,7 @@ class Runner:
         """Why a finished stage's recorded fingerprint is not what its config and files give now (None: it is)."""
         for rel, digest in (entry.get("inputs") or {}).items():
             path = Path(rel) if Path(rel).is_absolute() else self.run_dir / rel
-            if not path.exists() or sha256_path(path) != digest:
+            if not path.exists() or self._sha(path) != digest:
                 return f"its input {rel} changed since it ran"
         try:
             ctx = self.context(step)
