@@ -105,8 +105,9 @@ def load_questions_offline(config: PipelineConfig) -> tuple[list[Any], dict[str,
                 result = load_spec(spec)
             except Exception as exc:  # noqa: BLE001 - any failure to read one source is reported, the rest counted
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                offline_only = spec.path is None and ("OfflineMode" in first or "Couldn't reach" in first)
                 uncounted[_label(spec)] = ("not in the local Hugging Face cache, and a dry run does not download "
-                                           "(the run will; or give the source a local `path`)" if spec.path is None
+                                           "(the run will; or give the source a local `path`)" if offline_only
                                            else first[:300])
                 continue
             for q in result.questions:
