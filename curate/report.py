@@ -81,7 +81,8 @@ def _cell(value: Any) -> str:
 def _not_run(page: Page, stage: str, status: str) -> None:
     reason = {"not run": "has not run in this run directory", "skipped": "was skipped (disabled in the config)",
               "failed": "failed", "running": "did not finish (it was running when the run stopped)",
-              "stale": "is stale (its input changed since it ran)", "waiting": "is waiting for clinician verdicts"}
+              "stale": "is stale (its files are an earlier run's)",
+              "waiting": "is waiting for clinician verdicts"}
     page.missing(f"The {stage} stage {reason.get(status, status)}: nothing to show here.")
 
 
@@ -108,6 +109,10 @@ def build(run: RunDir, figures_dir: Path) -> Page:
                          "not be finished. What it finished is counted above and kept; the next run retries the rest.")
         elif r["status"] == "failed":
             page.missing(f"The {r['stage']} stage failed: {r['error'] or 'no error recorded'}")
+        elif r["status"] == "stale":
+            page.missing(f"The {r['stage']} stage is stale ({r['error'] or 'an earlier stage changed'}): its counts "
+                         "and files are from an earlier run with another config, not this one's; run again to bring "
+                         "it up to date.")
     page.end()
 
     page.section("reasons", "Rejection reasons")

@@ -189,6 +189,25 @@ def _schema(traces: list[dict]) -> dict[str, set[str]]:
     return types
 
 
+def test_max_tokens_over_the_context_is_fitted_to_what_the_server_reports(vllm_server, tmp_path):
+    """max_tokens = 16384 against a server started with --max-model-len 512 (the demo config against the README's
+    CPU recipe): curate reads max_model_len from /v1/models and asks each request for the room its prompt leaves;
+    every request is answered, the run says so once and the report lists the server."""
+    questions = tmp_path / "q.jsonl"
+    write_rows(_questions(2), questions)
+    before = len(posts(vllm_server))
+    out = tmp_path / "capped.jsonl"
+    proc = run_cli("generate", "-i", questions, "-o", out, "--teacher", SERVED, "--base-url", vllm_server.url, "-n", 1,
+                   "--max-tokens", 16384, "--report", tmp_path / "capped.report.json", timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = " ".join(proc.stderr.split())
+    assert text.count(f"with a context of {CONTEXT} tokens (max_model_len)") == 1
+    assert report_of(tmp_path / "capped.report.json")["max_tokens_capped"] == [
+        f"{vllm_server.url} (max_model_len {CONTEXT})"]
+    assert posts(vllm_server)[before:] == [200, 200]
+    assert all(t["error"] is None for t in read_rows(out))
+
+
 def test_offline_engine_transformers_and_server_give_the_same_traces(vllm_server, vllm_model, tmp_path):
     """The same questions through the server, vLLM's offline engine (`--backend vllm`, in the vLLM venv) and the
     transformers backend: the same Trace columns, in the same order, with the same types; the offline engine

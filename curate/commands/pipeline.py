@@ -18,8 +18,9 @@ def run(
     start: StageName | None = typer.Option(None, "--from", help="run this stage and every later one again (earlier "
                                                                 "ones must have finished)"),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="run directory (default: [run] dir of the config)"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="load the sources and print the questions per source, the "
-                                 "teacher requests, tokens and cost, and what every stage reads and writes; run nothing"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="load the sources (offline) and print the questions per "
+                                 "source, the teacher requests, tokens (typical and at most) and cost, and what every "
+                                 "stage reads and writes; run nothing, needs no teacher and no network"),
 ) -> None:
     """Run the whole pipeline in a run directory, resuming from the last finished stage.
 
@@ -32,13 +33,15 @@ def run(
     from curate.stage import StagePending
 
     with user_errors():
-        cfg = load_config(config)
-        if dry_run:
+        if dry_run:  # no teacher needed: a variable that is not set is named, not refused
             from curate.pipeline.plan import plan, print_plan
 
+            unset: list[str] = []
+            cfg = load_config(config, unset)
             where = Path(run_dir or cfg.run.dir).absolute()
-            print_plan(plan(cfg, where), where)
+            print_plan(plan(cfg, where, unset), where)
             return
+        cfg = load_config(config)
         try:
             with ProgressDisplay() as display:
                 manifest = run_pipeline(cfg, run_dir=run_dir, until=until, start=start, display=display,

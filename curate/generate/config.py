@@ -128,6 +128,9 @@ class GenerateReport(StageReport):
                                            "per failure kind")
     n_ignored: list[str] = Field(default_factory=list, description="servers that ignored or refused `n`: each of "
                                  "their samples was asked in a request of its own")
+    max_tokens_capped: list[str] = Field(default_factory=list, description="servers whose context (max_model_len, "
+                                         "from their /models) cannot hold max_tokens beside a prompt: each request "
+                                         "to them asked for at most the room its prompt left")
     identical_samples: int = Field(0, description="samples byte-identical to an earlier sample of the same question "
                                    "although temperature > 0 (a greedy server, an ignored seed)")
     damaged_cache_lines: int = Field(0, description="cache lines that failed their checksum: never used (an intact "

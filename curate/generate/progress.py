@@ -47,6 +47,7 @@ class Stats:
                 "requests_without_usage": self.requests_without_usage,
                 "failed_attempts_by_kind": dict(self.failed_attempts_by_kind.most_common()),
                 "errors_by_kind": dict(self.errors_by_kind.most_common()), "n_ignored": self.notes.get("n_ignored", []),
+                "max_tokens_capped": self.notes.get("max_tokens_capped", []),
                 "identical_samples": self.identical_samples, "damaged_cache_lines": self.damaged_cache_lines,
                 "unverified_cache_lines": self.unverified_cache_lines, "generation_s": round(wall, 3),
                 "requests_per_s": round(self.responses / wall, 2) if wall else None}

@@ -10,8 +10,10 @@ echoing the request's headers, the way some servers leak the API key). Faults ca
 text (`fault_for`: text -> fault). It can also play a greedy server (every sample the same text), a server that ignores or rejects
 `n`, one behind HTTP basic auth, and one that dies (after some answers, or on the first request with a `seed`, like a
 vLLM CPU engine) and then refuses everything. `GET /v1/models` lists the served models; an unknown model gets OpenAI's
-404. Every request is logged (its body hash, attempt, outcome) so a test can prove that no finished request was sent
-twice.
+404. With `max_model_len` it plays a vLLM server with that context: listed on /v1/models, and a request whose prompt
+and max_tokens do not fit refused with vLLM's words (`prompt_token_factor` makes its token count denser than the
+client's estimate). Every request is logged (its body hash, attempt, outcome) so a test can prove that no finished
+request was sent twice.
 
 It is a small asyncio HTTP/1.1 server (keep-alive, Content-Length bodies, no pipelining) rather than a web framework:
 latency is a timer, not a sleeping coroutine, so one core serves thousands of requests per second and the benchmark
@@ -98,6 +100,11 @@ class ReplayConfig:
     dies_on_seed: bool = False
     #: how a dead server answers: "error" (HTTP 500, vLLM's EngineDeadError) or "drop" (connections reset)
     dead: str = "error"
+    #: the served model's context in tokens, as vLLM's --max-model-len: reported on /v1/models, and a request whose
+    #: prompt + max_tokens exceed it is refused with vLLM's 400 (a prompt alone at or over it too)
+    max_model_len: int | None = None
+    #: prompt tokens per 4 characters (1.0: the client's own estimate; more: a denser tokenizer than it assumes)
+    prompt_token_factor: float = 1.0
 
 
 # ---------------------------------------------------------------- recorded completions
@@ -176,7 +183,9 @@ def _prompt_text(request: dict[str, Any]) -> str:
 
 
 def _tokens(text: str | None) -> int:
-    return (len(text) + 3) // 4 if text else 0
+    from curate.generate.requests import text_tokens  # the client's own estimate: one home for the rule
+
+    return text_tokens(text)
 
 
 # ---------------------------------------------------------------- HTTP
@@ -297,6 +306,8 @@ class _Connection(asyncio.Protocol):
                                 {"WWW-Authenticate": 'Basic realm="replay"'}))
         elif method == "GET" and path.rstrip("/") in ("/v1/models", "/models"):
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "replay"} for m in self.state.config.models]
+            if self.state.config.max_model_len is not None:  # as vLLM lists its models
+                data = [{**m, "max_model_len": self.state.config.max_model_len} for m in data]
             self.send(_response(200, json.dumps({"object": "list", "data": data}).encode()))
         elif method == "POST" and path.rstrip("/") in ("/v1/chat/completions", "/chat/completions"):
             self.chat(body, headers)
@@ -360,6 +371,8 @@ class _Connection(asyncio.Protocol):
             entry["status"] = "bad_request"
             self.send(_response(400, _error(400, "streaming is not supported by the replay server", "invalid_request_error")))
             return
+        if config.max_model_len is not None and self._over_context(request, entry):
+            return
         if response_format and config.response_format == "reject":
             entry["status"] = "bad_request"
             self.send(_response(400, _error(400, "response_format is not supported by this server",
@@ -402,6 +415,26 @@ class _Connection(asyncio.Protocol):
             self.later(config.latency, self._abort)
         else:
             self.later(config.latency, self._answer, request, n, fault, entry, headers)
+
+    def _over_context(self, request: dict[str, Any], entry: dict[str, Any]) -> bool:
+        """vLLM's check of a request against the model's context, and its refusals word for word."""
+        context, prompt = self.state.config.max_model_len, self._prompt_tokens(request)
+        max_tokens = request.get("max_tokens") or request.get("max_completion_tokens")
+        if prompt >= context:
+            message = (f"This model's maximum context length is {context} tokens. However, your request has {prompt} "
+                       "input tokens. Please reduce the length of the input messages.")
+        elif max_tokens and prompt + int(max_tokens) > context:
+            message = (f"'max_tokens' or 'max_completion_tokens' is too large: {max_tokens}. This model's maximum "
+                       f"context length is {context} tokens and your request has {prompt} input tokens ({max_tokens} > "
+                       f"{context} - {prompt}).")
+        else:
+            return False
+        entry.update(status="context_length", t1=time.time(), prompt_tokens=prompt, max_tokens=max_tokens)
+        self.send(_response(400, _error(400, message, "BadRequestError")))
+        return True
+
+    def _prompt_tokens(self, request: dict[str, Any]) -> int:
+        return int(_tokens(_prompt_text(request)) * self.state.config.prompt_token_factor + 0.5)
 
     def _close(self) -> None:
         if self.transport is not None:
@@ -451,6 +484,9 @@ class _Connection(asyncio.Protocol):
         base = int(request.get("seed") or 0)
         choices, completion_tokens = [], 0
         max_tokens = int(request.get("max_tokens") or request.get("max_completion_tokens") or 0)
+        entry["max_tokens"] = max_tokens or None
+        if not max_tokens and self.state.config.max_model_len is not None:  # vLLM: the room the prompt leaves
+            max_tokens = self.state.config.max_model_len - self._prompt_tokens(request)
         for j in range(1 if self.state.config.n_mode == "ignore" else n):
             index = 0 if self.state.config.greedy else base + j
             rec = candidates[index % len(candidates)] if candidates else _synthetic(user, index)
@@ -469,7 +505,7 @@ class _Connection(asyncio.Protocol):
                 message["reasoning_content"] = reasoning
             choices.append({"index": j, "message": message, "finish_reason": finish, "logprobs": None})
             completion_tokens += _tokens(content) + _tokens(reasoning)
-        prompt_tokens = _tokens(prompt)
+        prompt_tokens = self._prompt_tokens(request)
         body = {"id": f"chatcmpl-replay-{entry['key']}-{entry['attempt']}", "object": "chat.completion",
                 "created": int(entry["t0"]), "model": request.get("model"), "choices": choices,
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,

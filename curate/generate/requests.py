@@ -12,6 +12,24 @@ from typing import Any
 from curate.generate.config import default
 from curate.records import Question, make_trace_id, stable_hash
 
+#: Characters per token of English text under the BPE tokenizers teachers use (OpenAI's rule of thumb); the replay
+#: server counts usage the same way. Used where no tokenizer is at hand: pacing --tpm, fitting a request into a
+#: server's context, the dry run's estimate.
+CHARS_PER_TOKEN = 4
+#: Tokens a chat template adds around each message (role markers, separators), and once per prompt (the assistant
+#: turn's header): what a prompt costs beyond its text.
+TOKENS_PER_MESSAGE, TOKENS_PER_PROMPT = 4, 3
+
+
+def text_tokens(text: str | None) -> int:
+    """About how many tokens `text` is (CHARS_PER_TOKEN characters a token, rounded up)."""
+    return -(-len(text) // CHARS_PER_TOKEN) if text else 0
+
+
+def prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    """About how many tokens a chat prompt is once its template wraps the messages."""
+    return sum(text_tokens(str(m.get("content") or "")) + TOKENS_PER_MESSAGE for m in messages) + TOKENS_PER_PROMPT
+
 
 @dataclass(frozen=True)
 class SamplingParams:

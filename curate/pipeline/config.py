@@ -126,9 +126,11 @@ PipelineConfig = PipelineConfigBase
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}")
 
 
-def expand_env(value: Any) -> Any:
+def expand_env(value: Any, unset: list[str] | None = None) -> Any:
     """`${VAR}`, `${VAR:-default}` (default when unset or empty) and `${VAR-default}` (default only when unset), as
-    the shell reads them, in every string of a parsed TOML document."""
+    the shell reads them, in every string of a parsed TOML document. A `${VAR}` without a default that is not set is
+    an error, unless `unset` is a list: then its name is added there and the text `${VAR}` is kept (a dry run shows
+    what it can without a teacher)."""
     if isinstance(value, str):
         def sub(match: re.Match[str]) -> str:
             name, form, default = match.group(1), match.group(2), match.group(3)
@@ -137,12 +139,15 @@ def expand_env(value: Any) -> Any:
                 return current
             if form is not None:
                 return default
+            if unset is not None:
+                unset.append(name)
+                return match.group(0)
             raise ConfigError(f"environment variable {name} is not set (write ${{{name}:-default}} for a default)")
         return _VAR.sub(sub, value)
     if isinstance(value, dict):
-        return {k: expand_env(v) for k, v in value.items()}
+        return {k: expand_env(v, unset) for k, v in value.items()}
     if isinstance(value, list):
-        return [expand_env(v) for v in value]
+        return [expand_env(v, unset) for v in value]
     return value
 
 
@@ -162,9 +167,9 @@ def _describe(error: dict[str, Any]) -> str:
                                           error["type"] != "value_error" and not isinstance(error["input"], dict) else "")
 
 
-def parse_config(data: dict[str, Any], origin: str = "<config>") -> PipelineConfig:
+def parse_config(data: dict[str, Any], origin: str = "<config>", unset: list[str] | None = None) -> PipelineConfig:
     try:
-        return pipeline_model().model_validate(expand_env(data))
+        return pipeline_model().model_validate(expand_env(data, unset))
     except ValidationError as exc:
         problems = "; ".join(_describe(e) for e in exc.errors())
         raise ConfigError(f"{origin}: {problems}") from None
@@ -172,8 +177,9 @@ def parse_config(data: dict[str, Any], origin: str = "<config>") -> PipelineConf
         raise ConfigError(f"{origin}: {exc}") from None
 
 
-def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
-    """Read and validate a run config; a clear `ConfigError` names the file, section and key."""
+def load_config(path: str | os.PathLike[str], unset: list[str] | None = None) -> PipelineConfig:
+    """Read and validate a run config; a clear `ConfigError` names the file, section and key. With `unset` (a list),
+    variables that are not set are collected there instead of refused (see `expand_env`)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
@@ -181,7 +187,7 @@ def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from None
-    config = parse_config(data, str(path))
+    config = parse_config(data, str(path), unset)
     if config.run.dir is None:
         config.run.dir = Path("runs") / path.stem
     return config

