@@ -7,6 +7,10 @@ each process's sampling with seed + rank, so two processes draw other GRPO compl
 checked for having trained, and the student pass rates (seeded per question, whatever the process layout) for
 agreeing to within one sample in a few questions (the SFT adapters differ by float rounding, which can flip a
 sampled token).
+
+Whether a GRPO step has a learning signal depends on the completions drawn (a group whose rewards are all equal gives
+no gradient), and two processes draw other completions than one. So the test asserts what follows from the logged
+steps whatever was drawn (`expected_reward_tensors_changed`), never that a given step learned.
 """
 
 from __future__ import annotations
@@ -59,6 +63,17 @@ def _sft_losses(run_dir: Path) -> list[float]:
             if e["stage"] == "sft" and "loss" in e]
 
 
+def expected_reward_tensors_changed(run_dir: Path, tensors: int) -> int:
+    """How many of the reward adapter's `tensors` GRPO must have moved, given the steps it logged: a fresh adapter
+    has B = 0, so A gets no gradient until B has moved. The first step with a learning signal (a group with unequal
+    rewards: `frac_reward_zero_std` < 1) moves every B (and Adam's momentum keeps them moving); A moves only at a
+    later step that has a signal too. No step with a signal: nothing moves. Exact whichever completions were drawn."""
+    steps = [e for e in map(json.loads, (run_dir / "logs" / "train.jsonl").read_text().splitlines())
+             if e["stage"] == "grpo" and "frac_reward_zero_std" in e]
+    with_signal = sum(1 for e in steps if e["frac_reward_zero_std"] < 1.0)
+    return 0 if not with_signal else tensors // 2 if with_signal == 1 else tensors
+
+
 def _relative_difference(a_dir: Path, b_dir: Path, name: str) -> float:
     from safetensors.torch import load_file
 
@@ -89,11 +104,14 @@ def test_two_processes_train_both_stages_and_match_one_process(tmp_path):
     assert proc.stderr.count("done ") == 1  # the summary is printed once, by the first process
 
     runs = {d: json.loads((d / "run.json").read_text()) for d in (one, two)}
-    for run in runs.values():
-        assert run["status"] == "done" and run["checks"]["reasoning_unchanged"] is True
-        assert run["checks"]["reward_tensors_changed"] == run["checks"]["reward_tensors"] == 28  # GRPO trained
+    for run_dir, run in runs.items():
+        assert run["checks"]["reasoning_unchanged"] is True and run["checks"]["reward_tensors"] == 28
         assert [s["stage"] for s in run["stages"]] == ["sft", "calibrate", "grpo"]
         assert next(s for s in run["stages"] if s["stage"] == "grpo")["steps_done"] == 3
+        # the reward adapter moved exactly as the logged steps' signal says, and the run's status says the same
+        changed = run["checks"]["reward_tensors_changed"]
+        assert changed == expected_reward_tensors_changed(run_dir, 28), changed
+        assert run["status"] == ("done" if changed else "no_learning_signal")
     # one log, written once: a line per step, not one per process
     assert len(_sft_losses(two)) == 25 and not list(tmp_path.glob(".*partial*"))
     # the same effective batch gives the same SFT, to float rounding
