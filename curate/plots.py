@@ -154,10 +154,10 @@ def tokens(teachers: dict[str, dict[str, Any]]) -> bytes:
 
 
 def generation(latencies: list[float], tokens_per_s: list[float | None], overall_tokens_per_s: float | None,
-               errors: dict[str, int], attempts: dict[str, int]) -> bytes:
+               errors: dict[str, int], attempts: dict[str, int], *, recording: bool = False) -> bytes:
     """The teacher calls: latency per request, completion tokens per second of each request in the order sent (with
     a running median, and the run's overall throughput), and errors by kind (final errors, and failed attempts that
-    were retried)."""
+    were retried). A recorded teacher has no throughput: its panel says so."""
     plt = _plt()
     fig, (lat, speed, err) = plt.subplots(1, 3, figsize=(12.5, 3.4), gridspec_kw={"width_ratios": [1, 1.3, 1]})
     if latencies:
@@ -170,7 +170,12 @@ def generation(latencies: list[float], tokens_per_s: list[float | None], overall
         lat.text(0.5, 0.5, "no answered requests", ha="center", transform=lat.transAxes)
     lat.set_title("latency per request (s)")
     points = [(i, v) for i, v in enumerate(tokens_per_s) if v is not None]
-    if points:
+    if recording:
+        speed.text(0.5, 0.5, "a recorded teacher:\nno model ran, no throughput", ha="center", va="center",
+                   transform=speed.transAxes)
+        speed.set_xticks([])
+        speed.set_yticks([])
+    elif points:
         xs, ys = zip(*points)
         speed.scatter(xs, ys, s=6, color=PALETTE[0], alpha=0.5, label="one request")
         size = -(-len(ys) // 25)  # the median of each run of consecutive requests: a trend, in O(n log n)

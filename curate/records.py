@@ -20,6 +20,15 @@ LETTERS = tuple(string.ascii_uppercase)
 PUBMEDQA_OPTIONS = {"A": "yes", "B": "no", "C": "maybe"}
 
 
+def present_options(options: Any) -> Any:
+    """The option slots that hold a text: how every record reads `options`. A Parquet struct column has the union
+    of every row's letters, so a published PubMedQA row (A-C) read back beside MedQA rows (A-E) carries `D: None`,
+    `E: None`; Hub rows do the same. Anything that is not a dict is left for validation to refuse."""
+    if isinstance(options, dict):
+        return {k: v for k, v in options.items() if v is not None}
+    return options
+
+
 class Record(BaseModel):
     """Base for all records: extra columns from later stages pass through unchanged."""
 
@@ -49,11 +58,14 @@ class Question(Record):
             raise ValueError("must be a non-empty string")
         return value
 
+    @field_validator("options", mode="before")
+    @classmethod
+    def _present(cls, value: Any) -> Any:
+        return present_options(value)
+
     @field_validator("options")
     @classmethod
     def _options_well_formed(cls, options: dict[str, str]) -> dict[str, str]:
-        # Parquet round trips and Hub rows may carry null slots for absent letters: drop them, then check the rest.
-        options = {k: v for k, v in options.items() if v is not None}
         if len(options) < 2:
             raise ValueError(f"expected at least 2 options, got {len(options)}")
         letters = list(options)
@@ -116,6 +128,11 @@ class QuestionColumns(BaseModel):
     options: dict[str, str] | None = Field(default=None, description="{letter: option text}")
     gold: str | None = Field(default=None, description="the gold letter (`answer` is the Verdict's canonical answer)")
     meta: dict[str, Any] | None = Field(default=None, description="the source's own fields (exam step, subject, PMID, ...)")
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _present(cls, value: Any) -> Any:
+        return present_options(value)
 
 
 class FilteredTrace(Trace, Verdict):

@@ -33,7 +33,7 @@ td.t,th:first-child{text-align:left} th{background:#f4f6f8} img{max-width:100%;d
 code{background:#f4f6f8;padding:1px 4px;border-radius:3px}
 details.trace{border:1px solid #ddd;border-radius:4px;margin:6px 0;padding:4px 10px} details.trace summary{cursor:pointer}
 .trace pre{white-space:pre-wrap;background:#f8f9fa;padding:6px 8px;font-size:12px;margin:4px 0}
-.trace ol{margin:4px 0} .trace .gold{font-weight:bold} h3{margin-bottom:4px}
+.trace ul.options{margin:4px 0;list-style:none;padding-left:12px} .trace .gold{font-weight:bold} h3{margin-bottom:4px}
 """
 
 
@@ -201,7 +201,7 @@ def build(run: RunDir, figures_dir: Path) -> Page:
     if g is None:
         _not_run(page, "generate", run.status("generate"))
     else:
-        generation_section(page, g)
+        generation_section(page, g, recording=recorded_teacher(run))
     page.end()
 
     page.section("tokens", "Token use and cost")
@@ -231,7 +231,13 @@ def _reasons(counts: dict[str, int]) -> str | None:
     return ", ".join(f"{k}: {v}" for k, v in counts.items()) or None
 
 
-def generation_section(page: Page, g: dict[str, Any]) -> None:
+def recorded_teacher(run: RunDir) -> str | None:
+    """The recording the run's teacher replayed (`[generate] replay`), or None for a real teacher."""
+    replay = ((run.manifest.get("config") or {}).get("generate") or {}).get("replay")
+    return str(replay) if replay else None
+
+
+def generation_section(page: Page, g: dict[str, Any], recording: str | None = None) -> None:
     from curate import plots
 
     if g["status"] != "done":
@@ -239,15 +245,27 @@ def generation_section(page: Page, g: dict[str, Any]) -> None:
                      "traces have an error instead of a completion. The figures below are what it finished.")
     lat = g["latency"]
     page.figure("generation", lambda: plots.generation(lat["values"], g["request_tokens_per_s"], g["tokens_per_s"],
-                                                       g["errors_by_kind"], g["failed_attempts_by_kind"]),
+                                                       g["errors_by_kind"], g["failed_attempts_by_kind"],
+                                                       recording=recording is not None),
                 "latency, throughput and errors of the teacher calls")
-    page.text("Per request (the samples one request answered share its latency); throughput in the order the requests "
-              "were sent, against the whole run's (completion tokens over the generation's wall time). Responses read "
-              "from the cache keep the latency of the run that paid for them.")
+    if recording:
+        # A replay server answers from a file in milliseconds: its tokens per second measure the file, not a model.
+        page.text(f"The teacher was a recording, <code>{html.escape(recording)}</code>, answered by a replay server on "
+                  "loopback: no model ran, so there is no throughput to show, and the latencies are the replay "
+                  "server's.")
+    else:
+        page.text("Per request (the samples one request answered share its latency); throughput in the order the "
+                  "requests were sent, against the whole run's (completion tokens over the generation's wall time). "
+                  "Responses read from the cache keep the latency of the run that paid for them.")
+    rate, speed = ("recording", "recording") if recording else (g["requests_per_s"], g["tokens_per_s"])
     page.table(["requests", "responses", "from cache", "failed samples", "latency p50 s", "p90 s", "p99 s", "max s",
                 "requests / s", "completion tokens / s", "finish reasons"],
                [[g["requests"], g["responses"], g["from_cache"], g["failed"], lat["p50"], lat["p90"], lat["p99"],
-                 lat["max"], g["requests_per_s"], g["tokens_per_s"], _reasons(g["finish_reasons"])]])
+                 lat["max"], rate, speed, _reasons(g["finish_reasons"])]])
+    _errors_table(page, g)
+
+
+def _errors_table(page: Page, g: dict[str, Any]) -> None:
     kinds = dict.fromkeys([*g["errors_by_kind"], *g["failed_attempts_by_kind"]])
     if kinds:
         page.table(["error kind", "final errors (samples unfinished)", "failed attempts (retried)"],
@@ -270,9 +288,10 @@ def _trace(page: Page, example: dict[str, Any], open_: bool = False) -> None:
     if e["question"]:
         body.append(f"<pre>{html.escape(e['question'])}</pre>")
     if e["options"]:
+        # The letters are the options' own keys, written once: a list that draws markers would repeat them.
         items = "".join(f"<li{' class=gold' if k == e['gold'] else ''}>{html.escape(k)}. {html.escape(str(v))}</li>"
                         for k, v in e["options"].items())
-        body.append(f'<ol type="A">{items}</ol>')
+        body.append(f'<ul class="options">{items}</ul>')
     if e["reasoning"]:
         body.append(f"<pre>{html.escape(e['reasoning'])}</pre>")
     if e["detail"]:

@@ -67,3 +67,26 @@ def test_missing_local_model_is_a_clear_error(tmp_path: Path):
         generate(_questions(1), teacher=str(tmp_path / "no-such-model"), backend="transformers", cache_dir=tmp_path / "c")
     # the three ways forward: the demo's recording, a server, a model this machine has
     assert "recording" in error.value.hint and "base_urls" in error.value.hint and "Hugging Face cache" in error.value.hint
+
+
+def test_a_teacher_not_in_the_cache_names_a_download_command_the_installed_hub_client_has(tmp_path: Path, cli):
+    """Issue 21: the hint said `huggingface-cli download`, which huggingface_hub 1.x no longer installs. The command
+    it names now is one that runs here: the `hf` console script beside this Python."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    questions = tmp_path / "q.jsonl"
+    write_rows(_questions(1), questions)
+    home = tmp_path / "hf-home"  # an empty Hugging Face cache: the teacher is not in it
+    proc = cli("generate", "-i", questions, "-o", tmp_path / "t.jsonl", "--teacher", "acme/no-such-teacher",
+               "--backend", "transformers", env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(home)})
+    text = " ".join(proc.stderr.split())
+    assert proc.returncode != 0 and "cannot load the teacher" in text, proc.stderr[-2000:]
+    assert "huggingface-cli" not in text
+    command = re.search(r"download it once on a networked machine: (\S+) download MODEL", text)
+    assert command is not None, text
+    script = os.path.join(os.path.dirname(sys.executable), command.group(1))
+    helped = subprocess.run([script, "download", "--help"], capture_output=True, text=True, timeout=120)
+    assert helped.returncode == 0 and "REPO_ID" in helped.stdout

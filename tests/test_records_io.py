@@ -130,3 +130,26 @@ def test_trace_round_trip(tmp_path):
 
 def test_canonical_text():
     assert canonical_text("  step 1\nstep 2 ", "C") == "<think>\nstep 1\nstep 2\n</think>\n<answer>C</answer>"
+
+
+def test_options_read_back_from_a_parquet_struct_column_drop_the_letters_a_row_lacks(tmp_path):
+    """Issue 21: a Parquet struct column holds every row's letters, so the demo's real PubMedQA questions (A-C)
+    written as a struct beside its MedQA ones (A-D), as `curate publish` writes them, read back with D = null; every
+    record reading `options` drops the empty slots instead of refusing `options.D` (the trainer did)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from curate.records import QuestionColumns
+    from sources import load_source
+    from tests.pipeline_support import DEMO
+
+    medqa = load_source("medqa", str(DEMO / "medqa" / "test.4_options.jsonl"), limit=2).questions
+    pubmedqa = load_source("pubmedqa", str(DEMO / "pubmedqa" / "ori_pqal.json"), split="test", limit=2).questions
+    rows = [{k: v for k, v in q.row().items() if k != "meta"} for q in [*medqa, *pubmedqa]]
+    path = tmp_path / "struct.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    read = pq.read_table(path).to_pylist()
+    assert read[2]["options"]["D"] is None  # the Parquet struct's union of letters
+    questions, rejected = read_records(path, Question)
+    assert not rejected and [q.options for q in questions] == [q.options for q in [*medqa, *pubmedqa]]
+    assert QuestionColumns.model_validate(read[2]).options == pubmedqa[0].options

@@ -206,6 +206,12 @@ def test_generation_statistics(run_dir, html_path):
     assert g["tokens_per_s"] == pytest.approx(report.completion_tokens / report.generation_s)
     assert f"<td>{report.requests:,}</td><td>{report.responses:,}</td>" in html
     assert f"stop: {len(traces)}" in html and "No request failed" in html
+    # Issue 21: the teacher was the demo's recording, replayed: its "throughput" (656,018 tok/s on the demo) was the
+    # replay server reading a file. The report says it was a recording instead of showing a rate.
+    replay = run.manifest["config"]["generate"]["replay"]
+    assert f"The teacher was a recording, <code>{replay}</code>, answered by a replay server" in html
+    assert "<td class=t>recording</td><td class=t>recording</td>" in html and "tok/s" not in html
+    assert f"{g['tokens_per_s']:,.0f}" not in html and f"{g['tokens_per_s']:,.4g}" not in html
 
 
 def test_rate_axes_stop_at_one(run_dir, monkeypatch):
@@ -242,6 +248,15 @@ def test_example_traces_kept_and_rejected_per_reason(run_dir, html_path):
         for reason in run.report(stage).reasons:
             assert f"<h3>Rejected by {stage}: <code>{reason}</code></h3>" in html, (stage, reason)
     assert "[" in html and "characters left out] …" in html  # long reasoning is cut, its end kept
+    # Issue 21: each option's letter is written once ("A. Hyperpituitarism", not "A. A. ..."): the list draws no
+    # markers of its own (an <ol type="A"> added its own letter before the text's)
+    lists = re.findall(r"<(ol|ul)([^>]*)>(.*?)</\1>", html, re.S)
+    assert lists and all(tag == "ul" and 'class="options"' in attrs for tag, attrs, _ in lists)
+    assert "ul.options{margin:4px 0;list-style:none" in html_path.read_text()
+    for _, _, items in lists:
+        texts = re.findall(r"<li[^>]*>(.*?)</li>", items)
+        assert [t[:3] for t in texts] == [f"{letter}. " for letter in "ABCDE"[:len(texts)]]
+        assert not any(re.match(r"([A-E])\. \1[.)] ", t) for t in texts)
     examples = summary.example_traces(run)
     wrong = examples["rejected"]["filter"]["wrong_answer"]
     assert len({e["source"] for e in wrong}) == 2  # the examples of a reason come from different sources first
@@ -313,6 +328,7 @@ def test_a_stage_that_ended_incomplete_is_shown_as_such(tmp_path):
     generation = section(html, "generation")
     report = run_dir.report("generate")
     assert "The generate stage ended incomplete (failed)" in generation and 'data-name="generation"' in generation
+    assert "The teacher was a recording" not in generation  # a server, not `[generate] replay`: its rates are shown
     assert f"<td class=t>server_error</td><td>{report.errors_by_kind['server_error']:,}</td>" in generation
     assert "The filter stage has not run" in section(html, "pass-rate")
 

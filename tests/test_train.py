@@ -513,3 +513,137 @@ def test_missing_base_model_is_a_clear_error(files, tmp_path, cli):
                "--base-model", tmp_path / "no-such-model", "--output-dir", out, "--config", files / "train.toml")
     assert proc.returncode == 2 and "cannot load the base model" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists() and not list(tmp_path.glob(".*partial*"))
+
+
+# ------------------------------------------------------------------ curate's own published data (issue 21)
+
+# A few steps of each stage on the demo's long prompts: the plumbing, not learning.
+PUBLISHED_TOML = """
+seed = 0
+[reasoning]
+r = 4
+alpha = 8
+dropout = 0.0
+[reward]
+r = 2
+alpha = 4
+dropout = 0.0
+[sft]
+max_steps = 2
+batch_size = 2
+max_length = 1024
+[grpo]
+max_steps = 1
+batch_size = 2
+num_generations = 2
+max_completion_length = 8
+difficulty = "all"
+[eval]
+max_new_tokens = 4
+[export]
+merged = false
+"""
+
+
+def _published_rows(folder: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return [r for f in sorted((folder / "data").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+
+
+def _evaluation_counts(rows: list[dict]) -> str:
+    from collections import Counter
+
+    splits = Counter(":".join(r["question_id"].split(":")[:2]) for r in rows)
+    return ", ".join(f"{s} {n}" for s, n in sorted(splits.items()))
+
+
+@pytest.fixture(scope="session")
+def published_run(finished_run, tiny_model, tmp_path_factory):
+    """`curate train-decoupled --data FOLDER` on the folder a real demo run published (every stage real)."""
+    from tests.conftest import run_cli
+
+    root = tmp_path_factory.mktemp("published-train")
+    (root / "tiny.toml").write_text(PUBLISHED_TOML)
+    out = root / "run"
+    proc = run_cli("train-decoupled", "--data", finished_run / "publish", "--base-model", tiny_model,
+                   "--output-dir", out, "--config", root / "tiny.toml")
+    return {"dir": out, "proc": proc, "config": root / "tiny.toml", "folder": finished_run / "publish"}
+
+
+@pytest.mark.slow
+def test_train_decoupled_trains_on_a_published_folder_and_warns_it_is_an_evaluation_set(published_run):
+    """Issue 21: `--data runs/demo/publish` said `unknown table format`, and the published rows failed validation
+    (`options.D Input should be a valid string`: the Parquet struct of options has every row's letters, so a
+    PubMedQA row carries D and E as null). The folder trains, and its card's evaluation-set tag is warned about."""
+    proc, run_dir, folder = published_run["proc"], published_run["dir"], published_run["folder"]
+    rows = _published_rows(folder)
+    assert any(r["options"].get("D") is None for r in rows if r["source"] == "pubmedqa")  # the case that failed
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]  # 1: the random model learned nothing (no_learning_signal)
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] in ("done", "no_learning_signal")
+    assert run["data"]["sft_examples"] == len(rows) and run["data"]["path"] == str(folder)
+    assert [s["stage"] for s in run["stages"]][:1] == ["sft"] and run["stages"][0]["steps"] == 2
+    expected = (f"{folder / 'README.md'} says this dataset is an evaluation set (benchmark evaluation items, not "
+                f"training data): {len(rows)} of {len(rows)} rows are items of {_evaluation_counts(rows)}")
+    warned = next(w for w in run["warnings"] if w["metric"] == "evaluation_set")
+    assert warned["stage"] == "data" and warned["message"].startswith(expected) and warned["value"] == len(rows)
+    assert expected in " ".join(proc.stderr.split())
+
+
+def test_train_decoupled_reads_a_quoted_glob_of_published_files(finished_run, tmp_path, cli):
+    """`--data 'runs/demo/publish/data/train-*.parquet'` (as the README gives it) reads every file it matches: the
+    rows validate and the evaluation-set warning comes before the model is loaded (here: a missing one, exit 2)."""
+    folder = finished_run / "publish"
+    rows = _published_rows(folder)
+    proc = cli("train-decoupled", "--data", str(folder / "data" / "train-*.parquet"), "--base-model",
+               tmp_path / "no-such-model", "--output-dir", tmp_path / "run")
+    message = " ".join(proc.stderr.split())
+    assert proc.returncode == 2 and "cannot load the base model" in message, proc.stderr[-2000:]
+    assert f"{len(rows)} of {len(rows)} rows are items of {_evaluation_counts(rows)}" in message
+    assert "options.D" not in message and "unknown table format" not in message
+    nothing = cli("train-decoupled", "--data", str(folder / "data" / "nope-*.parquet"), "--base-model",
+                  tmp_path / "no-such-model", "--output-dir", tmp_path / "run")
+    assert nothing.returncode == 2 and "nope-*.parquet: no file matches this pattern" in nothing.stderr
+
+
+@pytest.mark.slow
+def test_eval_warns_when_its_questions_were_in_the_training_data(published_run, finished_run, tmp_path, cli):
+    """Issue 21: `curate eval` on questions the run trained on says how many (the way `decontaminate --reverse`
+    finds benchmark items in a training file). Two published questions and one the run never saw."""
+    from curate.io import read_rows
+
+    trained = list(dict.fromkeys(r["question_id"] for r in _published_rows(published_run["folder"])))[:2]
+    questions = {r["id"]: r for r in read_rows(finished_run / "questions.parquet")}
+    unseen = next(q for q in questions if q not in {r["question_id"] for r in _published_rows(published_run["folder"])})
+    write_rows([questions[q] for q in [*trained, unseen]], tmp_path / "eval.jsonl")
+    proc = cli("eval", "--model", published_run["dir"], "--questions", tmp_path / "eval.jsonl", "--output-dir",
+               tmp_path / "eval", "--config", published_run["config"])
+    message = " ".join(proc.stderr.split())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (f"2 of 3 evaluation questions were in the training data of {published_run['dir']} "
+            f"({published_run['folder']}): {trained[0]}, {trained[1]};") in message
+    assert json.loads((tmp_path / "eval" / "comparison.json").read_text())[0]["n"] == 3
+
+
+@pytest.mark.slow
+def test_the_cards_trl_snippet_runs_as_printed_on_a_cpu(finished_run, tiny_model, tmp_path):
+    """Issue 21: the card's TRL snippet died on a CPU (`Your setup doesn't support bf16/gpu`). Run as printed, with
+    the tiny model for the model name, the published folder for the repo id and one step of one row (offline)."""
+    import re
+    import subprocess
+    import sys
+
+    card = (finished_run / "publish" / "README.md").read_text()
+    code = re.search(r"### How to train on it \(TRL\)\n\n```python\n(.*?)```", card, re.S).group(1)
+    model = re.search(r'^model = "([^"]+)"', code, re.M).group(1)
+    repo = re.search(r'load_dataset\("([^"]+)", split=', code).group(1)
+    assert "SFTConfig(" in code
+    code = (code.replace(f'"{model}"', repr(str(tiny_model))).replace(f'"{repo}"', repr(str(finished_run / "publish")))
+            .replace("SFTConfig(", "SFTConfig(max_steps=1, per_device_train_batch_size=1, report_to='none', "))
+    (tmp_path / "snippet.py").write_text(code)
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "snippet.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "train_runtime" in proc.stdout + proc.stderr

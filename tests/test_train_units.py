@@ -348,14 +348,14 @@ def test_shipped_config_is_valid_and_equals_the_defaults(repo_root):
 def test_finished_run_is_reused_only_with_the_same_config_model_and_data(tmp_path):
     from curate.io import write_json
     from train.config import load_config, resolved
-    from train.recipe import file_sha256, is_complete
+    from train.recipe import data_sha256, is_complete
 
     data = tmp_path / "kept.jsonl"
     data.write_text('{"trace_id": "t0"}\n')
     run_dir = tmp_path / "run"
     config = load_config(None, {"sft": {"max_steps": 5}})
     write_json(resolved(config), run_dir / "config.json")
-    write_json({"status": "done", "base_model": "m", "data": {"sha256": file_sha256(data)}}, run_dir / "run.json")
+    write_json({"status": "done", "base_model": "m", "data": {"sha256": data_sha256(data)}}, run_dir / "run.json")
     assert is_complete(run_dir, config=config, base_model="m", data_path=data)
     assert not is_complete(run_dir, config=load_config(None, {"sft": {"max_steps": 6}}), base_model="m", data_path=data)
     assert not is_complete(run_dir, config=config, base_model="other", data_path=data)

@@ -175,6 +175,36 @@ def resolve_model(model: str | os.PathLike[str], adapters: list[str] | None = No
             "adapters": named, "combined": next(iter(named.values())) if len(named) == 1 else None}
 
 
+def training_overlap(target: dict[str, Any], questions: list[Question]) -> str | None:
+    """A warning when evaluation questions were in the run's training data: found the way decontaminate finds
+    benchmark items in a training file (`decontaminate --reverse`: the same question by exact text, long n-grams or
+    fuzzy match), so a reworded copy counts too. None when none were, or the model is not a run folder."""
+    if not target["run_dir"]:
+        return None
+    run = json.loads((Path(target["run_dir"]) / "run.json").read_text())
+    data, questions_path = (run.get("data") or {}).get("path"), run.get("questions")
+    if not data:
+        return None
+    from curate.decontaminate import exposure
+    from curate.io import InputError
+    from curate.question_rows import load_questions
+    from train.data import iter_data_rows
+
+    try:
+        rows = [row for _, _, row in iter_data_rows(data)]
+        known = load_questions(questions_path) if questions_path else None
+        _, exposed = exposure(rows, {"eval": [q.row() for q in questions]}, questions=known, path=data)
+    except (InputError, OSError) as exc:
+        return (f"cannot check whether the evaluation questions were in {target['run_dir']}'s training data: "
+                f"{str(exc).splitlines()[0]}")
+    if not exposed:
+        return None
+    ids = [str(e.row.get("id")) for e in exposed]
+    return (f"{len(exposed)} of {len(questions)} evaluation questions were in the training data of "
+            f"{target['run_dir']} ({data}): {', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}; their scores "
+            "measure what the model saw, not what it learned")
+
+
 def evaluate_model(target: dict[str, Any], questions: list[Question], spec: EvalSpec, *,
                    render: Render = default_render, dtype: str = "auto") -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Generate for every question with the target (base + active adapters) and score the outputs."""

@@ -16,7 +16,7 @@ from typing import Any
 from curate.records import Question, stable_hash
 from train.config import TrainConfig, resolved
 from train.data import Render, default_render, load_questions, load_training_data
-from train.recipe import GRPO_MODES, MODES, is_complete, require_grpo_prompts, teacher_band, train_run
+from train.recipe import GRPO_MODES, MODES, announce, is_complete, require_grpo_prompts, teacher_band, train_run
 from train.report import TrainReport
 
 
@@ -33,14 +33,15 @@ def run_experiment(data: str | os.PathLike[str], base_model: str, output_dir: st
                    config: TrainConfig, questions: str | os.PathLike[str] | None = None,
                    eval_questions: list[Question] | None = None, modes: tuple[str, ...] = MODES,
                    render: Render = default_render, report: str | os.PathLike[str] | None = None) -> TrainReport:
-    from curate.io import iter_rows, write_json
+    from curate.io import write_json
     from train.compare import DETAIL_KEYS, add_significance, write_comparison
+    from train.data import iter_data_rows
     from train.evaluate import evaluate_target, resolve_model
 
     output_dir = Path(output_dir)
     band = teacher_band(config)
     if eval_questions is None:
-        ids = [row["question_id"] for _, row in iter_rows(data) if row.get("question_id")]
+        ids = [row["question_id"] for _, _, row in iter_data_rows(data) if row.get("question_id")]
         held = holdout(ids, config.eval.holdout_fraction)
         full = load_training_data(data, questions, render=render, band=band)
         eval_questions = [full.questions[q] for q in sorted(held) if q in full.questions]
@@ -50,6 +51,7 @@ def run_experiment(data: str | os.PathLike[str], base_model: str, output_dir: st
         held = set()
         training = load_training_data(data, questions, render=render, band=band)
         eval_source = f"given ({len(eval_questions)} questions)"
+    announce(training)
     if set(GRPO_MODES) & set(modes):
         require_grpo_prompts(data, training)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,6 @@ built in a hidden temp folder and renamed into place when complete, so a crash l
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -28,7 +27,7 @@ from typing import Any
 
 from curate.io import write_json
 from train.config import TrainConfig, resolved
-from train.data import TrainingData
+from train.data import TrainingData, data_sha256
 from train.distributed import is_main
 from train.modeling import adapter_state
 from train.report import TrainReport
@@ -44,14 +43,6 @@ RUN_FILE = "run.json"
 STATUSES = ("done", "stopped", "no_learning_signal")
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def is_complete(run_dir: Path, *, config: TrainConfig | None = None, base_model: str | None = None,
                 data_path: str | os.PathLike[str] | None = None) -> bool:
     """A finished run folder (any of STATUSES); with the arguments, also one trained from this config, base model and data file
@@ -64,7 +55,7 @@ def is_complete(run_dir: Path, *, config: TrainConfig | None = None, base_model:
             return False
         if base_model is not None and run["base_model"] != base_model:
             return False
-        return data_path is None or run["data"].get("sha256") == file_sha256(data_path)
+        return data_path is None or run["data"].get("sha256") == data_sha256(data_path)
     except (OSError, ValueError, KeyError):
         return False
 
@@ -152,7 +143,7 @@ def _provenance(data_path: str | None, data: TrainingData) -> dict[str, Any]:
     out: dict[str, Any] = {"sft_examples": len(data.sft), "grpo_prompts": len(data.grpo),
                            "questions": len(data.questions), "grpo_skipped": data.skipped}
     if data_path:
-        out.update(path=str(data_path), sha256=file_sha256(data_path))
+        out.update(path=str(data_path), sha256=data_sha256(data_path))
     return out
 
 
@@ -211,6 +202,7 @@ def _train(mode: str, data: TrainingData, base_model: str, run_dir: Path, *, con
 
     tokenizer = load_tokenizer(base_model)
     run = _Run()
+    run.warnings.extend(data.warnings)
     if mode in ("sft", "monolithic", "decoupled"):
         dropped = check_lengths(tokenizer, data.sft, config.sft.max_length)
         if dropped:
@@ -327,6 +319,17 @@ def teacher_band(config: TrainConfig) -> tuple[float, float] | None:
     return config.grpo.pass_rate_band if config.grpo.difficulty == "teacher_band" else None
 
 
+def announce(data: TrainingData) -> None:
+    """Say the data's warnings before hours are spent training on it (they are in run.json's `warnings` too)."""
+    if data.warnings and is_main():
+        from rich.markup import escape
+
+        from curate.console import console
+
+        for w in data.warnings:
+            console.print(f"[yellow]warning[/]: {escape(w['message'])}", highlight=False, soft_wrap=True)
+
+
 def require_grpo_prompts(data_path: str | os.PathLike[str], data: TrainingData) -> None:
     if not data.grpo:
         raise ValueError(f"{data_path}: no GRPO prompts after difficulty selection ({data.skipped}); "
@@ -348,6 +351,7 @@ def run_train_decoupled(data: str | os.PathLike[str], base_model: str, output_di
     if Path(output_dir).exists() and any(Path(output_dir).iterdir()) and not overwrite:
         raise ValueError(f"{output_dir}: exists and is not empty (pass --overwrite to replace it)")
     data_set = load_training_data(data, questions, render=render or default_render, band=teacher_band(config))
+    announce(data_set)
     if mode in GRPO_MODES:
         require_grpo_prompts(data, data_set)
     result = train_run(mode, data_set, base_model, output_dir, config=config, data_path=str(data),

@@ -9,7 +9,8 @@ import typer
 
 from curate.commands.common import console, user_errors
 
-DATA_HELP = "filtered traces (kept rows, canonical text), .parquet or .jsonl"
+DATA_HELP = ("filtered traces (kept rows, canonical text): a .parquet or .jsonl file, a quoted glob of them "
+             "('runs/demo/publish/data/train-*.parquet'), or a folder `curate publish` wrote")
 QUESTIONS_HELP = "the Question file the traces were generated from (needed unless the rows carry their question)"
 
 
@@ -118,9 +119,11 @@ def evaluate(
     """Accuracy, format compliance, answer leakage, and training stability from the run's logs. Example:
     curate eval --model runs/decoupled --source medqa --questions test.4_options.jsonl --limit 200 --output-dir ev"""
     with user_errors():
+        from rich.markup import escape
+
         from train.compare import write_comparison
         from train.config import load_config
-        from train.evaluate import evaluate_target, resolve_model
+        from train.evaluate import evaluate_target, resolve_model, training_overlap
         from train.experiment import load_eval_questions
 
         overrides = {"eval": {k: v for k, v in {"limit": limit, "backend": backend}.items() if v is not None}}
@@ -128,7 +131,11 @@ def evaluate(
         qs = load_eval_questions(questions, source, split=split, limit=cfg.eval.limit)
         if not qs:
             raise ValueError(f"{questions}: no questions to evaluate")
-        row = evaluate_target(resolve_model(model, [str(a) for a in adapters or []]), qs, cfg.eval, output_dir)
+        target = resolve_model(model, [str(a) for a in adapters or []])
+        overlap = training_overlap(target, qs)
+        if overlap:
+            console.print(f"[yellow]warning[/]: {escape(overlap)}", highlight=False, soft_wrap=True)
+        row = evaluate_target(target, qs, cfg.eval, output_dir)
         write_comparison([row], output_dir)
     console.print((output_dir / "comparison.md").read_text(), markup=False, highlight=False, soft_wrap=True)
 

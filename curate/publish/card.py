@@ -12,6 +12,8 @@ from curate.pipeline import summary
 from curate.publish.layout import DEFAULT, FOLDERS, KEY, LINEAGE, PROMPT_COMPLETION, Layout
 
 TASK_CATEGORIES = ["question-answering", "text-generation"]
+#: The tag an evaluation set's card carries (`--evaluation-set`): a trainer reading the folder can tell.
+EVALUATION_SET_TAG = "evaluation-set"
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
                    (10_000_000, "1M<n<10M"))
 
@@ -37,7 +39,8 @@ def licenses(source_names: list[str]) -> list[str]:
     return found or ["other"]
 
 
-def metadata(repo_id: str, rows: list[dict[str, Any]], splits: dict[str, list[dict[str, Any]]], reviewed: bool) -> str:
+def metadata(repo_id: str, rows: list[dict[str, Any]], splits: dict[str, list[dict[str, Any]]], reviewed: bool,
+             evaluation_set: bool = False) -> str:
     from huggingface_hub import DatasetCardData
 
     names = sorted({summary.source_of(r) for r in rows})
@@ -49,11 +52,29 @@ def metadata(repo_id: str, rows: list[dict[str, Any]], splits: dict[str, list[di
         language=["en"], task_categories=TASK_CATEGORIES, task_ids=["multiple-choice-qa"],
         size_categories=[size_category(len(rows))], source_datasets=hub_ids or ["original"],
         annotations_creators=["machine-generated"] + (["expert-generated"] if reviewed else []),
-        tags=["medical", "clinical", "chain-of-thought", "reasoning", "synthetic", "curate"],
+        tags=["medical", "clinical", "chain-of-thought", "reasoning", "synthetic", "curate",
+              *([EVALUATION_SET_TAG] if evaluation_set else [])],
         configs=[{"config_name": config, **({"default": True} if config == DEFAULT else {}),
                   "data_files": [{"split": s, "path": f"{FOLDERS[config]}/{s}-*"} for s in splits]}
                  for config in FOLDERS])
     return data.to_yaml()
+
+
+def card_metadata(card: Path) -> dict[str, Any]:
+    """The YAML metadata block of a dataset card file ({} when it has none)."""
+    import yaml
+
+    text = card.read_text(encoding="utf-8")
+    if not text.startswith("---\n"):
+        return {}
+    head = text[4:].split("\n---\n", 1)[0]
+    data = yaml.safe_load(head)
+    return data if isinstance(data, dict) else {}
+
+
+def is_evaluation_set(card: Path) -> bool:
+    """Whether a dataset card says its rows are benchmark evaluation items (`curate publish --evaluation-set`)."""
+    return EVALUATION_SET_TAG in (card_metadata(card).get("tags") or [])
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -370,24 +391,27 @@ lineage = load_dataset("{repo_id}", "{LINEAGE}", split="{split}")            # e
 ### How to train on it (TRL)
 
 ```python
+import torch
 from datasets import load_dataset
 from transformers import AutoTokenizer
 from trl import SFTConfig, SFTTrainer
 
 model = "Qwen/Qwen2.5-0.5B-Instruct"                  # any chat model: its chat template renders `messages`
 train = load_dataset("{repo_id}", split="{split}")
+bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()  # on a CPU: float32
 trainer = SFTTrainer(
     model=model,
     processing_class=AutoTokenizer.from_pretrained(model),
     train_dataset=train,                              # conversational: system + user prompt, assistant target
-    args=SFTConfig(output_dir="sft", max_length=8192, assistant_only_loss=False),
+    args=SFTConfig(output_dir="sft", max_length=8192, assistant_only_loss=False, bf16=bf16),
 )
 trainer.train()
 ```
 
-The assistant's target is `<think>reasoning</think>\\n<answer>X</answer>`. `assistant_only_loss=True` needs a chat
-template with `{{% generation %}}` markers; `load_dataset("{repo_id}", "{PROMPT_COMPLETION}")` trains on the
-completion only, as plain text."""
+The same code runs on a GPU (bf16 where the GPU supports it) and on a CPU. The assistant's target is
+`<think>reasoning</think>\\n<answer>X</answer>`. `assistant_only_loss=True` needs a chat template with
+`{{% generation %}}` markers; `load_dataset("{repo_id}", "{PROMPT_COMPLETION}")` trains on the completion only, as
+plain text."""
 
 
 # ---------------------------------------------------------------- source files, licences, citations
@@ -483,7 +507,7 @@ def render_card(*, repo_id: str, splits: dict[str, list[dict[str, Any]]], layout
                     "Benchmark decontamination).\n")
     answers = gate.answers
     parts = [
-        f"---\n{metadata(repo_id, rows, splits, reviewed).rstrip()}\n---\n",
+        f"---\n{metadata(repo_id, rows, splits, reviewed, gate.evaluation_set).rstrip()}\n---\n",
         f"# {repo_id.split('/')[-1]}\n",
         f"Clinical chain-of-thought reasoning for multiple-choice medical questions ({', '.join(sources)}), built with "
         "`curate`, in the canonical format `<think>…</think><answer>X</answer>`. Checked row by row when publishing: "

@@ -23,7 +23,7 @@ NO_TEACHER_HINT = (
     "  2. a server holding the teacher (vLLM, SGLang, OpenAI): [generate] base_urls = [\"http://HOST:8000/v1\"] "
     "(or OPENAI_BASE_URL) and teacher = its served name (CURATE_TEACHER for the example configs)\n"
     "  3. a model this machine has: a local folder, or a Hub id already in the Hugging Face cache (download it once "
-    "on a networked machine: huggingface-cli download MODEL)")
+    "on a networked machine: hf download MODEL)")
 
 
 def cached_locally(model: str) -> bool:
