@@ -1,7 +1,8 @@
 """`curate publish`: the HF dataset layout and a real dataset card, written to a local dir or pushed to the Hub.
 
-The gate (`curate.publish.gate`) checks the rows themselves: every answer is its gold letter, a scan of every
-published text column finds no PHI, no row is a benchmark evaluation item (unless the dataset is declared an
+The folder (`curate.publish.folder`) is checked before any work: only a folder curate published itself is replaced.
+The gate (`curate.publish.gate`) checks the rows themselves: every answer is its gold letter (the question file's),
+a scan of every string the files will hold finds no PHI, no row is a benchmark evaluation item (unless the dataset is declared an
 evaluation set, which is then never pushed to the Hub). A failed check refuses; `force` publishes anyway and the
 card lists what it overrode. Every claim in the card comes from these checks.
 """
@@ -175,9 +176,9 @@ class PublishStage(Stage[PublishConfig, PublishReport]):
             card = render_card(repo_id=c.repo_id, splits=self._splits, layout=self._layout, run=self._run,
                                gate=self._gate, forced=overridden(self._gate), input=self._input)
             (staging / "README.md").write_text(card, encoding="utf-8")
-            write_manifest(staging)
             url = push_folder(staging, repo_id=c.repo_id, private=c.private) if target is None or c.push else None
             if target is not None and folder is not None:
+                write_manifest(staging)  # the local folder only: the Hub gets the dataset, not curate's marker
                 swap_into_place(staging, target, folder)
             outcome.stats.update(local_dir=str(target) if target else None, url=url, pushed=url is not None)
         except OSError as exc:  # a disk that filled up while writing: one located line, the earlier folder kept

@@ -53,14 +53,9 @@ def write_manifest(folder: Path) -> None:
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def _entries(folder: Path) -> list[str]:
-    """Every entry under `folder` (files, links, folders, hidden ones too), as relative paths."""
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
-
-
 def foreign_entries(folder: Path) -> list[str] | None:
     """What in `folder` curate did not write, or changed since: None when it is not a publish folder at all (no
-    valid manifest), [] when it is exactly what an earlier publish left."""
+    valid manifest), [] when it is exactly what an earlier publish left. A folder curate did not make is one entry."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         files = manifest["files"]
@@ -70,16 +65,21 @@ def foreign_entries(folder: Path) -> list[str] | None:
         return None
     parents = {parent.as_posix() for name in files for parent in Path(name).parents if parent.as_posix() != "."}
     out = []
-    for entry in _entries(folder):
-        path = folder / entry
-        if entry == MANIFEST or entry in parents and path.is_dir() and not path.is_symlink():
-            continue
-        if entry not in files:
-            out.append(f"{entry} (added)")
-        elif path.is_symlink() or not path.is_file() or _sha256(path) != files[entry]:
-            out.append(f"{entry} (changed)")
-    out += [f"{name} (removed)" for name in files if not (folder / name).exists()]
-    return out
+
+    def walk(here: Path) -> None:
+        for path in sorted(here.iterdir()):
+            entry = path.relative_to(folder).as_posix()
+            if entry == MANIFEST:
+                continue
+            if entry in parents and path.is_dir() and not path.is_symlink():
+                walk(path)
+            elif entry not in files:
+                out.append(f"{entry}{'/' if path.is_dir() and not path.is_symlink() else ''} (added)")
+            elif path.is_symlink() or not path.is_file() or _sha256(path) != files[entry]:
+                out.append(f"{entry} (changed)")
+
+    walk(folder)
+    return out + [f"{name} (removed)" for name in files if not (folder / name).exists()]
 
 
 def _shown(items: list[str]) -> str:

@@ -7,8 +7,12 @@ own, declared in the card's YAML:
 - `default` (`data/`): `messages`, the conversation (the student prompt's system and user messages, then the
   assistant's canonical `<think>…</think><answer>X</answer>`): `load_dataset(repo)` gives this one;
 - `prompt_completion` (`prompt_completion/`): `prompt` (the user message) and `completion`, plain strings;
-- `lineage` (`lineage/`): every other column of the row (sampling parameters, usage, latency, the teacher's raw
+- `lineage` (`lineage/`): every other published column (sampling parameters, usage, latency, the teacher's raw
   output, the filter's verdict, contamination and dedupe findings, scrub's hash, ...), keyed by `trace_id`.
+
+The published columns are an explicit list: curate's own (`curate.records.PUBLISHED_COLUMNS`, from the column
+models) and the input columns the user names (`--extra-column`); any other column of the input is left out and
+the report names it. Clinicians' user names (`review.reviewers`) are published as `reviewer N`.
 
 Both training configs carry the columns a user trains on and audits by (`AUDIT_COLUMNS`), less those that are the
 same in every row or always empty (they stay in `lineage`; the card names them). Nested columns are typed (options
