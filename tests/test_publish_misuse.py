@@ -166,6 +166,9 @@ def test_the_gate_scans_every_published_string_whatever_the_column(cli, tmp_path
     rows[3]["review"] = {"verdict": "accepted", "reviewers": ["dr.alice"], "n_reviewers": 1, "comments": [NOTE]}
     src = tmp_path / "rows.jsonl"
     write_rows(rows, src)
+    proc = cli("publish", "-i", src, "--repo-id", "me/x", "--local-dir", tmp_path / "out", *BENCH)
+    assert proc.returncode == 2 and "2 of 6 rows with PHI found" in proc.stderr, proc.stderr
+    assert "ward-1, ward-3" in proc.stderr  # ward_note is not published unless named, so not scanned either
     proc = cli("publish", "-i", src, "--repo-id", "me/x", "--local-dir", tmp_path / "out", "--extra-column",
                "ward_note", *BENCH)
     assert proc.returncode == 2 and "3 of 6 rows with PHI found" in proc.stderr, proc.stderr

@@ -98,7 +98,8 @@ def check_replaceable(target: Path, folder: Path) -> None:
     if foreign is None:
         raise ConfigError(f"--local-dir {target}: not empty, and not a folder curate published (no {MANIFEST}): "
                           "publishing replaces the whole folder, so curate writes only into a new or empty folder or "
-                          "one it published itself; choose another --local-dir")
+                          "one it published itself; choose another --local-dir (a publish folder from an earlier curate "
+                          "has no marker: remove it yourself if it is one)")
     if foreign:
         raise ConfigError(f"--local-dir {target}: an earlier publish folder, changed since curate wrote it "
                           f"({_shown(foreign)}): publishing replaces the whole folder and would lose these; move them "
