@@ -252,3 +252,26 @@ def test_scrub_scans_a_column_it_does_not_know_and_leaves_identifiers_alone(cli,
     assert "not scanned" in proc.stdout + proc.stderr and "note" in proc.stdout + proc.stderr
     assert json.loads(rep.read_text())["columns_not_scanned"] == ["note"]
     assert read_rows(out)[0]["note"] == NOTE
+
+
+def test_surrogate_scrubbed_columns_pass_by_their_hash_and_later_text_is_scanned(tmp_path):
+    """Surrogate values look like PHI to any scan: the gate checks what scrub wrote by its hash over the columns it
+    scanned (`scrub_columns`), and scans what was added after (a clinician's comment) like any other text."""
+    from curate.publish import PublishRefused, publish
+    from curate.scrub import run_scrub
+
+    rows = own_rows()
+    rows[1]["meta"] = {"notes": [NOTE]}
+    rows[2]["reasoning"] += f" {NOTE}."
+    src, scrubbed = tmp_path / "rows.jsonl", tmp_path / "scrubbed.jsonl"
+    write_rows(rows, src)
+    run_scrub(src, scrubbed, policy="surrogate", seed=1, workers=1)
+    clean = read_rows(scrubbed)
+    assert "John Smith" not in json.dumps(clean) and clean[1]["scrub_columns"][-1] == "meta"
+    folder = publish(scrubbed, repo_id="acme/x", local_dir=tmp_path / "out", benchmark_paths=benchmark_files())
+    assert "PHI found in **0** of 6 rows" in (folder / "README.md").read_text()
+    clean[3]["review"] = {"verdict": "accepted", "reviewers": ["r"], "n_reviewers": 1, "comments": [NOTE]}
+    clean[1]["meta"] = {"notes": [NOTE]}  # changed after scrub: no longer what scrub wrote
+    write_rows(clean, scrubbed)
+    with pytest.raises(PublishRefused, match=r"2 of 6 rows with PHI .*text changed since surrogate scrub.*ward-1, ward-3"):
+        publish(scrubbed, repo_id="acme/x", local_dir=tmp_path / "out", benchmark_paths=benchmark_files())

@@ -4,7 +4,7 @@
   letter is one of the row's options, and where the question file is known the gold letter is the question's own
   (a row whose `gold` was edited to match a wrong answer is refused, by id);
 - PHI: every string the published files will contain is scanned again with the scrub engine, whatever its column,
-  nested values included (only the identifiers and codes of `curate.records.NOT_TEXT` are passed over); any finding
+  nested values and their keys included (only the identifiers and codes of `curate.records.NOT_TEXT` are passed over); any finding
   refuses, naming the rows and the types, never the values. Rows scrub wrote with the surrogate policy carry
   realistic fake values, which any scan finds: the columns scrub wrote are checked instead by the hash it stamped
   on them (`scrub_hash` over `scrub_columns`: the text is exactly what scrub wrote); their other strings are
@@ -114,6 +114,15 @@ def scrub_covered(row: dict[str, Any], source: dict[str, Any]) -> set[str]:
     return covered
 
 
+def keys_in(value: Any) -> list[str]:
+    """The keys of every object nested in a value: a published struct's field names are published text too."""
+    if isinstance(value, dict):
+        return [k for key, item in value.items() for k in (str(key), *keys_in(item))]
+    if isinstance(value, list | tuple):
+        return [k for item in value for k in keys_in(item)]
+    return []
+
+
 def check_phi(rows: list[dict[str, Any]], sources: list[dict[str, Any]] | None = None, *, workers: int = 0,
               ner_model: str | None = None) -> Check:
     """Scan every string of the published rows with the scrub engine (all entity types), each distinct string once.
@@ -134,7 +143,8 @@ def check_phi(rows: list[dict[str, Any]], sources: list[dict[str, Any]] | None =
             continue
         covered = scrub_covered(row, source)
         columns = [name for name in scan_columns(row) if name not in covered]
-        per_row.append({texts.setdefault(text, len(texts)) for _, text in text_units(row, columns)})
+        found = [text for _, text in text_units(row, columns)] + [k for name in columns for k in keys_in(row[name])]
+        per_row.append({texts.setdefault(text, len(texts)) for text in found})
     if texts:
         config = ScrubConfig(workers=workers, columns=["text"], **({"ner_model": ner_model} if ner_model else {}))
         scan = [{"text": text} for text in texts]
