@@ -200,6 +200,7 @@ class ScrubColumns(BaseModel):
                                       "type (counts only)")
     scrub_policy: str | None = Field(default=None, description="how scrub replaced them: redact, drop, surrogate")
     scrub_hash: str | None = Field(default=None, description="hash of the text columns as scrub wrote them")
+    scrub_columns: list[str] | None = Field(default=None, description="the columns scrub scanned (and hashed)")
 
 
 class ReviewDecision(BaseModel):
@@ -302,6 +303,31 @@ class PublishColumns(BaseModel):
 COLUMN_MODELS: tuple[type[BaseModel], ...] = (Question, Trace, Verdict, QuestionColumns, GoldAuditColumns,
                                               VerifyColumns, DedupeColumns, DecontaminateColumns, ExposureColumns,
                                               ScrubColumns, ReviewColumns, RejectionColumns, PublishColumns)
+
+
+#: The models whose fields `publish` writes: the published columns are these and nothing else (a column of the input
+#: file that is not one of them is left out, unless named with publish's `extra_columns`).
+PUBLISHED_MODELS: tuple[type[BaseModel], ...] = (Trace, Verdict, QuestionColumns, GoldAuditColumns, VerifyColumns,
+                                                 DedupeColumns, DecontaminateColumns, ScrubColumns, ReviewColumns,
+                                                 PublishColumns)
+PUBLISHED_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys(name for model in PUBLISHED_MODELS
+                                                         for name in model.model_fields))
+
+#: Names whose string values are identifiers, codes, letters, model or template names, controlled vocabulary: never
+#: free text. A name here is a column or a key at any depth of a nested value (`verify.judges[].prompt_hash`,
+#: `meta.pmid`); only its string values (and lists of strings) are passed over, an object under it is still read.
+#: `curate scrub` leaves these values alone (a redacted trace_id or PMID would break every join and citation; a scan
+#: reads a PMID as an MRN and a MeSH term such as "Young Adult" as a name) and the publish gate does not scan them.
+#: Every other string a row carries is text: scrub scans it and the gate scans it again.
+NOT_TEXT: frozenset[str] = frozenset({
+    # ids and hashes curate assigns
+    "id", "trace_id", "question_id", "dup_of", "prompt_hash", "scrub_hash", "item_id",
+    # codes, letters and names from a fixed set
+    "source", "split", "teacher", "judge", "prompt_name", "gold", "answer", "predicted", "suspect", "finish_reason",
+    "scrub_policy", "scrub_columns", "reasons", "rejected_by", "benchmark", "method", "rule", "verdict", "stratum",
+    # the sources' own identifiers and controlled vocabularies in `meta`
+    "native_id", "pmid", "meshes", "year", "exam_step", "choice_type", "subject_name", "topic_name",
+})
 
 
 def _is_object(annotation: Any) -> bool:

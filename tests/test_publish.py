@@ -258,7 +258,7 @@ def test_republish_replaces_and_foreign_dir_is_refused(run_dir, tmp_path):
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    with pytest.raises(ValueError, match="not an earlier publish folder"):
+    with pytest.raises(ValueError, match="not a folder curate published"):
         publish(run_dir / "reviewed.parquet", repo_id="acme/x", local_dir=foreign, run_dir=run_dir, evaluation_set=True)
     assert (foreign / "notes.txt").read_text() == "keep me"
 
@@ -470,9 +470,10 @@ def test_columns_without_a_common_schema_are_json_text(own_file, tmp_path):
     rows = own_rows()
     for i, row in enumerate(rows):
         row["meta"] = {"ward": i if i % 2 else f"w{i}"}  # int in some rows, text in others: no one Arrow type
-        row["difficulty"] = "hard"  # a team's own column
+        row["difficulty"] = "hard"  # a team's own column, named to be published
     write_rows(rows, own_file)
-    folder = publish(own_file, repo_id="acme/x", local_dir=tmp_path / "out", benchmark_paths=benchmark_files())
+    folder = publish(own_file, repo_id="acme/x", local_dir=tmp_path / "out", benchmark_paths=benchmark_files(),
+                     extra_columns=["difficulty"])
     ds = load_fresh(folder, tmp_path)["train"]
     assert [json.loads(m) for m in ds["meta"]] == [r["meta"] for r in rows]
     fields = {r[0]: r for r in card_fields((folder / "README.md").read_text())["default"]}

@@ -1,10 +1,14 @@
 """The publish gate: the rows themselves are checked, whatever the run's manifest or the columns say.
 
-- answers: every row's canonical training text ends in its gold letter (`<answer>X</answer>`, X = gold);
-- PHI: every published text column is scanned again with the scrub engine; any finding refuses, naming the rows and
-  the types, never the values. Rows scrub wrote with the surrogate policy carry realistic fake values, which any
-  scan finds: they are checked instead by the hash scrub stamped on their texts (`scrub_hash`: the text is exactly
-  what scrub wrote);
+- answers: every row's canonical training text ends in its gold letter (`<answer>X</answer>`, X = gold), the gold
+  letter is one of the row's options, and where the question file is known the gold letter is the question's own
+  (a row whose `gold` was edited to match a wrong answer is refused, by id);
+- PHI: every string the published files will contain is scanned again with the scrub engine, whatever its column,
+  nested values and their keys included (only the identifiers and codes of `curate.records.NOT_TEXT` are passed over); any finding
+  refuses, naming the rows and the types, never the values. Rows scrub wrote with the surrogate policy carry
+  realistic fake values, which any scan finds: the columns scrub wrote are checked instead by the hash it stamped
+  on them (`scrub_hash` over `scrub_columns`: the text is exactly what scrub wrote); their other strings are
+  scanned;
 - benchmarks: no row is an item of a known evaluation split (MedQA test, MedMCQA dev, PubMedQA test, and whatever
   else the run decontaminated against), by its id or by a near match of its question, unless the dataset is declared
   an evaluation set (the demo is one): the card then says so, and pushing to the Hub is refused.
@@ -21,9 +25,11 @@ from pydantic import BaseModel, Field
 
 #: The splits the field evaluates on: never training data, whatever a run's config listed.
 KNOWN_EVALUATION_SPLITS = ("medqa:test", "medmcqa:dev", "pubmedqa:test")
-#: The columns a published row carries text in (the student prompt is built from question and options; the
-#: training target `completion` from the reasoning).
-PUBLISHED_TEXT = ("question", "context", "options", "reasoning", "reasoning_content", "teacher_completion", "completion")
+#: The columns publish derives from others (`hub_row`): for a surrogate-scrubbed row they are what scrub wrote when
+#: every column they come from (those the row has) is one scrub hashed.
+DERIVED_FROM = {"prompt": ("question", "context", "options"),
+                "messages": ("question", "context", "options", "text", "reasoning"),
+                "completion": ("text", "reasoning"), "teacher_completion": ("completion",)}
 CANONICAL = re.compile(r"<think>\n.*\n</think>\n<answer>([A-Z])</answer>", re.S)
 SHOWN_IDS = 10
 
@@ -72,42 +78,82 @@ def _fail(check: Check, row_id: str, *kinds: str) -> None:
         check.kinds[kind] = check.kinds.get(kind, 0) + 1
 
 
-def check_answers(rows: list[dict[str, Any]]) -> Check:
-    """The training target each published row carries (`completion`) ends in its gold letter."""
+def check_answers(rows: list[dict[str, Any]], known_gold: list[str | None] | None = None) -> Check:
+    """The training target each published row carries (`completion`) ends in its gold letter; the gold letter is
+    one of its options and, where the question file gives one (`known_gold`), the question's own."""
     check = Check(name="answers", checked=len(rows), note="whose final answer is not their gold letter")
     for i, row in enumerate(rows):
         match = CANONICAL.fullmatch(row.get("completion") or "")
-        gold = row.get("gold")
-        if match is None:
+        gold, expected = row.get("gold"), known_gold[i] if known_gold else None
+        options = row.get("options")
+        if expected is not None and gold is not None and gold != expected:
+            _fail(check, _id(row, i), "gold differs from the question file")
+        elif match is None:
             _fail(check, _id(row, i), "no canonical <think>/<answer> text")
         elif gold is None:
             _fail(check, _id(row, i), "no gold letter")
+        elif isinstance(options, dict) and options.get(gold) is None:
+            _fail(check, _id(row, i), "gold is not one of the options")
         elif match.group(1) != gold:
             _fail(check, _id(row, i), "answer is not gold")
     return check
 
 
-def check_phi(rows: list[dict[str, Any]], *, workers: int = 0, ner_model: str | None = None) -> Check:
-    """Scan the published text columns with the scrub engine (all entity types)."""
-    from curate.scrub.runner import ScrubConfig, ScrubStage, text_hash
+def scrub_covered(row: dict[str, Any], source: dict[str, Any]) -> set[str]:
+    """The published columns of a surrogate-scrubbed row that are exactly what scrub wrote (its hash over the
+    columns it scanned matches the row as read), with the columns publish derived from them only; else none."""
+    from curate.scrub.runner import HASHED_TEXT, text_hash
+
+    if source.get("scrub_policy") != "surrogate" or source.get("scrub_hash") != text_hash(source):
+        return set()
+    hashed = set(source.get("scrub_columns") or HASHED_TEXT)
+    covered = hashed - {"completion"}  # publish moved the raw output to teacher_completion: the name holds the target
+    for name, parts in DERIVED_FROM.items():
+        if all(p in hashed for p in parts if source.get(p) is not None) and name in row:
+            covered.add(name)
+    return covered
+
+
+def keys_in(value: Any) -> list[str]:
+    """The keys of every object nested in a value: a published struct's field names are published text too."""
+    if isinstance(value, dict):
+        return [k for key, item in value.items() for k in (str(key), *keys_in(item))]
+    if isinstance(value, list | tuple):
+        return [k for item in value for k in keys_in(item)]
+    return []
+
+
+def check_phi(rows: list[dict[str, Any]], sources: list[dict[str, Any]] | None = None, *, workers: int = 0,
+              ner_model: str | None = None) -> Check:
+    """Scan every string of the published rows with the scrub engine (all entity types), each distinct string once.
+    `sources` are the rows as read (before publish added and moved columns): a surrogate-scrubbed row's texts are
+    checked by its scrub hash over them."""
+    from curate.scrub.runner import ScrubConfig, ScrubStage, scan_columns, text_hash, text_units
     from curate.stage import Batch
 
     check = Check(name="phi", checked=len(rows), note="with PHI found by a scan of their published text")
-    scan, positions = [], []
-    for i, row in enumerate(rows):
-        if row.get("scrub_policy") == "surrogate" and row.get("scrub_hash"):
-            if row["scrub_hash"] != text_hash(row):
-                _fail(check, _id(row, i), "text changed since surrogate scrub")
+    sources = sources or rows
+    texts: dict[str, int] = {}
+    per_row: list[set[int]] = []
+    for i, (row, source) in enumerate(zip(rows, sources)):
+        if source.get("scrub_policy") == "surrogate" and source.get("scrub_hash") and \
+                source["scrub_hash"] != text_hash(source):
+            _fail(check, _id(row, i), "text changed since surrogate scrub")
+            per_row.append(set())
             continue
-        scan.append({name: row.get(name) for name in PUBLISHED_TEXT if row.get(name) is not None})
-        positions.append(i)
-    if scan:
-        config = ScrubConfig(workers=workers, **({"ner_model": ner_model} if ner_model else {}))
-        stage = ScrubStage(config)
-        outcome = stage.process(Batch(rows=scan, locs=list(range(len(scan))), path=None, files={}))
-        for i, scanned in zip(positions, outcome.kept):
-            if scanned["phi_found"]:
-                _fail(check, _id(rows[i], i), *sorted(scanned["phi_found"]))
+        covered = scrub_covered(row, source)
+        columns = [name for name in scan_columns(row) if name not in covered]
+        found = [text for _, text in text_units(row, columns)] + [k for name in columns for k in keys_in(row[name])]
+        per_row.append({texts.setdefault(text, len(texts)) for text in found})
+    if texts:
+        config = ScrubConfig(workers=workers, columns=["text"], **({"ner_model": ner_model} if ner_model else {}))
+        scan = [{"text": text} for text in texts]
+        outcome = ScrubStage(config).process(Batch(rows=scan, locs=list(range(len(scan))), path=None, files={}))
+        found = [scanned["phi_found"] for scanned in outcome.kept]
+        for i, ids in enumerate(per_row):
+            kinds = sorted({kind for t in ids for kind in found[t]})
+            if kinds:
+                _fail(check, _id(rows[i], i), *kinds)
     return check
 
 
@@ -142,9 +188,12 @@ def check_benchmarks(rows: list[dict[str, Any]], specs: list[str], paths: dict[s
 
 
 def run_gate(rows: list[dict[str, Any]], *, evaluation_set: bool, benchmarks: list[str],
-             benchmark_paths: dict[str, str] | None, workers: int = 0) -> GateReport:
-    answers = check_answers(rows)
-    phi = check_phi(rows, workers=workers)
+             benchmark_paths: dict[str, str] | None, workers: int = 0, known_gold: list[str | None] | None = None,
+             sources: list[dict[str, Any]] | None = None) -> GateReport:
+    """Every check of the published rows; `known_gold` is each row's gold letter from the question file (None where
+    unknown), `sources` the rows as read (for the surrogate-scrub hash)."""
+    answers = check_answers(rows, known_gold)
+    phi = check_phi(rows, sources, workers=workers)
     if evaluation_set:
         bench, checked = Check(name="benchmarks", note="declared an evaluation set: not checked"), []
     else:

