@@ -338,6 +338,8 @@ def encode_json_columns(rows: Iterable[dict[str, Any]], columns: Iterable[str] |
 
 
 def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
+    import io
+
     import polars as pl
 
     encoded = encode_json_columns(rows)
@@ -345,7 +347,13 @@ def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
         frame = pl.DataFrame(encoded, infer_schema_length=None)
     else:
         frame = pl.DataFrame()
-    frame.write_parquet(path)
+    # polars turns a failed file write into a ComputeError ("underlying IO error", or "Invalid thrift: transport
+    # error" when the footer is what failed) without an errno. It encodes into memory (the file is smaller than the
+    # rows already held) and Python writes the bytes, so a full disk is an OSError that atomic_path names.
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    with open(path, "wb") as fh:
+        fh.write(buffer.getbuffer())
 
 
 def write_json(obj: Any, path: str | os.PathLike[str]) -> None:

@@ -1,0 +1,71 @@
+"""Writes that cannot be made, and the files curate keeps for itself (issue 24, items 5, 7, 9, 14-18, 22).
+
+Every test goes through the real CLI in a subprocess. A full or read-only disk is a real tmpfs where one can be mounted
+(root; `mount_tmpfs` skips elsewhere); the teacher is the replay server (a real OpenAI-compatible HTTP server)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from curate.generate.replay import replay_server
+from curate.io import write_rows
+from tests.conftest import run_cli
+from tests.generate_support import TEACHER, make_questions
+from tests.pipeline_support import config_text, copy_demo
+from tests.test_generate_failures import mount_tmpfs  # noqa: F401  (the fixture: a real tmpfs, unmounted after)
+
+
+def _one_error_line(stderr: str) -> str:
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> dict[str, Path]:
+    """Questions and their traces (generate through the CLI against the replay server), with its cache."""
+    folder = tmp_path_factory.mktemp("corpus")
+    questions = folder / "q.jsonl"
+    write_rows(make_questions(40), questions)
+    with replay_server() as server:
+        run_cli("generate", "-i", questions, "-o", folder / "t.jsonl", "--cache", folder / "cache", "--teacher",
+                TEACHER, "--base-url", server.url, "--seed", "0", "-n", "2", check=True, timeout=300)
+    return {"questions": questions, "traces": folder / "t.jsonl", "cache": folder / "cache"}
+
+
+# ---------------------------------------------------------------- item 5: a full disk during a Parquet write
+
+
+@pytest.mark.parametrize("stage", ["generate", "filter", "dedupe"])
+def test_a_full_disk_during_a_parquet_write_is_one_located_line(stage, corpus, mount_tmpfs, tmp_path):  # noqa: F811
+    full = mount_tmpfs("full", "size=4k")  # one page: the probe passes, the first Parquet file does not fit
+    out = full / "out.parquet"
+    if stage == "generate":
+        with replay_server() as server:  # every response is in the cache: nothing is asked again
+            proc = run_cli("generate", "-i", corpus["questions"], "-o", out, "--cache", corpus["cache"], "--teacher",
+                           TEACHER, "--base-url", server.url, "--seed", "0", "-n", "2", timeout=300)
+    elif stage == "filter":
+        proc = run_cli("filter", "-i", corpus["traces"], "--questions", corpus["questions"], "-o", out,
+                       "--rejected", full / "rejected.parquet")
+    else:
+        proc = run_cli("dedupe", "-i", corpus["traces"], "--questions", corpus["questions"], "-o", out,
+                       "--rejected", full / "dups.parquet")
+    line = _one_error_line(proc.stderr)
+    assert proc.returncode == 1
+    assert re.search(rf"cannot write {re.escape(str(full))}/\S+\.parquet: \[Errno 28\] No space left on device", line)
+    assert not out.exists() and not [p for p in full.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_full_disk_under_curate_run_names_the_parquet_file(mount_tmpfs, tmp_path):  # noqa: F811
+    files = copy_demo(tmp_path / "src")
+    full = mount_tmpfs("full", "size=24k")  # the manifest fits, the questions file does not
+    (tmp_path / "c.toml").write_text(config_text(files, full / "run", publish=False, scrub=False))
+    proc = run_cli("run", tmp_path / "c.toml", "--until", "sources")
+    line = _one_error_line(proc.stderr)
+    assert proc.returncode == 1
+    assert f"cannot write {full}/run/questions.parquet: [Errno 28] No space left on device" in line, line
+    assert not (full / "run" / "questions.parquet").exists()
