@@ -69,3 +69,33 @@ def test_a_full_disk_under_curate_run_names_the_parquet_file(mount_tmpfs, tmp_pa
     assert proc.returncode == 1
     assert f"cannot write {full}/run/questions.parquet: [Errno 28] No space left on device" in line, line
     assert not (full / "run" / "questions.parquet").exists()
+
+
+# ---------------------------------------------------------------- item 7: a run dir on a read-only filesystem
+
+
+def test_curate_run_on_a_read_only_filesystem_is_one_located_line(mount_tmpfs, tmp_path):  # noqa: F811
+    files = copy_demo(tmp_path / "src")
+    read_only = mount_tmpfs("ro", "ro,size=64k")
+    (tmp_path / "c.toml").write_text(config_text(files, read_only / "run", publish=False, scrub=False))
+    proc = run_cli("run", tmp_path / "c.toml", "--until", "sources")
+    line = _one_error_line(proc.stderr)
+    assert proc.returncode == 1
+    assert f"cannot write {read_only}/run" in line and "[Errno 30] Read-only file system" in line, line
+
+
+# ---------------------------------------------------------------- item 9: a config that is not UTF-8
+
+
+@pytest.mark.parametrize("command", ["run", "train-decoupled"])
+def test_a_config_that_is_not_utf8_is_named(command, tmp_path):
+    config = tmp_path / "latin1.toml"
+    config.write_bytes('[run]\ndir = "café"\n'.encode("latin-1"))
+    (tmp_path / "d.jsonl").write_text("{}\n")
+    args = (["run", config] if command == "run" else
+            ["train-decoupled", "--data", tmp_path / "d.jsonl", "--base-model", "x", "--output-dir", tmp_path / "o",
+             "--config", config])
+    proc = run_cli(*args)
+    line = _one_error_line(proc.stderr)
+    assert proc.returncode == 2
+    assert f"{config}: not valid UTF-8 (byte 16)" in line, line

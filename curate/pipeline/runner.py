@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import importlib.metadata
 import os
 import platform
@@ -23,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from curate.io import write_json
+from curate.io import file_lock, write_json
 from curate.pipeline.config import ConfigError, PipelineConfig
 from curate.pipeline.rundir import MANIFEST, count_rows, read_manifest, sha256_path
 from curate.pipeline.stages import STAGES, StageContext, Step, stage_named
@@ -87,17 +86,10 @@ def _relative(value: Any, run_dir: Path) -> Any:
 
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
-    """One `curate run` per run dir at a time (the lock dies with the process, even on SIGKILL)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".lock", "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"{run_dir}: another `curate run` is using this run directory") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """One `curate run` per run dir at a time (the lock dies with the process, even on SIGKILL). A run dir that
+    cannot be made or written (read-only, a file) is one located `OutputError`."""
+    with file_lock(run_dir / ".lock", ConfigError(f"{run_dir}: another `curate run` is using this run directory")):
+        yield
 
 
 class Runner:
