@@ -118,6 +118,14 @@ class QuestionColumns(BaseModel):
     meta: dict[str, Any] | None = Field(default=None, description="the source's own fields (exam step, subject, PMID, ...)")
 
 
+class RowQuestionColumns(QuestionColumns):
+    """The question's columns as any stage reads them: checked on every row of every stage's input
+    (`Stage._validate`), so a row whose `options` is a list is refused by name before a stage uses it."""
+
+    options: dict[str, str | None] | None = Field(default=None, description="{letter: option text}; a null slot "
+                                                  "(an absent letter after a Parquet round trip) is allowed")
+
+
 class FilteredTrace(Trace, Verdict):
     """A Trace row with its Verdict: the table `filter` writes and later stages extend."""
 

@@ -99,3 +99,24 @@ def test_a_config_that_is_not_utf8_is_named(command, tmp_path):
     line = _one_error_line(proc.stderr)
     assert proc.returncode == 2
     assert f"{config}: not valid UTF-8 (byte 16)" in line, line
+
+
+# ---------------------------------------------------------------- item 8: a row whose options are a list
+
+
+@pytest.mark.parametrize("stage", ["publish", "dedupe"])
+def test_options_as_a_list_are_refused_by_name_before_use(stage, tmp_path):
+    row = {"trace_id": "t1", "question_id": "medqa:test:1", "id": "medqa:test:1", "source": "medqa", "split": "test",
+           "question": "A 30-year-old with fever. Next step?", "options": ["chest x-ray", "antibiotics"], "gold": "A",
+           "answer": "A", "reasoning": "Because fever.", "completion": "<think>Because fever.</think><answer>A</answer>",
+           "text": "<think>Because fever.</think><answer>A</answer>", "kept": True}
+    rows = tmp_path / "rows.jsonl"
+    write_rows([row], rows)
+    if stage == "publish":
+        proc = run_cli("publish", "-i", rows, "--repo-id", "me/x", "--local-dir", tmp_path / "pub")
+    else:
+        proc = run_cli("dedupe", "-i", rows, "-o", tmp_path / "d.jsonl")
+    line = _one_error_line(proc.stderr)
+    assert proc.returncode == 2
+    assert f"{rows}:1 (id=medqa:test:1) field 'options': Input should be a valid dictionary" in line, line
+    assert not (tmp_path / "pub").exists() and not (tmp_path / "d.jsonl").exists()
