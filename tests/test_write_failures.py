@@ -5,13 +5,14 @@ Every test goes through the real CLI in a subprocess. A full or read-only disk i
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
 from curate.generate.replay import replay_server
-from curate.io import write_rows
+from curate.io import read_rows, write_rows
 from tests.conftest import run_cli
 from tests.generate_support import TEACHER, make_questions
 from tests.pipeline_support import config_text, copy_demo
@@ -120,3 +121,19 @@ def test_options_as_a_list_are_refused_by_name_before_use(stage, tmp_path):
     assert proc.returncode == 2
     assert f"{rows}:1 (id=medqa:test:1) field 'options': Input should be a valid dictionary" in line, line
     assert not (tmp_path / "pub").exists() and not (tmp_path / "d.jsonl").exists()
+
+
+# ---------------------------------------------------------------- item 18: an implausible token count
+
+
+def test_an_implausible_token_count_is_unknown_like_a_missing_one(tmp_path):
+    questions, out, report = tmp_path / "q.jsonl", tmp_path / "t.jsonl", tmp_path / "report.json"
+    write_rows(make_questions(3), questions)
+    with replay_server(fault_script=["huge_usage"]) as server:
+        run_cli("generate", "-i", questions, "-o", out, "--report", report, "--teacher", TEACHER, "--base-url",
+                server.url, "--seed", "0", "-n", "2", check=True, timeout=300)
+        assert {e["status"] for e in server.log()} == {"huge_usage"}
+    figures = json.loads(report.read_text())
+    assert figures["completion_tokens"] == 0 and figures["requests_without_usage"] == 3
+    assert any("3 of 3 answers carried no usable token counts" in w for w in figures["warnings"])
+    assert all(row["usage"]["completion_tokens"] is None for row in read_rows(out))

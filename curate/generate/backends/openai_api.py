@@ -449,13 +449,18 @@ def _usage(value: Any) -> dict[str, int | None]:
             "completion_tokens": _count(usage.get("completion_tokens"))}
 
 
+#: More tokens than any request could have used (prompt or completion): a count above it is a server's bug, unknown.
+MAX_PLAUSIBLE_TOKENS = 100_000_000
+
+
 def _count(value: Any) -> int | None:
+    """A token count, or None when it is missing, not a whole number, negative or implausibly large (1e30)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, float) and value.is_integer() and value >= 0:
-        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and 0 <= value <= MAX_PLAUSIBLE_TOKENS:
+        return value
     return None
 
 
