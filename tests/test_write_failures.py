@@ -137,3 +137,22 @@ def test_an_implausible_token_count_is_unknown_like_a_missing_one(tmp_path):
     assert figures["completion_tokens"] == 0 and figures["requests_without_usage"] == 3
     assert any("3 of 3 answers carried no usable token counts" in w for w in figures["warnings"])
     assert all(row["usage"]["completion_tokens"] is None for row in read_rows(out))
+
+
+# ---------------------------------------------------------------- item 22: a killed run's manifest temp file
+
+
+def test_a_killed_runs_manifest_temp_is_cleaned_by_the_next_run(tmp_path):
+    import subprocess
+    import sys
+
+    files = copy_demo(tmp_path / "src")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = run_dir / f".manifest.json.{int(dead.stdout)}.abc123.tmp"  # the name io.atomic_path gives its temp file
+    left.write_text('{"half": ')
+    (tmp_path / "c.toml").write_text(config_text(files, run_dir, publish=False, scrub=False))
+    run_cli("run", tmp_path / "c.toml", "--until", "sources", check=True)
+    assert (run_dir / "manifest.json").exists() and not left.exists()
+    assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")]

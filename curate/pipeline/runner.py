@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from curate.io import file_lock, write_json
+from curate.io import file_lock, remove_stale_temps, write_json
 from curate.pipeline.config import ConfigError, PipelineConfig
 from curate.pipeline.rundir import MANIFEST, count_rows, read_manifest, sha256_path
 from curate.pipeline.stages import STAGES, StageContext, Step, stage_named
@@ -210,6 +210,7 @@ class Runner:
         selected = self.select(until, start)
         forced_from = [s.name for s in self.enabled].index(start) if start else None
         with run_lock(self.run_dir):
+            remove_stale_temps(self.run_dir / MANIFEST)  # a killed run's half-written manifest (stages clean their own)
             for step in self.stages:
                 if not step.enabled(self.config):
                     self.manifest["stages"][step.name] = {"status": "skipped", "reason": "disabled in the config"}
