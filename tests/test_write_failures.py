@@ -6,6 +6,7 @@ Every test goes through the real CLI in a subprocess. A full or read-only disk i
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -156,3 +157,106 @@ def test_a_killed_runs_manifest_temp_is_cleaned_by_the_next_run(tmp_path):
     run_cli("run", tmp_path / "c.toml", "--until", "sources", check=True)
     assert (run_dir / "manifest.json").exists() and not left.exists()
     assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+# ---------------------------------------------------------------- items 14-17: the response cache is curate's own
+
+
+def _generate(server, questions: Path, out: Path, *extra, cwd: Path | None = None, **kwargs):
+    return run_cli("generate", "-i", questions, "-o", out, "--teacher", TEACHER, "--base-url", server.url, "--seed", "0",
+                   *extra, cwd=cwd, timeout=300, **kwargs)
+
+
+@pytest.mark.parametrize("where", ["the_output", "dot_in_a_user_folder", "a_user_folder"])
+def test_a_cache_folder_that_is_not_curates_is_refused_before_any_request(where, tmp_path):
+    user = tmp_path / "project"
+    user.mkdir()
+    (user / "README.md").write_text("# mine\n")
+    (user / "notes.jsonl").write_text('{"mine": 1}\n')
+    questions = user / "q.jsonl"
+    write_rows(make_questions(3), questions)
+    before = {p.name: p.read_bytes() for p in user.iterdir()}
+    out = tmp_path / "t.jsonl"
+    with replay_server() as server:
+        if where == "the_output":
+            proc = _generate(server, questions, out, "--cache", out)
+        elif where == "dot_in_a_user_folder":
+            proc = _generate(server, questions, out, "--cache", ".", cwd=user)
+        else:
+            proc = _generate(server, questions, out, "--cache", user)
+        line = _one_error_line(proc.stderr)
+        assert not server.log()  # nothing was paid for
+    assert proc.returncode == 2
+    if where == "the_output":
+        assert f"the output {out} is the response cache folder" in line, line
+    else:
+        assert "is not a response cache: it holds files curate did not write (README.md, notes.jsonl, q.jsonl)" in line
+    assert not out.exists() and {p.name: p.read_bytes() for p in user.iterdir()} == before
+
+
+def test_a_cache_on_a_full_disk_fails_the_probe_before_any_request(mount_tmpfs, tmp_path):  # noqa: F811
+    full = mount_tmpfs("full", "size=64k")
+    fd = os.open(full / "filler", os.O_WRONLY | os.O_CREAT)  # fill it: an empty file still fits, a response does not
+    try:
+        while True:
+            os.write(fd, b"x" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    questions = tmp_path / "q.jsonl"
+    write_rows(make_questions(20), questions)
+    with replay_server() as server:
+        proc = _generate(server, questions, tmp_path / "t.jsonl", "--cache", full / "cache", "--concurrency", "8")
+        line = _one_error_line(proc.stderr)
+        assert not server.log()  # no concurrency window of paid responses lost
+    assert proc.returncode == 1
+    assert f"cannot write the response cache {full}/cache" in line and "No space left on device" in line, line
+
+
+def test_two_generates_on_one_output_do_not_both_pay(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO_ROOT
+
+    questions, out = tmp_path / "q.jsonl", tmp_path / "t.jsonl"
+    write_rows(make_questions(20), questions)
+    with replay_server(latency=0.2) as server:
+        args = ["generate", "-i", questions, "-o", out, "--teacher", TEACHER, "--base-url", server.url, "--seed", "0",
+                "--concurrency", "2"]
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        first = subprocess.Popen([sys.executable, "-m", "curate", *map(str, args)], cwd=REPO_ROOT, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while not server.log() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert server.log(), "the first generate never asked"
+            second = run_cli(*args, timeout=300)
+        finally:
+            _, stderr = first.communicate(timeout=300)
+        assert first.returncode == 0, stderr
+        line = _one_error_line(second.stderr)
+        assert second.returncode == 2 and f"another `curate generate` is writing {out}" in line, line
+        assert len(server.log()) == 20  # each request paid for once
+    assert len(read_rows(out)) == 20
+
+
+def test_a_truncated_cache_file_is_counted_and_reported(tmp_path):
+    questions, out, report, cache = tmp_path / "q.jsonl", tmp_path / "t.jsonl", tmp_path / "r.json", tmp_path / "cache"
+    write_rows(make_questions(30), questions)
+    with replay_server() as server:
+        _generate(server, questions, out, "--cache", cache, check=True)
+        (segment,) = cache.glob("*.jsonl")
+        data = segment.read_bytes()
+        cut = data.index(b"\n", len(data) // 2) - 10  # in the middle of a line: the rest of the file is gone
+        segment.write_bytes(data[:cut])
+        whole = data[:cut].count(b"\n")
+        server.reset()
+        _generate(server, questions, out, "--cache", cache, "--report", report, check=True)
+        assert len(server.log()) == 30 - whole  # the torn line and every line after it, asked again
+    figures = json.loads(report.read_text())
+    assert figures["damaged_cache_lines"] == 1
+    assert any("1 cache lines in" in w and "were cut short" in w for w in figures["warnings"]), figures["warnings"]
