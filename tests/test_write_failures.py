@@ -260,3 +260,24 @@ def test_a_truncated_cache_file_is_counted_and_reported(tmp_path):
     figures = json.loads(report.read_text())
     assert figures["damaged_cache_lines"] == 1
     assert any("1 cache lines in" in w and "were cut short" in w for w in figures["warnings"]), figures["warnings"]
+
+
+# ---------------------------------------------------------------- item 20: every request failing, alone and in a run
+
+
+def test_every_request_failing_exits_3_alone_and_in_curate_run(tmp_path):
+    from tests.pipeline_support import DEMO
+
+    files = copy_demo(tmp_path / "src")
+    questions = tmp_path / "q.jsonl"
+    write_rows(make_questions(3), questions)
+    with replay_server(faults={"bad_request": 1.0}) as server:
+        alone = _generate(server, questions, tmp_path / "t.jsonl")
+        text = config_text(files, tmp_path / "run", publish=False, scrub=False)
+        text = text.replace(f'replay = "{DEMO / "recording.jsonl.gz"}"', f'base_urls = ["{server.url}"]')
+        text = text.replace('teacher = "demo-recording"', f'teacher = "{TEACHER}"')
+        (tmp_path / "c.toml").write_text(text)
+        in_run = run_cli("run", tmp_path / "c.toml", "--until", "generate", timeout=300)
+    assert "every request failed" in _one_error_line(alone.stderr)
+    assert "stage generate failed" in _one_error_line(in_run.stderr) and "every request failed" in in_run.stderr
+    assert alone.returncode == in_run.returncode == 3

@@ -38,9 +38,11 @@ MANIFEST_FORMAT = 1
 class PipelineError(RuntimeError):
     """A stage failed; the message names it. Earlier stages stay finished."""
 
-    def __init__(self, stage: str, message: str) -> None:
+    def __init__(self, stage: str, message: str, exit_code: int = 1) -> None:
         super().__init__(f"stage {stage} failed: {message}")
         self.stage = stage
+        #: 1, or 3 when the teacher could not be reached (what `curate generate` alone exits with for the same cause)
+        self.exit_code = exit_code
 
 
 def now() -> str:
@@ -254,6 +256,7 @@ class Runner:
 
     def _run_stage(self, step: Step, ctx: StageContext, binding: Any, fingerprint: str, inputs: dict[str, str],
                    external: dict[str, str]) -> None:
+        from curate.generate.backends import GenerateError
         from curate.stage import StageFailed, StagePending
 
         entry: dict[str, Any] = {"status": "running", "fingerprint": fingerprint, "inputs": inputs, "external": external,
@@ -287,7 +290,11 @@ class Runner:
                          wall_s=round(time.perf_counter() - started, 3))
             self.save()
             if isinstance(exc, Exception):
-                raise PipelineError(step.name, f"{type(exc).__name__}: {exc}") from exc
+                # the teacher could not be reached: the code `curate generate` alone exits with (the table in
+                # docs/architecture.md); every other failure of a stage is 1
+                unreachable = isinstance(exc, GenerateError) and exc.exit_code == GenerateError.exit_code
+                raise PipelineError(step.name, f"{type(exc).__name__}: {exc}",
+                                    GenerateError.exit_code if unreachable else 1) from exc
             raise
         wall = round(time.perf_counter() - started, 3)
         if not ctx.output.exists():
