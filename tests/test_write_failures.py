@@ -281,3 +281,16 @@ def test_every_request_failing_exits_3_alone_and_in_curate_run(tmp_path):
     assert "every request failed" in _one_error_line(alone.stderr)
     assert "stage generate failed" in _one_error_line(in_run.stderr) and "every request failed" in in_run.stderr
     assert alone.returncode == in_run.returncode == 3
+
+
+# ---------------------------------------------------------------- item 19: a hint names only the cause seen
+
+
+def test_a_server_answering_garbage_gets_no_hint_about_a_dead_vllm_engine(tmp_path):
+    questions = tmp_path / "q.jsonl"
+    write_rows(make_questions(5), questions)
+    with replay_server(faults={"malformed_json": 1.0}) as server:
+        proc = _generate(server, questions, tmp_path / "t.jsonl", "--stop-after-s", "0.5")
+    line = _one_error_line(proc.stderr)
+    assert proc.returncode == 3 and "stopped answering: malformed_response" in line, proc.stderr
+    assert "seed" not in proc.stderr and "chunked-prefill" not in proc.stderr
