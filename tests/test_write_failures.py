@@ -294,3 +294,17 @@ def test_a_server_answering_garbage_gets_no_hint_about_a_dead_vllm_engine(tmp_pa
     line = _one_error_line(proc.stderr)
     assert proc.returncode == 3 and "stopped answering: malformed_response" in line, proc.stderr
     assert "seed" not in proc.stderr and "chunked-prefill" not in proc.stderr
+
+
+# ---------------------------------------------------------------- item 12: publish --split-by a column no row has
+
+
+def test_publish_split_by_a_missing_column_is_refused(tmp_path):
+    from tests.test_publish import benchmark_files, own_rows_file
+
+    bench = [f"--benchmark-path={k}={v}" for k, v in benchmark_files().items()]
+    proc = run_cli("publish", "-i", own_rows_file(tmp_path), "--repo-id", "acme/x", *bench, "--local-dir",
+                   tmp_path / "o", "--split-by", "no_such_column")
+    line = _one_error_line(proc.stderr)
+    assert proc.returncode == 2 and "--split-by 'no_such_column': no row has that column" in line, line
+    assert not (tmp_path / "o").exists()
