@@ -260,6 +260,30 @@ def check_writable(path: str | os.PathLike[str]) -> None:
         raise OutputError(path, exc) from None
 
 
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike[str], busy: Exception) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (made with its folder) for the block; raise `busy` at once when another
+    process holds it. The lock dies with the process, even on SIGKILL. A lock file that cannot be made (read-only
+    or full disk, a file where its folder should be) is one located `OutputError`."""
+    import fcntl
+
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a")
+    except OSError as exc:
+        raise OutputError(path, exc) from None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     """Whether two paths name one file (also through a link)."""
     a, b = Path(a), Path(b)
@@ -338,6 +362,8 @@ def encode_json_columns(rows: Iterable[dict[str, Any]], columns: Iterable[str] |
 
 
 def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
+    import io
+
     import polars as pl
 
     encoded = encode_json_columns(rows)
@@ -345,7 +371,13 @@ def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
         frame = pl.DataFrame(encoded, infer_schema_length=None)
     else:
         frame = pl.DataFrame()
-    frame.write_parquet(path)
+    # polars turns a failed file write into a ComputeError ("underlying IO error", or "Invalid thrift: transport
+    # error" when the footer is what failed) without an errno. It encodes into memory (the file is smaller than the
+    # rows already held) and Python writes the bytes, so a full disk is an OSError that atomic_path names.
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    with open(path, "wb") as fh:
+        fh.write(buffer.getbuffer())
 
 
 def write_json(obj: Any, path: str | os.PathLike[str]) -> None:

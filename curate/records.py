@@ -135,6 +135,14 @@ class QuestionColumns(BaseModel):
         return present_options(value)
 
 
+class RowQuestionColumns(QuestionColumns):
+    """The question's columns as any stage reads them: checked on every row of every stage's input
+    (`Stage._validate`), so a row whose `options` is a list is refused by name before a stage uses it."""
+
+    options: dict[str, str | None] | None = Field(default=None, description="{letter: option text}; a null slot "
+                                                  "(an absent letter after a Parquet round trip) is allowed")
+
+
 class FilteredTrace(Trace, Verdict):
     """A Trace row with its Verdict: the table `filter` writes and later stages extend."""
 

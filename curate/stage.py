@@ -51,7 +51,7 @@ from curate.io import (
     write_rows,
 )
 from curate.progress import Progress, no_progress
-from curate.records import source_of
+from curate.records import RowQuestionColumns, source_of
 
 INVALID_INPUT = "invalid_input"
 
@@ -474,13 +474,14 @@ class Stage(Generic[C, R]):
 
     def _validate(self, path: Path, loc: int, row: dict[str, Any]) -> dict[str, Any]:
         """The row, checked (and normalised when the stage asks for it); an InputError naming where and what."""
-        if self.record is not None:
-            try:
+        try:
+            if self.record is not None:
                 model = self.record.model_validate(row)
-            except ValidationError as exc:
-                raise validation_error(path, loc, row, exc) from None
-            if self.normalise_rows:
-                row = model.model_dump(mode="json")
+                if self.normalise_rows:
+                    row = model.model_dump(mode="json")
+            RowQuestionColumns.model_validate(row)  # whatever the stage: the question's columns have their types
+        except ValidationError as exc:
+            raise validation_error(path, loc, row, exc) from None
         bad = self.check_row(row)
         if bad is not None:
             name, expected = bad

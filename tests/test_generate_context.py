@@ -101,7 +101,7 @@ def test_a_server_killed_by_the_run_seed_says_how_to_fix_the_server_not_the_conf
         config = _own_teacher_config(tmp_path, "stop_after_s = 0.5\nretry_base = 0.05")
         proc = run_cli("run", config, env=env, timeout=600)
     out = " ".join((proc.stdout + proc.stderr).split())
-    assert proc.returncode == 1, out
+    assert proc.returncode == 3, out  # the teacher could not be reached: what `curate generate` alone exits with
     assert f"server at {server.url} stopped answering" in out
     assert "[generate] seed or else [run] seed" in out
     assert "restart that server with --no-enable-chunked-prefill, which nothing in the run config needs to know of" in out

@@ -164,7 +164,10 @@ class TrainConfig(_Strict):
 def _read_mapping(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid UTF-8 (byte {exc.start}): {exc.reason}") from None
     suffix = path.suffix.lower()
     try:
         if suffix == ".toml":

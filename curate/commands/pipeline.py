@@ -49,7 +49,7 @@ def run(
         except PipelineError as exc:
             console.print(f"[bold red]error:[/] {escape(str(exc))}\nFinished stages are kept: fix the cause and run the same "
                           "command again to resume.", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+            raise typer.Exit(exc.exit_code) from None
         except StagePending as exc:
             console.print(f"[yellow]waiting:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(3) from None

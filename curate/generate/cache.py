@@ -18,7 +18,12 @@ are and checked only as JSON (a cut or glued line is caught, a changed letter in
 
 A write that fails (full disk, read-only folder, a file where the folder should be) raises `CacheWriteError` naming
 the segment and the errno; the segment is cut back to its last whole line and the cache takes no more writes, so what
-was written before stays readable.
+was written before stays readable. Before the first request, `check_writable` writes a probe of a long line's size
+(an empty file fits on a full disk; a response does not).
+
+The folder is curate's own: a marker file (`MARKER`) says so. A folder without it is used only when it is empty or
+holds nothing but segments (a cache from before the marker); any other folder (`--cache .`, a folder of the user's
+files) is refused by name before anything is read or paid for, so no user file is read as a segment.
 """
 
 from __future__ import annotations
@@ -42,6 +47,13 @@ _CHECKSUM = b'","c":"'  # then, in lines with a checksum, 8 hex digits
 _RESPONSE = b'","r":'
 _MAX_READ_FDS = 64
 _SAFE_KEY = re.compile(r'[^"\\\x00-\x1f]+')
+#: The file that marks a folder as a response cache curate made (see `check_folder`).
+MARKER = ".curate-response-cache"
+#: What the write probe writes: a long completion's line (about 4,000 tokens of text). An empty file is no test of a
+#: full disk, and each line lost to one is a paid response.
+PROBE_BYTES = 16 * 1024
+#: Names curate writes in a cache folder: segments, the marker, write probes, generate's output locks.
+_OWN_NAME = re.compile(rf"segment-.+\.jsonl|{re.escape(MARKER)}|\.write-probe-.+\.tmp|\.lock-[0-9a-f]+")
 
 
 def checksum(key: bytes | memoryview, body: bytes | memoryview) -> int:
@@ -93,6 +105,19 @@ class CacheWriteError(GenerateError):
         self.errno = exc.errno
 
 
+class CacheFolderError(GenerateError):
+    """The cache folder is not one curate made (a folder of the user's files): refused before anything is read or
+    paid for."""
+
+    exit_code = 2
+
+    def __init__(self, directory: Path, foreign: list[str]) -> None:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        super().__init__(f"{directory} is not a response cache: it holds files curate did not write ({shown})",
+                         hint="give --cache a new or empty folder (curate marks its cache folders with a "
+                              f"{MARKER} file); nothing was read or asked")
+
+
 class ResponseCache:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
@@ -116,8 +141,17 @@ class ResponseCache:
 
     # ------------------------------------------------------------ reading
 
+    def check_folder(self) -> None:
+        """Refuse a folder that is not a response cache (see the module's notes); a missing one is made later."""
+        if not self.directory.is_dir() or (self.directory / MARKER).is_file():
+            return
+        foreign = sorted(p.name for p in self.directory.iterdir() if not (_OWN_NAME.fullmatch(p.name) and p.is_file()))
+        if foreign:
+            raise CacheFolderError(self.directory, foreign)
+
     def load(self) -> int:
-        """Index every segment; returns the number of entries."""
+        """Index every segment; returns the number of entries. A folder that is not a cache is refused first."""
+        self.check_folder()
         if not self.directory.is_dir():
             return 0
         index, copies = self._index, self._copies
@@ -188,13 +222,26 @@ class ResponseCache:
         """Fail now, before any request is paid for, if the cache folder cannot be made or written."""
         if self.error is not None:
             raise self.error
+        self.check_folder()
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             fd, probe = tempfile.mkstemp(prefix=".write-probe-", suffix=".tmp", dir=self.directory)
-            os.close(fd)
-            os.unlink(probe)
+            try:
+                view = memoryview(b"\n" * PROBE_BYTES)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                os.unlink(probe)
+            self._mark()
         except OSError as exc:
             raise self._fail(self.directory, exc) from None
+
+    def _mark(self) -> None:
+        marker = self.directory / MARKER
+        if not marker.is_file():
+            marker.write_text("a curate response cache: append-only segments of teacher responses\n")
 
     def _open(self) -> int:
         if self._fd is None:
@@ -204,6 +251,7 @@ class ResponseCache:
             path = self.directory / name
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
+                self._mark()
                 self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             except OSError as exc:
                 raise self._fail(path, exc) from None

@@ -133,8 +133,9 @@ class GenerateReport(StageReport):
                                          "to them asked for at most the room its prompt left")
     identical_samples: int = Field(0, description="samples byte-identical to an earlier sample of the same question "
                                    "although temperature > 0 (a greedy server, an ignored seed)")
-    damaged_cache_lines: int = Field(0, description="cache lines that failed their checksum: never used (an intact "
-                                     "copy was read instead, or the response asked again)")
+    damaged_cache_lines: int = Field(0, description="cache lines that failed their checksum or were cut short (a "
+                                     "truncated segment): never used (an intact copy was read instead, or the response "
+                                     "asked again)")
     unverified_cache_lines: int = Field(0, description="responses read from cache lines written before checksums "
                                         "(trusted as written)")
     generation_s: float = 0.0

@@ -53,11 +53,11 @@ from pathlib import Path
 from typing import Any
 
 FAULT_KINDS = ("rate_limit", "server_error", "timeout", "malformed_json", "drop", "empty", "length", "content_parts",
-               "bad_usage", "no_usage", "bad_request", "echo_headers", "context_length")
+               "bad_usage", "huge_usage", "no_usage", "bad_request", "echo_headers", "context_length")
 DEFAULT_MODEL = "replay-teacher"
 #: outcomes that get an answer after the latency (the others are answered at once, held, or never answered)
 _ANSWERED = frozenset({"ok", "rate_limit", "server_error", "malformed_json", "empty", "length", "content_parts",
-                       "bad_usage", "no_usage", "bad_request", "echo_headers", "context_length"})
+                       "bad_usage", "huge_usage", "no_usage", "bad_request", "echo_headers", "context_length"})
 #: what a vLLM server answers once its engine died
 ENGINE_DEAD = "EngineCore encountered an issue. See stack trace (above) for the root cause."
 LOOPBACK = "127.0.0.1"
@@ -512,6 +512,8 @@ class _Connection(asyncio.Protocol):
                           "total_tokens": prompt_tokens + completion_tokens}}
         if fault == "bad_usage":
             body["usage"] = {"prompt_tokens": "n/a", "completion_tokens": completion_tokens + 0.5, "total_tokens": None}
+        elif fault == "huge_usage":  # a whole number no model could have produced
+            body["usage"] = {"prompt_tokens": prompt_tokens, "completion_tokens": 1e30, "total_tokens": 1e30}
         elif fault == "no_usage":
             del body["usage"]
         return body

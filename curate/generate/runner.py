@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -18,10 +19,10 @@ from curate.generate.ratelimit import RateLimiter
 from curate.generate.redact import redact, secrets_of
 from curate.generate.requests import Job, SamplingParams, build_jobs, in_shard, trace_id
 from curate.generate.retry import RETRYABLE, Failure, RetryPolicy
-from curate.io import InputError
+from curate.io import InputError, file_lock, same_file
 from curate.progress import Progress, no_progress
 from curate.records import Question, Trace
-from curate.stage import Batch, Outcome, Stage
+from curate.stage import Batch, ConfigError, Outcome, Stage
 
 
 class Collector:
@@ -285,11 +286,16 @@ def _observe(traces: list[Trace], cache: ResponseCache, stats: Stats, params: Sa
              questions: int) -> None:
     """What the run should say about its output: damaged cache lines, unknown token counts, samples that repeat
     each other."""
-    stats.damaged_cache_lines, stats.unverified_cache_lines = cache.damaged_lines, cache.unverified_lines
+    stats.damaged_cache_lines = cache.damaged_lines + cache.torn_lines
+    stats.unverified_cache_lines = cache.unverified_lines
     if cache.damaged_lines:
         stats.warnings.append(f"{cache.damaged_lines} cache lines in {cache.directory} failed their checksum (damaged "
                               f"on disk): never used; {stats.asked_again} responses were asked again, the others read "
                               "from an intact copy")
+    if cache.torn_lines:  # a truncated segment: its last line is cut, and the lines after the cut are gone unseen
+        stats.warnings.append(f"{cache.torn_lines} cache lines in {cache.directory} were cut short (a truncated or "
+                              "partly written segment): never used; their responses, and any lost with the rest of "
+                              "the file, were asked again")
     if stats.requests_without_usage:
         stats.warnings.append(f"{stats.requests_without_usage} of {stats.responses} answers carried no usable token "
                               "counts (usage missing or not whole numbers): their tokens are unknown, the totals are "
@@ -366,7 +372,7 @@ class GenerateStage(Stage[GenerateConfig, GenerateReport]):
         cache.load()
         stats = Stats()
         try:
-            with replay_teacher(c) as c:
+            with replay_teacher(c) as c, self._output_lock(cache):
                 traces = _run(agenerate(questions, config=c, cache=cache, stats=stats, progress=batch.progress,
                                         api_key=api_key_from_env(c.api_key_env) if backend == "openai" else None))
         finally:
@@ -378,8 +384,33 @@ class GenerateStage(Stage[GenerateConfig, GenerateReport]):
             traces_with_error=sum(1 for t in traces if t.error), incomplete=sum(1 for t in traces if t.error),
             **generation))
 
+    @contextlib.contextmanager
+    def _output_lock(self, cache: ResponseCache) -> Iterator[None]:
+        """One `curate generate` per output at a time (two would each pay for every request): a lock in the cache
+        folder, named by the output. A cache that cannot be written takes no lock: it cannot be paid into either
+        (`check_writable` refuses before the first request)."""
+        output = Path(self.output).absolute()
+        name = ".lock-" + hashlib.sha256(str(output).encode()).hexdigest()[:16]
+        busy = ConfigError(f"generate: another `curate generate` is writing {self.output} (lock {cache.directory / name}"
+                           "): wait for it to finish, or stop it")
+        try:
+            cache.directory.mkdir(parents=True, exist_ok=True)
+            (cache.directory / name).touch()
+        except OSError:
+            yield
+            return
+        with file_lock(cache.directory / name, busy):
+            yield
+
     def run(self, input: Any, output: Any, **kwargs: Any) -> GenerateReport:
         self.output = output  # the default cache folder sits beside the output
+        cache = Path(self.config.cache_dir or default_cache_dir(Path(output))).absolute()
+        for kind in ("output", "rejected", "report"):  # paid requests must not end in "Is a directory"
+            target = output if kind == "output" else kwargs.get(kind)
+            if target is not None and (Path(target).absolute() == cache or cache in Path(target).absolute().parents
+                                       or same_file(target, cache)):
+                raise ConfigError(f"generate: the {kind} {target} is the response cache folder {cache} or inside "
+                                  "it: give --cache another folder (nothing was asked)")
         return super().run(input, output, **kwargs)
 
     def allowed_incomplete(self, rows_out: int) -> int:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import importlib.metadata
 import os
 import platform
@@ -23,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from curate.io import write_json
+from curate.io import file_lock, remove_stale_temps, write_json
 from curate.pipeline.config import ConfigError, PipelineConfig
 from curate.pipeline.rundir import MANIFEST, count_rows, read_manifest, sha256_path
 from curate.pipeline.stages import STAGES, StageContext, Step, stage_named
@@ -39,9 +38,11 @@ MANIFEST_FORMAT = 1
 class PipelineError(RuntimeError):
     """A stage failed; the message names it. Earlier stages stay finished."""
 
-    def __init__(self, stage: str, message: str) -> None:
+    def __init__(self, stage: str, message: str, exit_code: int = 1) -> None:
         super().__init__(f"stage {stage} failed: {message}")
         self.stage = stage
+        #: 1, or 3 when the teacher could not be reached (what `curate generate` alone exits with for the same cause)
+        self.exit_code = exit_code
 
 
 def now() -> str:
@@ -87,17 +88,10 @@ def _relative(value: Any, run_dir: Path) -> Any:
 
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
-    """One `curate run` per run dir at a time (the lock dies with the process, even on SIGKILL)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".lock", "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"{run_dir}: another `curate run` is using this run directory") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """One `curate run` per run dir at a time (the lock dies with the process, even on SIGKILL). A run dir that
+    cannot be made or written (read-only, a file) is one located `OutputError`."""
+    with file_lock(run_dir / ".lock", ConfigError(f"{run_dir}: another `curate run` is using this run directory")):
+        yield
 
 
 class Runner:
@@ -218,6 +212,7 @@ class Runner:
         selected = self.select(until, start)
         forced_from = [s.name for s in self.enabled].index(start) if start else None
         with run_lock(self.run_dir):
+            remove_stale_temps(self.run_dir / MANIFEST)  # a killed run's half-written manifest (stages clean their own)
             for step in self.stages:
                 if not step.enabled(self.config):
                     self.manifest["stages"][step.name] = {"status": "skipped", "reason": "disabled in the config"}
@@ -261,6 +256,7 @@ class Runner:
 
     def _run_stage(self, step: Step, ctx: StageContext, binding: Any, fingerprint: str, inputs: dict[str, str],
                    external: dict[str, str]) -> None:
+        from curate.generate.backends import GenerateError
         from curate.stage import StageFailed, StagePending
 
         entry: dict[str, Any] = {"status": "running", "fingerprint": fingerprint, "inputs": inputs, "external": external,
@@ -294,7 +290,11 @@ class Runner:
                          wall_s=round(time.perf_counter() - started, 3))
             self.save()
             if isinstance(exc, Exception):
-                raise PipelineError(step.name, f"{type(exc).__name__}: {exc}") from exc
+                # the teacher could not be reached: the code `curate generate` alone exits with (the table in
+                # docs/architecture.md); every other failure of a stage is 1
+                unreachable = isinstance(exc, GenerateError) and exc.exit_code == GenerateError.exit_code
+                raise PipelineError(step.name, f"{type(exc).__name__}: {exc}",
+                                    GenerateError.exit_code if unreachable else 1) from exc
             raise
         wall = round(time.perf_counter() - started, 3)
         if not ctx.output.exists():

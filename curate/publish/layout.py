@@ -111,6 +111,9 @@ def split_rows(rows: list[dict[str, Any]], split_by: str | None) -> dict[str, li
     """One `train` split, or one split per value of the column `split_by`."""
     if not split_by:
         return {"train": rows}
+    if rows and not any(split_by in row for row in rows):  # else every row would land in a split named `unknown`
+        columns = sorted({key for row in rows for key in row})
+        raise ValueError(f"--split-by {split_by!r}: no row has that column (the rows' columns: {', '.join(columns)})")
     splits: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         name = re.sub(r"\W+", "_", str(row.get(split_by) or "unknown")).strip("_") or "unknown"

@@ -54,6 +54,16 @@ SEED_HINT = ("the requests carried a seed (--seed; in `curate run`, [generate] s
              "the run config needs to know of (the answers already received are in the cache); with `curate "
              "generate`, running without --seed also avoids it")
 
+#: What a vLLM server answers once its engine died (HTTP 500), beside dropping the connection.
+ENGINE_DIED = ("EngineCore", "EngineDead")
+
+
+def engine_died(failure: Failure) -> bool:
+    """Whether a failure looks like the death SEED_HINT explains (a dropped connection, vLLM's dead-engine 500); an
+    unreadable answer (an HTML page with status 200), a timeout or another 5xx is some other cause: no hint about it."""
+    return failure.kind == "connection" or (failure.kind == "server_error"
+                                            and any(marker in failure.message for marker in ENGINE_DIED))
+
 
 @dataclass
 class Attempt:
@@ -328,7 +338,7 @@ class OpenAIBackend:
         if all(e.down(failures, seconds) for e in self.endpoints):
             where = ", ".join(e.shown for e in self.endpoints)
             idle = time.monotonic() - min(e.last_answer for e in self.endpoints)
-            seeded = f" ({SEED_HINT})" if self.params.seed is not None else ""
+            seeded = f" ({SEED_HINT})" if self.params.seed is not None and engine_died(failure) else ""
             raise self.error(f"server{'s' if len(self.endpoints) > 1 else ''} at {where} stopped answering: {failure} "
                              f"({ep.streak} attempts in a row failed, nothing answered for {idle:.0f}s){seeded}",
                              "finished responses are kept in the cache; re-run the command once the server answers "
@@ -449,13 +459,18 @@ def _usage(value: Any) -> dict[str, int | None]:
             "completion_tokens": _count(usage.get("completion_tokens"))}
 
 
+#: More tokens than any request could have used (prompt or completion): a count above it is a server's bug, unknown.
+MAX_PLAUSIBLE_TOKENS = 100_000_000
+
+
 def _count(value: Any) -> int | None:
+    """A token count, or None when it is missing, not a whole number, negative or implausibly large (1e30)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, float) and value.is_integer() and value >= 0:
-        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and 0 <= value <= MAX_PLAUSIBLE_TOKENS:
+        return value
     return None
 
 
