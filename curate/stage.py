@@ -462,9 +462,19 @@ class Stage(Generic[C, R]):
         invalid: list[Rejected] = []
         if path is None:
             return rows, locs, invalid
+        first_at: dict[str, int] = {}  # a row's key -> where it first stood: a repeated key is refused, both named
         for loc, row in iter_rows(path):
             try:
-                rows.append(self._validate(path, loc, row))
+                row = self._validate(path, loc, row)
+                key_name = "trace_id" if "trace_id" in row else "id"
+                key = row.get(key_name)
+                if isinstance(key, str):
+                    if key in first_at:
+                        first = "line" if table_format(path) == "jsonl" else "row"
+                        raise InputError(path, f"duplicate {key_name} (first at {first} {first_at[key]})",
+                                         record_id=key, field=key_name, **location(path, loc))
+                    first_at[key] = loc
+                rows.append(row)
                 locs.append(loc)
             except InputError as error:
                 if not skip_invalid:

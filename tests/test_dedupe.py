@@ -301,7 +301,8 @@ def test_short_stems_with_the_same_options_are_not_merged(monkeypatch):
 
 def test_same_input_same_output(tmp_path, cli):
     """No salted hashes or set order anywhere: two processes (different PYTHONHASHSEED) write identical files."""
-    write_rows(hand_made() * 3, tmp_path / "q.jsonl")
+    # three copies of every row, each its own record (a repeated id is refused by every stage)
+    write_rows([{**row, "id": f"{row['id']}-{copy}"} for copy in range(3) for row in hand_made()], tmp_path / "q.jsonl")
     for k, seed in ((1, "1"), (2, "2")):
         proc = cli("dedupe", "-i", tmp_path / "q.jsonl", "-o", tmp_path / f"u{k}.jsonl", "--rejected",
                    tmp_path / f"d{k}.jsonl", env={"PYTHONHASHSEED": seed})

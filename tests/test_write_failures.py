@@ -308,3 +308,23 @@ def test_publish_split_by_a_missing_column_is_refused(tmp_path):
     line = _one_error_line(proc.stderr)
     assert proc.returncode == 2 and "--split-by 'no_such_column': no row has that column" in line, line
     assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------- item 10: a repeated trace id
+
+
+@pytest.mark.parametrize("stage", ["dedupe", "scrub", "publish"])
+def test_a_repeated_trace_id_is_refused_by_every_stage_naming_both_lines(stage, finished_run, tmp_path):
+    rows = read_rows(finished_run / "scrubbed.parquet")  # real rows every later stage reads
+    assert len(rows) >= 3
+    twice = tmp_path / "twice.jsonl"
+    write_rows([*rows[:3], {**rows[1], "reasoning": rows[1]["reasoning"] + " Edited."}], twice)  # line 4 repeats 2
+    out = tmp_path / "out"
+    args = {"dedupe": ["dedupe", "-i", twice, "-o", out / "d.jsonl"],
+            "scrub": ["scrub", "-i", twice, "-o", out / "s.jsonl"],
+            "publish": ["publish", "-i", twice, "--repo-id", "me/x", "--local-dir", out / "pub"]}[stage]
+    proc = run_cli(*args)
+    line = _one_error_line(proc.stderr)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"{twice}:4 (id={rows[1]['trace_id']}) field 'trace_id': duplicate trace_id (first at line 2)" in line, line
+    assert not [p for p in out.rglob("*")]  # nothing written (the output's folder may have been made by the probe)
