@@ -165,12 +165,17 @@ def test_second_run_reuses_every_stage(tmp_path, files, bench):
 
 def test_config_change_reruns_that_stage_and_later(tmp_path, files, bench):
     run(quick(files, tmp_path / "run", bench))
-    manifest, ran = run(quick(files, tmp_path / "run", bench, filter_options="min_reasoning_words = 5000"))
-    assert ran == ["filter", "dedupe", "decontaminate"]
+    config = quick(files, tmp_path / "run", bench, filter_options="min_reasoning_words = 5000")
+    # nothing is kept: the run stops at filter, naming it and its top reasons, instead of running the rest on nothing
+    with pytest.raises(PipelineError, match=r"stage filter kept no rows \(of \d+ read: short_reasoning \d+.*nothing is "
+                                            r"left for dedupe, decontaminate"):
+        run(config)
+    manifest = RunDir.open(tmp_path / "run").manifest
+    assert manifest["stages"]["filter"]["status"] == "done"
     assert "short_reasoning" in manifest["stages"]["filter"]["counts"]["reasons"]
     assert manifest["stages"]["filter"]["arguments"]["config"]["min_reasoning_words"] == 5000
-    # nothing is kept: the stage says so with its top reasons, and so do the later ones
     assert any("kept 0 of" in w for w in manifest["stages"]["filter"]["warnings"])
+    assert manifest["stages"]["dedupe"]["status"] == "stale"  # the first run's, not this config's
 
 
 def test_volatile_settings_do_not_rerun(tmp_path, files, bench):

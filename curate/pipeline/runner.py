@@ -45,6 +45,17 @@ class PipelineError(RuntimeError):
         self.exit_code = exit_code
 
 
+class NothingLeftError(PipelineError):
+    """A stage finished with no rows while later stages were to run: the run stops there, naming it and why."""
+
+    def __init__(self, stage: str, counts: dict[str, Any], later: list[str]) -> None:
+        reasons = ", ".join(f"{k} {v}" for k, v in list((counts.get("reasons") or {}).items())[:3])
+        RuntimeError.__init__(self, f"stage {stage} kept no rows (of {counts.get('rows_in', 0)} read"
+                                    f"{': ' + reasons if reasons else ''}): nothing is left for {', '.join(later)}, so "
+                                    f"the run stops here")
+        self.stage, self.exit_code = stage, 1
+
+
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -229,12 +240,20 @@ class Runner:
                     if forced_from is None and self.finished(step, fingerprint):
                         self.manifest["stages"][step.name].update(status="done", error=None)  # stale no more
                         self.echo(f"- {step.name}: finished earlier, reused")
-                        continue
-                    self._run_stage(step, ctx, bindings[step.name], fingerprint, inputs, external)
+                    else:
+                        self._run_stage(step, ctx, bindings[step.name], fingerprint, inputs, external)
+                    self._require_rows(step, [s.name for s in selected[index + 1:]])
             finally:  # a failed or interrupted run too: what it left behind must not pass for this run's
                 self._mark_stale()
                 self.save()
         return self.manifest
+
+    def _require_rows(self, step: Step, later: list[str]) -> None:
+        """Stop before the later stages when this one left no rows: they would run on nothing and the last would fail
+        with a message about itself, not about the stage that lost everything."""
+        entry = self.manifest["stages"][step.name]
+        if later and (entry.get("output") or {}).get("rows") == 0:
+            raise NothingLeftError(step.name, entry.get("counts") or {}, later)
 
     def _require_output(self, step: Step, ctx: StageContext) -> None:
         entry = self.manifest["stages"].get(step.name) or {}
