@@ -143,6 +143,19 @@ class RowQuestionColumns(QuestionColumns):
                                                   "(an absent letter after a Parquet round trip) is allowed")
 
 
+class RowTraceColumns(BaseModel):
+    """A trace's own columns as any stage reads them (on every row that carries a `trace_id`, `Stage._validate`): a
+    completion or a question id that is not text is refused by name before a stage uses it."""
+
+    trace_id: str = Field(description="stable id of the trace")
+    question_id: str | None = Field(default=None, description="id of the question the trace answers (scrub also reads "
+                                                              "rows of the user's own that have none)")
+    completion: str | None = Field(default=None, description="the teacher's raw output")
+    reasoning_content: str | None = Field(default=None, description="reasoning returned apart from the completion")
+    reasoning: str | None = Field(default=None, description="canonical reasoning text")
+    text: str | None = Field(default=None, description="canonical training text")
+
+
 class FilteredTrace(Trace, Verdict):
     """A Trace row with its Verdict: the table `filter` writes and later stages extend."""
 

@@ -51,7 +51,7 @@ from curate.io import (
     write_rows,
 )
 from curate.progress import Progress, no_progress
-from curate.records import RowQuestionColumns, source_of
+from curate.records import RowQuestionColumns, RowTraceColumns, source_of
 
 INVALID_INPUT = "invalid_input"
 
@@ -490,6 +490,8 @@ class Stage(Generic[C, R]):
                 if self.normalise_rows:
                     row = model.model_dump(mode="json")
             RowQuestionColumns.model_validate(row)  # whatever the stage: the question's columns have their types
+            if "trace_id" in row:  # and a trace's own columns theirs
+                RowTraceColumns.model_validate(row)
         except ValidationError as exc:
             raise validation_error(path, loc, row, exc) from None
         bad = self.check_row(row)

@@ -207,7 +207,7 @@ def test_bad_input_fails_clearly_before_writing(server, tmp_path: Path):
     write_rows(rows, questions)
     proc = run_cli("generate", "-i", questions, "-o", tmp_path / "t.jsonl", "--teacher", TEACHER, "--base-url", server.url,
                    timeout=120)
-    assert proc.returncode == 2 and "duplicate question id" in proc.stderr and f"{questions}:2" in proc.stderr
+    assert proc.returncode == 2 and "duplicate id (first at line 1)" in proc.stderr and f"{questions}:2" in proc.stderr
     assert not (tmp_path / "t.jsonl").exists() and not server.log()
 
 

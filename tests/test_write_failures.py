@@ -328,3 +328,24 @@ def test_a_repeated_trace_id_is_refused_by_every_stage_naming_both_lines(stage, 
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert f"{twice}:4 (id={rows[1]['trace_id']}) field 'trace_id': duplicate trace_id (first at line 2)" in line, line
     assert not [p for p in out.rglob("*")]  # nothing written (the output's folder may have been made by the probe)
+
+
+# ---------------------------------------------------------------- item 11: a trace's own columns, checked by every stage
+
+
+@pytest.mark.parametrize("change, field, expected", [
+    ({"completion": 12345}, "completion", "Input should be a valid string"),
+    ({"question_id": 17}, "question_id", "Input should be a valid string"),
+])
+@pytest.mark.parametrize("stage", ["dedupe", "scrub"])
+def test_a_trace_column_of_the_wrong_type_is_refused_by_name_by_every_stage(stage, change, field, expected,
+                                                                           finished_run, tmp_path):
+    rows = read_rows(finished_run / "scrubbed.parquet")[:2]
+    bad = tmp_path / "bad.jsonl"
+    write_rows([rows[0], {**rows[1], **change}], bad)
+    out = tmp_path / "out.jsonl"
+    proc = run_cli(stage, "-i", bad, "-o", out)
+    line = _one_error_line(proc.stderr)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"{bad}:2 (id={rows[1]['trace_id']}) field '{field}': {expected}" in line, line
+    assert not out.exists()
