@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from curate.io import read_rows, write_rows
+from tests.conftest import run_cli
 from tests.test_publish import benchmark_files, own_rows
 
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
@@ -275,3 +276,26 @@ def test_surrogate_scrubbed_columns_pass_by_their_hash_and_later_text_is_scanned
     write_rows(clean, scrubbed)
     with pytest.raises(PublishRefused, match=r"2 of 6 rows with PHI .*text changed since surrogate scrub.*ward-1, ward-3"):
         publish(scrubbed, repo_id="acme/x", local_dir=tmp_path / "out", benchmark_paths=benchmark_files())
+
+
+def test_a_run_replaces_its_own_publish_folder_from_before_the_marker_but_not_an_edited_one(tmp_path):
+    """A run directory's publish folder written by a curate without `.curate-publish.json`: the run's manifest keeps
+    its sha256, so `curate run` may replace it while it is unchanged (a user who upgrades and runs the demo again);
+    once a file in it was edited, it is refused like any folder curate cannot vouch for."""
+    from tests.pipeline_support import config_text, copy_demo
+
+    files = copy_demo(tmp_path / "demo")
+    run_dir = tmp_path / "run"
+    config = tmp_path / "run.toml"
+    config.write_text(config_text({"medqa": files["medqa"]}, run_dir, scrub=False, limits={"medqa": 8}))
+    assert run_cli("run", config).returncode == 0
+    (run_dir / "publish" / ".curate-publish.json").unlink()  # as an earlier curate left it
+    again = run_cli("run", config, "--from", "publish")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (run_dir / "publish" / ".curate-publish.json").exists()
+    (run_dir / "publish" / ".curate-publish.json").unlink()
+    card = run_dir / "publish" / "README.md"
+    card.write_text(card.read_text() + "\nmy notes\n")
+    refused = run_cli("run", config, "--from", "publish")
+    assert refused.returncode != 0 and "not a folder curate published" in " ".join(refused.stderr.split())
+    assert card.read_text().endswith("my notes\n")

@@ -282,6 +282,9 @@ class Runner:
                                  "started": now(),
                                  "arguments": redact(_relative({"config": binding.config.model_dump(mode="json"),
                                                                 **binding.extras}, self.run_dir))}
+        earlier = (self.manifest["stages"].get(step.name) or {})
+        if earlier.get("output") or earlier.get("previous_output"):  # what this stage wrote last time, and its hash:
+            entry["previous_output"] = earlier.get("output") or earlier.get("previous_output")  # publish may vouch
         self.manifest["stages"][step.name] = entry
         self.save()
         self.echo(f"> {step.name}: running")

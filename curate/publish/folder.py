@@ -86,6 +86,23 @@ def _shown(items: list[str]) -> str:
     return ", ".join(items[:SHOWN]) + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
 
 
+def published_by_run(folder: Path) -> bool:
+    """Whether `folder` is, unchanged, the publish output that the run directory holding it recorded (its manifest
+    keeps the output's sha256): a publish folder from before the marker existed, which `curate run` may replace."""
+    import json
+
+    from curate.pipeline.rundir import MANIFEST as RUN_MANIFEST
+    from curate.pipeline.rundir import sha256_path
+
+    try:
+        entry = json.loads((folder.parent / RUN_MANIFEST).read_text(encoding="utf-8"))["stages"]["publish"]
+        output = entry.get("output") or entry["previous_output"]  # while publish runs, what it wrote last time
+        recorded = (folder.parent / output["path"]).resolve() == folder.resolve()
+        return recorded and output["sha256"] == sha256_path(folder)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def check_replaceable(target: Path, folder: Path) -> None:
     """Refuse (ConfigError, naming the folder) unless `folder` is absent, empty, or exactly an earlier publish."""
     if not folder.exists():
@@ -95,6 +112,8 @@ def check_replaceable(target: Path, folder: Path) -> None:
     if not any(folder.iterdir()):
         return
     foreign = foreign_entries(folder)
+    if foreign is None and published_by_run(folder):
+        return
     if foreign is None:
         raise ConfigError(f"--local-dir {target}: not empty, and not a folder curate published (no {MANIFEST}): "
                           "publishing replaces the whole folder, so curate writes only into a new or empty folder or "
