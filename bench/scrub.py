@@ -1,18 +1,19 @@
 """The scrub benchmark, on real text only, side by side in one run:
 
 1. notes: the PhysioNet deid 1.1 gold-standard nursing notes (../shared/data/phi/physionet-deid/notes.dev.jsonl,
-   gold spans by the corpus's annotators), split by patient into tuning and held-out parts
-   (curate.scrub.score.held_out), scored per token (curate.scrub.score): curate through its CLI with default
-   settings (`curate scrub -i notes.jsonl -o out.jsonl --policy redact`), presidio's AnalyzerEngine with its default
-   recognizers (same spaCy model), presidio's BatchAnalyzerEngine running curate's recognizers
-   (curate.scrub.recognizers), and philter-lite (its own venv, `--philter-python`; slow, 0.6-10 s a note on this
-   shared machine, so it runs on a fixed sample of `--philter-notes` notes, and curate is scored on the same sample
-   beside it). Throughput in notes/s and characters/s, one process each.
+   gold spans by the corpus's annotators), split by patient as `curate scrub train --holdout 0.25` splits them
+   (curate.scrub.train.set_aside: "held aside" / "trained on"), scored per token (curate.scrub.score): curate through
+   its CLI, the rules alone (`--model none`) and rules + tagger (`--model PATH`, by default the shipped model, which
+   saw every note: pass the model of `curate scrub train --holdout 0.25` for held-aside figures) side by side;
+   presidio's AnalyzerEngine with its default recognizers (same spaCy model), presidio's BatchAnalyzerEngine running
+   curate's recognizers (curate.scrub.recognizers), and philter-lite (its own venv, `--philter-python`; slow, 0.6-10 s
+   a note on this shared machine, so it runs on a fixed sample of `--philter-notes` notes, and curate is scored on
+   the same sample beside it). Throughput in notes/s and characters/s, one process each.
 2. traces: real teacher traces (../shared/data/traces/dev_traces.jsonl.gz, reasoning + response) cut into 2 KB
    texts and replicated in shuffled order to the wanted count; curate's runner and presidio's BatchAnalyzerEngine
    with curate's recognizers on the same texts and the same number of processes; the 100k extrapolation.
-3. questions: MedQA test (4 options) + MedMCQA dev, which hold no PHI: the share of questions altered, and the
-   eponyms and drugs of tests/test_scrub.py (MEDICAL_TERMS) that must come out unchanged.
+3. questions: MedQA test (4 options) + MedMCQA dev, which hold no PHI: the share of questions altered (rules alone and
+   rules + tagger), and the eponyms and drugs of tests/test_scrub.py (MEDICAL_TERMS) that must come out unchanged.
 
     HF_HUB_OFFLINE=1 python bench/scrub.py [--parts notes,traces,questions] [--traces 2000] [--workers 2]
         [--model PATH --holdout 0.25]  (rules alone and rules + tagger side by side)

@@ -164,26 +164,50 @@ _MONTH_WORDS = frozenset(
     "aug sep sept oct nov dec st nd rd th of".split())
 
 
+#: The tagger reads a word's context; in a text shorter than this many words (an answer option, a heading) it has
+#: none and guesses from the word alone, so it is not run (the rules still are).
+MIN_WORDS = 8
+
+
 def select(text: str, spans, probs, kinds, threshold: float) -> list[tuple[int, int, str]]:
-    """The findings of a text from its tokens' PHI probabilities: tokens above the threshold (common words that are
-    no name above COMMON_WORD_THRESHOLD; a word in a date only when it is a month), widened to whole words and
-    joined, then the spans that are medicine, a year alone or a number pair that is no date dropped."""
+    """The findings of a text from its tokens' PHI probabilities: tokens above the threshold, widened to whole words
+    and joined, then the spans that are medicine, a year alone or a number pair that is no date dropped. A word
+    must also read as an identifier: in text written in mixed case a name or place is capitalised (or a listed name
+    the tagger is fairly sure of, "son ferdie"); a common word on
+    no name list ("syndrome", "Doctor", "True") needs the tagger SURE, or COMMON_WORD_THRESHOLD in text of one case;
+    a word in a date must be a month."""
     lists = _lists()
+    if sum(1 for s, e in spans if text[s:e].isalnum()) < MIN_WORDS:
+        return []
+    mixed = _mixed_case(text)
     flagged = []
     for (s, e), p, k in zip(spans, probs, kinds):
         if p <= threshold:
             continue
         word = text[s:e]
+        if k in ("PERSON", "LOCATION") and not any(c.isalpha() for c in word):
+            continue  # a number is no name or place
+        if mixed and k in ("PERSON", "LOCATION") and word.isupper() and len(word) <= 5:
+            continue  # an acronym in text written in mixed case ("PPH", "FiO2", "ZOE")
         if word.isalpha():
             low = word.lower()
-            if p <= COMMON_WORD_THRESHOLD and _common(low, lists):
-                continue
             if k == "DATE" and low not in _MONTH_WORDS:
+                continue
+            if mixed and not word[0].isupper() and not (p > COMMON_WORD_THRESHOLD and _listed(low, lists)):
+                continue
+            if _common(low, lists) and p <= (SURE if mixed else COMMON_WORD_THRESHOLD):
                 continue
             if p <= SURE and _sentence_start(text, s) and not _listed(low, lists):
                 continue  # "A. Mesangial proliferation": a capital that only starts a sentence or an option
         flagged.append((s, e, k))
     return medical_checks(text, widen(text, flagged))
+
+
+def _mixed_case(text: str) -> bool:
+    """Written in mixed case (capitals carry meaning), not all capitals or all lower case."""
+    upper = sum(1 for c in text if c.isupper())
+    lower = sum(1 for c in text if c.islower())
+    return lower > 0 and upper > 0 and upper < 0.5 * lower
 
 
 #: How sure the tagger must be of a word on no name or place list that starts a sentence.
@@ -196,17 +220,24 @@ def _sentence_start(text: str, start: int) -> bool:
 
 
 def _listed(low: str, lists: dict) -> bool:
-    return any(low in lists[name] for name in ("given", "family", "first", "last", "city", "town"))
+    return not _common(low, lists) and any(low in lists[name] for name in ("given", "family", "first", "last", "city",
+                                                                          "town"))
 
 
 def _common(low: str, lists: dict) -> bool:
-    if low in lists["given"] or low in lists["family"] or low in lists["first"] or low in lists["last"]:
+    """A very frequent English word ("an", "he", "true", "human"), or a frequent or dictionary word or clinical term
+    that is no Census first or last name."""
+    rank = lists["rank"].get(low, 10**9)
+    if rank < 5_000:
+        return True
+    if low in lists["first"] or low in lists["last"]:
         return False
-    return lists["rank"].get(low, 10**9) < 20_000 or low in lists["dict"] or low in lists["term"]
+    return rank < 20_000 or low in lists["dict"] or low in lists["term"]
 
 
 def widen(text: str, flagged: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
-    """Flagged tokens widened to whole words, neighbours on one line joined into one span (the entity of the first)."""
+    """Flagged tokens widened to whole words, neighbours of one entity type on one line joined into one span
+    ("Nevada" and "6" of "Nevada 6 months" stay apart, each then checked on its own)."""
     out: list[list] = []
     for start, end, entity in flagged:
         while start > 0 and _WORD.match(text[start - 1]) and _WORD.match(text[start]):
@@ -215,7 +246,8 @@ def widen(text: str, flagged: list[tuple[int, int, str]]) -> list[tuple[int, int
             end += 1
         if not text[start:end].strip(".,;:()-/'\"[] \t"):
             continue  # punctuation alone is no identifier
-        if out and start <= out[-1][1] + 1 and "\n" not in text[out[-1][1]:start]:
+        if out and start <= out[-1][1] + 1 and "\n" not in text[out[-1][1]:start] and \
+                (entity == out[-1][2] or start < out[-1][1]):
             out[-1][1] = max(out[-1][1], end)
         else:
             out.append([start, end, entity])
@@ -224,6 +256,8 @@ def widen(text: str, flagged: list[tuple[int, int, str]]) -> list[tuple[int, int
 
 _LONE_LETTER = re.compile(r"[A-Za-z]\.?")
 _YEAR = re.compile(r"(?:1[89]|20)\d\d")
+_DATE_SHAPE = re.compile(r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)|"
+                         r"(?<!\d)(?:0?[1-9]|1[0-2])\s*[/\-.]\s*(?:0?[1-9]|[12]\d|3[01])(?!\d)")
 #: A fraction beside a decimal or a percentage is arithmetic: "0.625 is 5/8", "4/23 (17.4%)".
 _DECIMAL_BEFORE = re.compile(r"\d\.\d+\s*(?:is|=|or|of|and|,)?\s*\(?$")
 _PERCENT_AFTER = re.compile(r"\s*[(=]?\s*\d+(?:\.\d+)?\s*%")
@@ -254,8 +288,11 @@ def medical_checks(text: str, found: list[tuple[int, int, str]]) -> list[tuple[i
             continue
         if is_medical_name(span, after) or is_allowed_place(span, after) or (words and words[-1] in EPONYM_HEADS):
             continue
-        if entity == "DATE" and span.isdigit() and not (_YEAR.fullmatch(span) and _glued_date(text, start, end)):
-            continue  # a number alone ("200*(5/8)") is no date
+        if entity == "DATE" and not _DATE_SHAPE.search(span) and not (_YEAR.fullmatch(span) and
+                                                                       _glued_date(text, start, end)):
+            continue  # no month and no month/day: a number or a range ("200*(5/8)", "70-120") is no date
+        if entity == "PHONE" and len(re.sub(r"\D", "", span)) < 4:
+            continue  # "416 CrPC": a section number, not a phone
         noun = _NOUN_OF.search(before)
         if noun and noun.group(1).lower() not in _RELATIONS and entity in ("PERSON", "LOCATION", "DATE") \
                 and not any(c.isdigit() for c in span):
