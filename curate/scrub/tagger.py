@@ -172,9 +172,9 @@ MIN_WORDS = 8
 def select(text: str, spans, probs, kinds, threshold: float) -> list[tuple[int, int, str]]:
     """The findings of a text from its tokens' PHI probabilities: tokens above the threshold, widened to whole words
     and joined, then the spans that are medicine, a year alone or a number pair that is no date dropped. A word
-    must also read as an identifier: in text written in mixed case a name or place is capitalised (or a listed name
-    the tagger is fairly sure of, "son ferdie"); a common word on
-    no name list ("syndrome", "Doctor", "True") needs the tagger SURE, or COMMON_WORD_THRESHOLD in text of one case;
+    must also read as an identifier: in text written in mixed case a name or place is capitalised; a common word on
+    no name list ("syndrome", "Doctor", "True") needs the tagger SURE (COMMON_WORD_THRESHOLD in text of one case) and
+    never starts a sentence; in mixed case any word needs COMMON_WORD_THRESHOLD;
     a word in a date must be a month."""
     lists = _lists()
     if sum(1 for s, e in spans if text[s:e].isalnum()) < MIN_WORDS:
@@ -193,10 +193,14 @@ def select(text: str, spans, probs, kinds, threshold: float) -> list[tuple[int, 
             low = word.lower()
             if k == "DATE" and low not in _MONTH_WORDS:
                 continue
-            if mixed and not word[0].isupper() and not (p > COMMON_WORD_THRESHOLD and _listed(low, lists)):
+            if mixed and not word[0].isupper():
                 continue
             if _common(low, lists) and p <= (SURE if mixed else COMMON_WORD_THRESHOLD):
                 continue
+            if mixed and p <= COMMON_WORD_THRESHOLD:
+                continue  # in prose, where a capital marks a name, a low probability is a guess ("Vibrio", "Pons")
+            if _sentence_start(text, s) and _common(low, lists):
+                continue  # "Spring back in bending", "Calcium pyrophosphate": a common word that starts a sentence
             if p <= SURE and _sentence_start(text, s) and not _listed(low, lists):
                 continue  # "A. Mesangial proliferation": a capital that only starts a sentence or an option
         flagged.append((s, e, k))
@@ -256,6 +260,7 @@ def widen(text: str, flagged: list[tuple[int, int, str]]) -> list[tuple[int, int
 
 _LONE_LETTER = re.compile(r"[A-Za-z]\.?")
 _YEAR = re.compile(r"(?:1[89]|20)\d\d")
+_YEAR_RANGE = re.compile(r"(?:1[89]|20)\d\d\s*[-–]\s*(?:1[89]|20)\d\d|\d{4}-(?:1[89]|20)\d\d\b")
 _DATE_SHAPE = re.compile(r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)|"
                          r"(?<!\d)(?:0?[1-9]|1[0-2])\s*[/\-.]\s*(?:0?[1-9]|[12]\d|3[01])(?!\d)")
 #: A fraction beside a decimal or a percentage is arithmetic: "0.625 is 5/8", "4/23 (17.4%)".
@@ -265,6 +270,8 @@ _NUMBER_PAIR = re.compile(r"(\d{1,2})\s*([/-])\s*(\d{1,2})")
 #: "Curve of Wilson", "Circle of Willis", "Tetralogy of Fallot": a name after "<noun> of" is an eponym, unless the
 #: noun is a person's relation ("wife of John").
 _NOUN_OF = re.compile(r"\b([A-Za-z]+)\s+of\s+(?:the\s+)?$")
+#: The second word after a name: an eponym's head word there ("Cherry red spot") makes the name medicine.
+_HEAD_NEAR = re.compile(r"(?:['’]s)?[\s\-]+[a-z]+\s+([A-Za-z]+)\b")
 _RELATIONS = frozenset("wife husband son daughter mother father brother sister friend care home family niece nephew "
                        "aunt uncle grandson granddaughter partner widow cousin name names".split())
 
@@ -277,7 +284,7 @@ def medical_checks(text: str, found: list[tuple[int, int, str]]) -> list[tuple[i
     from curate.scrub.allow_list import EPONYM_HEADS, allow_words, clinical_terms, is_allowed_place, is_medical_name
     from curate.scrub.patterns import _DATE_CUE_BEFORE, _bare_month_day
 
-    terms, allowed = clinical_terms(), allow_words()
+    terms, allowed, heads = clinical_terms(), allow_words(), frozenset(EPONYM_HEADS)
     kept = []
     for start, end, entity in found:
         span, after, before = text[start:end], text[end:end + 40], text[max(0, start - 40):start]
@@ -291,8 +298,16 @@ def medical_checks(text: str, found: list[tuple[int, int, str]]) -> list[tuple[i
         if entity == "DATE" and not _DATE_SHAPE.search(span) and not (_YEAR.fullmatch(span) and
                                                                        _glued_date(text, start, end)):
             continue  # no month and no month/day: a number or a range ("200*(5/8)", "70-120") is no date
-        if entity == "PHONE" and len(re.sub(r"\D", "", span)) < 4:
-            continue  # "416 CrPC": a section number, not a phone
+        if entity == "PHONE" and (len(re.sub(r"\D", "", span)) < 4 or _YEAR_RANGE.search(span)):
+            continue  # "416 CrPC": a section number; "1975-1990", "ISO 6876-2001": years
+        if entity == "DATE" and (re.search(r"\d[.,]\d", span) or re.search(r"\d(?:st|nd|rd|th)\b", span)
+                                 and "/" in span):
+            continue  # "0.9–9.7" (a decimal range), "3/4th" (a fraction)
+        if entity in ("PERSON", "LOCATION") and _HEAD_NEAR.match(after) and \
+                _HEAD_NEAR.match(after).group(1).lower() in heads:
+            continue  # "Cherry red spot", "Edinburgh depression scale", "Dunlop's beta hypothesis"
+        if re.search(r"\b(?:St|Saint)\.?\s+$", before) and re.match(r"['’]s\b", after):
+            continue  # "St. Anthony's fire", "St. George's Respiratory Questionnaire": a saint's eponym
         noun = _NOUN_OF.search(before)
         if noun and noun.group(1).lower() not in _RELATIONS and entity in ("PERSON", "LOCATION", "DATE") \
                 and not any(c.isdigit() for c in span):
