@@ -188,7 +188,7 @@ def build(run: RunDir, figures_dir: Path) -> Page:
     else:
         o = r["overall"]
         page.text(f"{o['n']} rows reviewed: estimated error rate <b>{_pct(o['rate'])}</b> "
-                  f"(95% interval {_pct(o['low'])}–{_pct(o['high'])})"
+                  f"(95% interval {_pct(o['low'])}–{_pct(o['high'])}; {html.escape(summary.review_coverage_text(o))})"
                   + (f"; agreement kappa {r['kappa']:.2f}" if r.get("kappa") is not None else "") + ".")
         page.figure("review", lambda: plots.review(o, r["strata"]), "review error rate with intervals")
         page.table(["stratum", "reviewed", "errors", "error rate", "95% interval"],

@@ -51,6 +51,7 @@ class CorpusRate(BaseModel):
     effective_n: float | None
     reviewed: int
     coverage: float | None
+    method: str | None = None  # how the interval was computed (shown on the card and the report)
 
 
 class ErrorRates(BaseModel):

@@ -3,7 +3,8 @@
 - Cohen's kappa for two raters and Fleiss' kappa for many (items may have different numbers of raters, >= 2 each),
   and a bootstrap interval for Cohen's kappa (a judge model against the clinicians).
 - Wilson score intervals for a proportion, and a stratified estimate of the corpus error rate: strata weighted by
-  their population share, with a Wilson interval on the effective sample size (the design effect of stratification).
+  their population share, the interval from per-stratum Jeffreys posterior variances (honest with a few reviews per
+  stratum), never narrower than the pooled Wilson interval.
 Undefined statistics (no data, or every rating in one category so chance agreement is 1) are None, never 0 or 1.
 """
 
@@ -121,29 +122,45 @@ class StratumCount:
     errors: int  # reviewed rows judged wrong
 
 
+#: How the corpus interval is computed, for the card and the report (one home for the wording).
+STRATIFIED_METHOD = ("stratified estimate (strata weighted by population) with a normal interval from each stratum's "
+                     "Jeffreys Beta posterior variance, widened to contain the pooled Wilson interval of the same reviews")
+
+
 def stratified_rate(strata: Sequence[StratumCount], z: float = Z95) -> dict:
     """Corpus error rate from a stratified sample: sum_h W_h p_h over the reviewed strata (W_h = N_h / N of those).
 
-    Variance sum_h W_h^2 p_h (1 - p_h) / n_h (no finite-population correction: conservative). The interval is Wilson's
-    on the effective sample size p (1 - p) / variance (the total reviewed when the variance is 0). `coverage` is the
-    share of the corpus whose stratum was reviewed at all: the estimate says nothing about the rest.
+    Variance sum_h W_h^2 V_h, V_h the variance of stratum h's Jeffreys posterior Beta(e_h + 1/2, n_h - e_h + 1/2).
+    Why not the textbook p_h (1 - p_h) / n_h: with 1-3 reviews per stratum, a stratum whose reviews are all right or
+    all wrong adds zero variance and the interval collapses (issue 25: 37/64 from 10 rows came out narrower than every
+    stratum's own interval); the posterior keeps a small unanimous stratum uncertain. The interval, estimate +- z sd
+    clipped to [0, 1], is centred on the design-unbiased estimate (a percentile interval of the posteriors themselves
+    is pulled toward 1/2 and missed low-rate corpora in simulation), then widened to contain the pooled Wilson
+    interval of the same reviews: a handful of reviews per stratum cannot show a stratum homogeneous, so
+    stratification must not claim more precision than an unstratified sample would. Coverage over 2,000 simulated
+    rounds, 2-3 reviews per stratum: 95-99% (tests/test_review_stats.py). `effective_n` is p (1 - p) / variance.
+    `coverage` is the share of the corpus whose stratum was reviewed at all: the estimate is the rate of those strata
+    and says nothing about the rest.
     """
     reviewed = [s for s in strata if s.reviewed > 0]
     population = sum(s.population for s in strata)
     covered = sum(s.population for s in reviewed)
     result = {"estimate": None, "interval": None, "effective_n": None, "reviewed": sum(s.reviewed for s in reviewed),
-              "coverage": covered / population if population else None}
+              "coverage": covered / population if population else None, "method": STRATIFIED_METHOD}
     if not covered:
         return result
     rate = 0.0
     variance = 0.0
     for s in reviewed:
         weight = s.population / covered
-        p = s.errors / s.reviewed
-        rate += weight * p
-        variance += weight * weight * p * (1 - p) / s.reviewed
-    effective_n = rate * (1 - rate) / variance if variance > 0 else float(result["reviewed"])
-    result.update(estimate=rate, interval=wilson_from_rate(rate, effective_n, z), effective_n=effective_n)
+        rate += weight * s.errors / s.reviewed
+        a, b = s.errors + 0.5, s.reviewed - s.errors + 0.5
+        variance += weight * weight * a * b / ((a + b) ** 2 * (a + b + 1))
+    half = z * math.sqrt(variance)
+    pooled_low, pooled_high = wilson_interval(sum(s.errors for s in reviewed), result["reviewed"], z)
+    low, high = min(max(0.0, rate - half), pooled_low), max(min(1.0, rate + half), pooled_high)
+    effective_n = rate * (1 - rate) / variance if 0 < rate < 1 else float(result["reviewed"])
+    result.update(estimate=rate, interval=(low, high), effective_n=effective_n)
     return result
 
 

@@ -124,6 +124,8 @@ def test_card_body_sections(run_dir):
     overall = RunDir.open(run_dir).report("review").error_rate.overall
     low, high = overall.interval
     assert f"{100 * low:.1f}%–{100 * high:.1f}%" in card
+    # the card says how the interval was made and how much of the corpus the reviewed strata hold (issue 25)
+    assert "Jeffreys" in card and f"reviewed strata hold {100 * overall.coverage:.1f}% of the corpus" in card
     assert "## Known limitations" in card and "--force" not in card
 
 

@@ -85,6 +85,9 @@ def test_numbers_in_the_page_come_from_the_run(run_dir, html_path):
         assert rates[source]["kept"] == counts.rows_out and rates[source]["total"] == counts.rows_in
     low, high = run.report("review").error_rate.overall.interval
     assert f"{100 * low:.1f}%–{100 * high:.1f}%" in section(html, "review")
+    coverage = run.report("review").error_rate.overall.coverage
+    assert "Jeffreys" in section(html, "review")  # the method and the coverage are stated (issue 25)
+    assert f"reviewed strata hold {100 * coverage:.1f}% of the corpus" in section(html, "review")
     phi = summary.phi(run)
     assert phi["per_entity"] and phi["rows_with_phi"] == sum(1 for r in read_rows(run_dir / "scrubbed.parquet")
                                                               if r["phi_found"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from review.stats import (
@@ -77,26 +78,70 @@ def test_fleiss_kappa_small_cases():
 
 def test_stratified_rate_weights_strata_by_population():
     # A: 900 rows, 1 error in 10 reviewed; B: 100 rows, 5 in 10. C: 1000 rows, none reviewed.
-    # Weights over reviewed strata: 0.9, 0.1 -> estimate 0.9*0.1 + 0.1*0.5 = 0.14.
-    # Variance 0.81*0.09/10 + 0.01*0.25/10 = 0.00754; effective n = 0.14*0.86/0.00754 = 15.968.
-    # Wilson on (0.14, 15.968): z^2/n = 0.24057, denominator 1.24057, centre (0.14 + 0.12028)/1.24057 = 0.20981,
-    # half 1.96*sqrt(0.00754 + 0.0037664)/1.24057 = 0.16799 -> [0.0418, 0.3778]. Coverage 1000/2000 = 0.5.
+    # Weights over reviewed strata: 0.9, 0.1 -> estimate 0.9*0.1 + 0.1*0.5 = 0.14. Coverage 1000/2000 = 0.5.
     result = stratified_rate([StratumCount("A", 900, 10, 1), StratumCount("B", 100, 10, 5), StratumCount("C", 1000, 0, 0)])
     assert result["estimate"] == pytest.approx(0.14)
-    assert result["effective_n"] == pytest.approx(15.968, abs=1e-3)
-    assert result["interval"][0] == pytest.approx(0.0418, abs=2e-4)
-    assert result["interval"][1] == pytest.approx(0.3778, abs=2e-4)
     assert result["coverage"] == pytest.approx(0.5)
     assert result["reviewed"] == 20
+    low, high = result["interval"]
+    assert low < 0.14 < high
+    # Never narrower than the pooled Wilson interval of the same 20 reviews (6 errors).
+    pooled = wilson_interval(6, 20)
+    assert low <= pooled[0] and high >= pooled[1]
+    assert "Jeffreys" in result["method"]
 
 
-def test_stratified_rate_single_stratum_is_plain_wilson_and_empty_is_none():
+def test_stratified_rate_single_stratum_and_empty():
     single = stratified_rate([StratumCount("all", 500, 10, 2)])
     assert single["estimate"] == pytest.approx(0.2)
-    assert single["interval"] == pytest.approx(wilson_interval(2, 10))
-    # No errors anywhere: variance 0, the interval falls back to Wilson on all reviewed rows.
-    assert stratified_rate([StratumCount("a", 50, 5, 0), StratumCount("b", 50, 5, 0)])["interval"] == wilson_interval(0, 10)
+    pooled = wilson_interval(2, 10)
+    assert single["interval"][0] <= pooled[0] and single["interval"][1] >= pooled[1]
     assert stratified_rate([StratumCount("a", 50, 0, 0)])["estimate"] is None
+
+
+def test_stratified_rate_unanimous_small_strata_do_not_collapse_the_interval():
+    """Issue 25: 10 reviewed rows over strata of 1-3 reviews, each stratum all right or all wrong (estimate 37/64).
+    The old design-effect interval added zero variance for every stratum and collapsed to [57.8%, 57.8%]-ish (or a
+    Wilson on n=10 centred there); the interval must be at least as wide as the pooled Wilson interval of the 10 rows
+    (5 errors), and each unanimous stratum must keep its own uncertainty."""
+    strata = [StratumCount("a", 24, 3, 3), StratumCount("b", 13, 2, 2), StratumCount("c", 16, 3, 0),
+              StratumCount("d", 11, 2, 0), StratumCount("never", 24, 0, 0)]
+    result = stratified_rate(strata)
+    assert result["estimate"] == pytest.approx(37 / 64)
+    assert result["coverage"] == pytest.approx(64 / 88)
+    low, high = result["interval"]
+    pooled = wilson_interval(5, 10)
+    assert low <= pooled[0] and high >= pooled[1]
+    assert high - low > 0.4  # 10 rows cannot pin a rate to a 25-point band
+    # Every stratum at 0% or 100%: the interval stays wide instead of collapsing around the estimate.
+    extreme = stratified_rate([StratumCount("x", 50, 2, 2), StratumCount("y", 50, 2, 0)])
+    assert extreme["interval"][1] - extreme["interval"][0] > 0.4
+
+
+@pytest.mark.parametrize("rates, sizes", [
+    # Low-rate strata dominate: a posterior-percentile interval (pulled toward 1/2) covered 77% here.
+    ([0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9], [400, 250, 120, 80, 60, 40, 30, 20]),
+    ([0.3] * 6, [50, 100, 150, 200, 250, 300]),  # homogeneous strata
+    ([0.5, 0.6, 0.7, 0.9], [10, 20, 30, 40]),  # high rates, small strata weighted least
+])
+def test_stratified_rate_covers_the_true_rate_in_simulation(rates, sizes):
+    """2,000 simulated review rounds with known per-stratum error rates and 2-3 reviews per stratum (every stratum
+    reviewed, so the truth is the corpus rate): the 95% interval covers it in at least 93% of rounds.
+    Measured (seed 25): 0.993, 0.947, 0.950 for the three cases; the old design-effect interval: 0.76, 0.83, 0.83."""
+    rng = np.random.default_rng(25)
+    rates, sizes = np.array(rates), np.array(sizes)
+    truth = float(sizes @ rates / sizes.sum())
+    rounds = 2000
+    n = rng.integers(2, 4, size=(rounds, len(rates)))
+    errors = rng.binomial(n, rates)
+    covered = 0
+    for r in range(rounds):
+        strata = [StratumCount(str(h), int(sizes[h]), int(n[r, h]), int(errors[r, h])) for h in range(len(rates))]
+        low, high = stratified_rate(strata)["interval"]
+        covered += low <= truth <= high
+    coverage = covered / rounds
+    print(f"coverage {coverage:.3f} (truth {truth:.3f})")
+    assert coverage >= 0.93
 
 
 def test_agreement_pairs_and_percent():

@@ -167,6 +167,7 @@ def review(run: RunDir) -> dict[str, Any]:
     overall = report.error_rate.overall
     if overall.estimate is not None:
         result["overall"] = rate(overall.reviewed, overall.estimate, overall.interval)
+        result["overall"].update(method=overall.method, coverage=overall.coverage)
     result["strata"] = {s.stratum: rate(s.reviewed, s.rate, s.interval, s.errors)
                         for s in report.error_rate.per_stratum if s.reviewed}
     answer = report.agreement.get("answer_correct")
@@ -175,6 +176,18 @@ def review(run: RunDir) -> dict[str, Any]:
                   judge_agreement={k: v.model_dump() for k, v in report.judge_agreement.items()},
                   gold_review=report.gold_review.model_dump())
     return result
+
+
+def review_coverage_text(overall: dict[str, Any]) -> str:
+    """How the corpus error-rate interval was computed and how much of the corpus it speaks for (card and report)."""
+    method = overall.get("method") or "stratified estimate"
+    coverage = overall.get("coverage")
+    if coverage is None:
+        return method
+    text = f"{method}. The reviewed strata hold {100 * coverage:.1f}% of the corpus"
+    if coverage < 1:
+        text += f"; the {100 * (1 - coverage):.1f}% in strata never reviewed is outside the estimate"
+    return text
 
 
 def token_use(run: RunDir) -> dict[str, Any] | None:

@@ -180,7 +180,7 @@ def review_section(run: summary.RunDir | None) -> str:
                 "measured error rate.")
     o = r["overall"]
     body = (f"Clinicians reviewed a stratified sample of {o['n']} rows in Argilla. Estimated error rate: "
-            f"**{_pct(o['rate'])}** (95% Wilson interval {_pct(o['low'])}–{_pct(o['high'])}).")
+            f"**{_pct(o['rate'])}** (95% interval {_pct(o['low'])}–{_pct(o['high'])}; {summary.review_coverage_text(o)}).")
     if r.get("kappa") is not None:
         body += f" Inter-annotator agreement (kappa): {r['kappa']:.2f}."
     strata = [[k, v.get("n"), v.get("errors"), _pct(v["rate"]), f"{_pct(v['low'])}–{_pct(v['high'])}"]
