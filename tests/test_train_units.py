@@ -14,7 +14,7 @@ from curate.records import Question, canonical_text
 from train.compare import add_significance, comparison_markdown, intervals, mcnemar_exact, paired_test
 from train.config import HealthSpec, load_config
 from train.data import build_examples, build_prompts, default_render, load_training_data, pass_rates
-from train.evaluate import score, stability
+from train.evaluate import score, stability, vllm_lora_rank
 from train.health import HealthMonitor, explain_no_learning_signal
 from train.rewards import answer_leaked, collapsed, correctness_reward, format_reward, parse_completion
 
@@ -139,6 +139,17 @@ def test_score_counts_shares():
     assert metrics == {"n": 4, "accuracy": 0.25, "format_compliance": 0.5, "answer_leakage": 0.25,
                        "collapsed_outputs": 0.25}
     assert [i["predicted"] for i in items] == ["A", "A", None, None]
+
+
+@pytest.mark.parametrize("rank, served", [(1, 1), (4, 8), (8, 8), (16, 16), (24, 32), (33, 64), (320, 320)])
+def test_vllm_lora_rank_rounds_up_to_an_accepted_value(rank, served):
+    # reasoning r=16 + reward r=8 combine to r=24, which vLLM refuses as max_lora_rank (it takes 1, 8, 16, 32, ...)
+    assert vllm_lora_rank(rank) == served
+
+
+def test_vllm_lora_rank_refuses_a_rank_vllm_cannot_serve():
+    with pytest.raises(ValueError, match="vLLM"):
+        vllm_lora_rank(1000)
 
 
 def test_stability_from_logs():

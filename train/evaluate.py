@@ -125,6 +125,19 @@ def _console():
     return Console(stderr=True)
 
 
+# The values vLLM accepts as `max_lora_rank` (vllm/config/lora.py's MaxLoRARanks); any other value is refused at
+# engine start, e.g. the rank 24 of the default reasoning r=16 + reward r=8 combined adapter.
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def vllm_lora_rank(rank: int) -> int:
+    """The smallest `max_lora_rank` vLLM accepts that serves an adapter of `rank`."""
+    for served in VLLM_LORA_RANKS:
+        if served >= rank:
+            return served
+    raise ValueError(f"LoRA rank {rank} is above the largest rank vLLM serves ({VLLM_LORA_RANKS[-1]})")
+
+
 def generate_vllm(base_model: str, adapter_dir: str | None, prompts: list[list[dict[str, str]]],
                   spec: EvalSpec, dtype: str = "auto") -> list[str]:
     """Greedy completions with vLLM, serving one LoRA adapter (the combined one) when given, in the precision the
@@ -135,7 +148,8 @@ def generate_vllm(base_model: str, adapter_dir: str | None, prompts: list[list[d
     rank = None
     if adapter_dir:
         rank = json.loads((Path(adapter_dir) / "adapter_config.json").read_text())["r"]
-    llm = LLM(model=base_model, enable_lora=adapter_dir is not None, max_lora_rank=max(rank or 16, 16), dtype=dtype)
+    llm = LLM(model=base_model, enable_lora=adapter_dir is not None, max_lora_rank=vllm_lora_rank(rank or 16),
+              dtype=dtype)
     request = LoRARequest("adapter", 1, str(adapter_dir)) if adapter_dir else None
     results = llm.chat(prompts, SamplingParams(temperature=0.0, max_tokens=spec.max_new_tokens), lora_request=request)
     return [r.outputs[0].text for r in results]
