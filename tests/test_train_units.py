@@ -14,7 +14,7 @@ from curate.records import Question, canonical_text
 from train.compare import add_significance, comparison_markdown, intervals, mcnemar_exact, paired_test
 from train.config import HealthSpec, load_config
 from train.data import build_examples, build_prompts, default_render, load_training_data, pass_rates
-from train.evaluate import score, stability, vllm_lora_rank
+from train.evaluate import comparison_engine, score, stability, vllm_lora_rank
 from train.health import HealthMonitor, explain_no_learning_signal
 from train.rewards import answer_leaked, collapsed, correctness_reward, format_reward, parse_completion
 
@@ -150,6 +150,21 @@ def test_vllm_lora_rank_rounds_up_to_an_accepted_value(rank, served):
 def test_vllm_lora_rank_refuses_a_rank_vllm_cannot_serve():
     with pytest.raises(ValueError, match="vLLM"):
         vllm_lora_rank(1000)
+
+
+def test_one_engine_for_every_row_of_a_comparison():
+    from train.config import EvalSpec
+
+    base = {"name": "base", "adapters": {}, "combined": None}
+    stacked = {"name": "grpo_only", "adapters": {"a": "x", "b": "y"}, "combined": None}  # vLLM cannot serve two
+    # one target vLLM cannot serve puts every row on transformers, so no row's score differs by engine alone
+    assert comparison_engine([base, stacked], EvalSpec(backend="vllm")) == "transformers"
+    assert comparison_engine([base], EvalSpec(backend="transformers")) == "transformers"
+    table = comparison_markdown([{"run": "base", "accuracy": 0.5, "backend": "vllm"},
+                                 {"run": "decoupled", "accuracy": 0.5, "backend": "vllm"}])
+    assert "Every row generated with vllm" in table
+    mixed = comparison_markdown([{"run": "base", "backend": "vllm"}, {"run": "sft", "backend": "transformers"}])
+    assert "different engines" in mixed
 
 
 def test_stability_from_logs():

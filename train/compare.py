@@ -121,6 +121,11 @@ TABLE = [
 def comparison_markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(title for title, _ in TABLE) + " |", "|" + "---|" * len(TABLE)]
     lines += ["| " + " | ".join(cell(row) for _, cell in TABLE) + " |" for row in rows]
+    engines = sorted({str(row["backend"]) for row in rows if row.get("backend")})
+    if len(engines) == 1:
+        lines += ["", f"Every row generated with {engines[0]}."]
+    elif engines:
+        lines += ["", f"Rows generated with different engines ({', '.join(engines)}): scores differ by engine too."]
     if any(f"vs_{REFERENCE_RUN}" in row for row in rows):
         lines += ["", f"Paired on the same questions: McNemar's exact test of each run against {REFERENCE_RUN}; "
                       "intervals are 95% Wilson."]

@@ -168,6 +168,15 @@ def _vllm_usable(spec: EvalSpec) -> bool:
     return torch.cuda.is_available() or spec.backend == "vllm"
 
 
+def comparison_engine(targets: list[dict[str, Any]], spec: EvalSpec) -> str:
+    """The one engine every model of a comparison is generated with: vLLM only when it is usable and serves every
+    target (a base, or one combined adapter), since greedy outputs differ between engines and a row's score would
+    otherwise move with the engine, not the training."""
+    if spec.backend == "transformers" or any(t["adapters"] and not t["combined"] for t in targets):
+        return "transformers"
+    return "vllm" if _vllm_usable(spec) else "transformers"
+
+
 # ------------------------------------------------------------------ one model, one run
 
 
@@ -220,13 +229,15 @@ def training_overlap(target: dict[str, Any], questions: list[Question]) -> str |
 
 
 def evaluate_model(target: dict[str, Any], questions: list[Question], spec: EvalSpec, *,
-                   render: Render = default_render, dtype: str = "auto") -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Generate for every question with the target (base + active adapters) and score the outputs."""
+                   render: Render = default_render, dtype: str = "auto",
+                   engine: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Generate for every question with the target (base + active adapters) and score the outputs; `engine` (from
+    comparison_engine) fixes the backend, else it is chosen for this target alone."""
     from train.config import TrainConfig
 
     questions = questions[: spec.limit] if spec.limit else questions
     prompts = [render(q) for q in questions]
-    if _vllm_usable(spec) and (not target["adapters"] or target["combined"]):
+    if (engine or comparison_engine([target], spec)) == "vllm":
         from train.modeling import device_and_dtype
 
         precision = str(device_and_dtype(TrainConfig(dtype=dtype))[1]).removeprefix("torch.")
@@ -247,11 +258,11 @@ def evaluate_model(target: dict[str, Any], questions: list[Question], spec: Eval
 
 
 def evaluate_target(target: dict[str, Any], questions: list[Question], spec: EvalSpec, out_dir: Path, *,
-                    render: Render = default_render) -> dict[str, Any]:
+                    render: Render = default_render, engine: str | None = None) -> dict[str, Any]:
     """Evaluate one model and write out_dir/<name>/{items.jsonl, metrics.json}; returns its comparison row."""
     from train.compare import intervals
 
-    metrics, items = evaluate_model(target, questions, spec, render=render)
+    metrics, items = evaluate_model(target, questions, spec, render=render, engine=engine)
     run_dir = Path(target["run_dir"]) if target["run_dir"] else None
     logs = read_log(run_dir / "logs" / "train.jsonl") if run_dir else []
     run = json.loads((run_dir / "run.json").read_text()) if run_dir else {}
