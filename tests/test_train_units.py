@@ -136,9 +136,33 @@ def test_score_counts_shares():
     questions = [q(0, "A"), q(1, "B"), q(2, "C"), q(3, "A")]
     outputs = [canonical_text("the answer is A", "A"), canonical_text("r", "A"), "C", ""]
     metrics, items = score(outputs, questions)
-    assert metrics == {"n": 4, "accuracy": 0.25, "format_compliance": 0.5, "answer_leakage": 0.25,
-                       "collapsed_outputs": 0.25}
+    # accuracy by the filter's extractor counts the bare "C"; strict accuracy needs the format too
+    assert metrics == {"n": 4, "accuracy": 0.5, "format_compliance": 0.5, "strict_accuracy": 0.25,
+                       "answer_leakage": 0.25, "collapsed_outputs": 0.25}
     assert [i["predicted"] for i in items] == ["A", "A", None, None]
+    assert [i["extracted"] for i in items] == ["A", "A", "C", None]
+
+
+@pytest.mark.parametrize("text", ["<think>x</think>\n<answer>B</answer>", "<answer> B </answer>"])
+def test_score_accuracy_is_not_format(text):
+    # the strict parser refuses these; the filter's extractor reads B, so accuracy and format are told apart
+    metrics, items = score([text], [q(0, "B")])
+    assert items[0]["extracted"] == "B" and items[0]["correct"] and not items[0]["strict_correct"]
+    assert metrics["accuracy"] == 1.0 and metrics["strict_accuracy"] == 0.0
+
+
+def test_score_reads_kept_teacher_completions():
+    # real DeepSeek-R1 / gpt-4o completions: those the filter keeps (its extractor reads the gold letter) score as
+    # correct, though none is in the strict <answer> format GRPO rewards
+    from curate.filter.extract import extract_answer
+
+    with gzip.open("examples/demo/recording.jsonl.gz", "rt") as fh:
+        kept = [r for r in map(json.loads, fh) if extract_answer(r["response"], r["options"]).letter == r["gold"]]
+    assert kept
+    questions = [Question(id=f"rec:{i}", source="rec", split="test", question=r["question"], options=r["options"],
+                          answer=r["gold"]) for i, r in enumerate(kept)]
+    metrics, _ = score([r["response"] for r in kept], questions)
+    assert metrics["accuracy"] == 1.0 and metrics["format_compliance"] == 0.0 and metrics["strict_accuracy"] == 0.0
 
 
 @pytest.mark.parametrize("rank, served", [(1, 1), (4, 8), (8, 8), (16, 16), (24, 32), (33, 64), (320, 320)])
@@ -162,7 +186,7 @@ def test_one_engine_for_every_row_of_a_comparison():
     assert comparison_engine([base], EvalSpec(backend="transformers")) == "transformers"
     table = comparison_markdown([{"run": "base", "accuracy": 0.5, "backend": "vllm"},
                                  {"run": "decoupled", "accuracy": 0.5, "backend": "vllm"}])
-    assert "Every row generated with vllm" in table
+    assert "Every row generated with vllm" in table and "| strict accuracy [95% CI] |" in table
     mixed = comparison_markdown([{"run": "base", "backend": "vllm"}, {"run": "sft", "backend": "transformers"}])
     assert "different engines" in mixed
 
@@ -207,7 +231,8 @@ def test_mcnemar_exact_matches_a_binomial_test():
 
 
 def _items(correct: list[bool], fmt: list[bool] | None = None) -> list[dict]:
-    return [{"question_id": f"q{i}", "correct": c, "format_ok": (fmt or correct)[i]} for i, c in enumerate(correct)]
+    return [{"question_id": f"q{i}", "correct": c, "format_ok": (fmt or correct)[i], "strict_correct": c and (fmt or correct)[i]}
+            for i, c in enumerate(correct)]
 
 
 def test_paired_tests_against_decoupled_count_discordant_questions_and_name_significant_metrics():
@@ -229,7 +254,7 @@ def test_paired_tests_against_decoupled_count_discordant_questions_and_name_sign
     with pytest.raises(ValueError, match="same questions"):
         paired_test(ref, ref[:-1], "correct")
     assert intervals(ref)["accuracy_ci"] == [0.5981, 0.8581]  # Wilson 30/40, by hand: 0.7281 -+ 0.1300
-    assert intervals([]) == {"accuracy_ci": None, "format_compliance_ci": None}
+    assert intervals([]) == {"accuracy_ci": None, "format_compliance_ci": None, "strict_accuracy_ci": None}
 
 
 # ------------------------------------------------------------------ run-health monitors

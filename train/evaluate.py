@@ -1,8 +1,10 @@
 """Evaluation: accuracy, format compliance and answer leakage on held-out questions, and stability from the training
 logs (the comparison table and the stability figure are in `train.compare`).
 
-Outputs are scored with the same strict parser the rewards use (`train.rewards.parse_completion`): an output that
-breaks the format has no answer and counts as wrong. Generation is greedy. Backends: transformers (any device), or
+Accuracy reads each output's answer with the filter's extractor (`curate.filter.extract`, the one home of answer
+extraction); format compliance is the strict parse the rewards use (`train.rewards.parse_completion`), reported beside
+it, and strict accuracy needs both, so a model that answers right in another format is not scored as wrong (which
+made base and GRPO-only score ~0 by construction). Generation is greedy. Backends: transformers (any device), or
 vLLM when installed and a GPU is present, or when asked for (`--backend vllm`; its CPU build works too): one adapter
 per request, so the run's `cat`-combined adapter is served.
 """
@@ -27,13 +29,21 @@ from train.rewards import answer_leaked, collapsed, parse_completion
 
 
 def score(outputs: list[str], questions: list[Question]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Per-question rows and the aggregate metrics (shares over all questions)."""
+    """Per-question rows and the aggregate metrics (shares over all questions). Accuracy reads the answer with the
+    filter's extractor (the one home of answer extraction), so a right answer in another format still counts;
+    format compliance (the strict `<think>…</think><answer>X</answer>` parse GRPO rewards) is reported beside it,
+    and strict_accuracy is both at once. With the strict parse alone a base model scores ~0 by construction."""
+    from curate.filter.extract import extract_answer
+
     items = []
     for text, question in zip(outputs, questions):
         parsed = parse_completion(text)
+        extracted = extract_answer(text, question.options)
         items.append({"question_id": question.id, "gold": question.answer, "output": text,
                       "format_ok": parsed.format_ok, "predicted": parsed.answer,
-                      "correct": parsed.format_ok and parsed.answer == question.answer,
+                      "extracted": extracted.letter, "extract_reason": extracted.reason,
+                      "correct": extracted.letter == question.answer,
+                      "strict_correct": parsed.format_ok and parsed.answer == question.answer,
                       "answer_leaked": answer_leaked(parsed), "collapsed": collapsed(text)})
     n = len(items)
 
@@ -41,7 +51,8 @@ def score(outputs: list[str], questions: list[Question]) -> tuple[dict[str, Any]
         return round(sum(1 for i in items if i[key]) / n, 4) if n else None
 
     metrics = {"n": n, "accuracy": share("correct"), "format_compliance": share("format_ok"),
-               "answer_leakage": share("answer_leaked"), "collapsed_outputs": share("collapsed")}
+               "strict_accuracy": share("strict_correct"), "answer_leakage": share("answer_leaked"),
+               "collapsed_outputs": share("collapsed")}
     return metrics, items
 
 
