@@ -14,7 +14,7 @@ from curate.records import Question, canonical_text
 from train.compare import add_significance, comparison_markdown, intervals, mcnemar_exact, paired_test
 from train.config import HealthSpec, load_config
 from train.data import build_examples, build_prompts, default_render, load_training_data, pass_rates
-from train.evaluate import score, stability
+from train.evaluate import comparison_engine, score, stability, vllm_lora_rank
 from train.health import HealthMonitor, explain_no_learning_signal
 from train.rewards import answer_leaked, collapsed, correctness_reward, format_reward, parse_completion
 
@@ -136,9 +136,59 @@ def test_score_counts_shares():
     questions = [q(0, "A"), q(1, "B"), q(2, "C"), q(3, "A")]
     outputs = [canonical_text("the answer is A", "A"), canonical_text("r", "A"), "C", ""]
     metrics, items = score(outputs, questions)
-    assert metrics == {"n": 4, "accuracy": 0.25, "format_compliance": 0.5, "answer_leakage": 0.25,
-                       "collapsed_outputs": 0.25}
+    # accuracy by the filter's extractor counts the bare "C"; strict accuracy needs the format too
+    assert metrics == {"n": 4, "accuracy": 0.5, "format_compliance": 0.5, "strict_accuracy": 0.25,
+                       "answer_leakage": 0.25, "collapsed_outputs": 0.25}
     assert [i["predicted"] for i in items] == ["A", "A", None, None]
+    assert [i["extracted"] for i in items] == ["A", "A", "C", None]
+
+
+@pytest.mark.parametrize("text", ["<think>x</think>\n<answer>B</answer>", "<answer> B </answer>"])
+def test_score_accuracy_is_not_format(text):
+    # the strict parser refuses these; the filter's extractor reads B, so accuracy and format are told apart
+    metrics, items = score([text], [q(0, "B")])
+    assert items[0]["extracted"] == "B" and items[0]["correct"] and not items[0]["strict_correct"]
+    assert metrics["accuracy"] == 1.0 and metrics["strict_accuracy"] == 0.0
+
+
+def test_score_reads_kept_teacher_completions():
+    # real DeepSeek-R1 / gpt-4o completions: those the filter keeps (its extractor reads the gold letter) score as
+    # correct, though none is in the strict <answer> format GRPO rewards
+    from curate.filter.extract import extract_answer
+
+    with gzip.open("examples/demo/recording.jsonl.gz", "rt") as fh:
+        kept = [r for r in map(json.loads, fh) if extract_answer(r["response"], r["options"]).letter == r["gold"]]
+    assert kept
+    questions = [Question(id=f"rec:{i}", source="rec", split="test", question=r["question"], options=r["options"],
+                          answer=r["gold"]) for i, r in enumerate(kept)]
+    metrics, _ = score([r["response"] for r in kept], questions)
+    assert metrics["accuracy"] == 1.0 and metrics["format_compliance"] == 0.0 and metrics["strict_accuracy"] == 0.0
+
+
+@pytest.mark.parametrize("rank, served", [(1, 1), (4, 8), (8, 8), (16, 16), (24, 32), (33, 64), (320, 320)])
+def test_vllm_lora_rank_rounds_up_to_an_accepted_value(rank, served):
+    # reasoning r=16 + reward r=8 combine to r=24, which vLLM refuses as max_lora_rank (it takes 1, 8, 16, 32, ...)
+    assert vllm_lora_rank(rank) == served
+
+
+def test_vllm_lora_rank_refuses_a_rank_vllm_cannot_serve():
+    with pytest.raises(ValueError, match="vLLM"):
+        vllm_lora_rank(1000)
+
+
+def test_one_engine_for_every_row_of_a_comparison():
+    from train.config import EvalSpec
+
+    base = {"name": "base", "adapters": {}, "combined": None}
+    stacked = {"name": "grpo_only", "adapters": {"a": "x", "b": "y"}, "combined": None}  # vLLM cannot serve two
+    # one target vLLM cannot serve puts every row on transformers, so no row's score differs by engine alone
+    assert comparison_engine([base, stacked], EvalSpec(backend="vllm")) == "transformers"
+    assert comparison_engine([base], EvalSpec(backend="transformers")) == "transformers"
+    table = comparison_markdown([{"run": "base", "accuracy": 0.5, "backend": "vllm"},
+                                 {"run": "decoupled", "accuracy": 0.5, "backend": "vllm"}])
+    assert "Every row generated with vllm" in table and "| strict accuracy [95% CI] |" in table
+    mixed = comparison_markdown([{"run": "base", "backend": "vllm"}, {"run": "sft", "backend": "transformers"}])
+    assert "different engines" in mixed
 
 
 def test_stability_from_logs():
@@ -181,7 +231,8 @@ def test_mcnemar_exact_matches_a_binomial_test():
 
 
 def _items(correct: list[bool], fmt: list[bool] | None = None) -> list[dict]:
-    return [{"question_id": f"q{i}", "correct": c, "format_ok": (fmt or correct)[i]} for i, c in enumerate(correct)]
+    return [{"question_id": f"q{i}", "correct": c, "format_ok": (fmt or correct)[i], "strict_correct": c and (fmt or correct)[i]}
+            for i, c in enumerate(correct)]
 
 
 def test_paired_tests_against_decoupled_count_discordant_questions_and_name_significant_metrics():
@@ -203,7 +254,7 @@ def test_paired_tests_against_decoupled_count_discordant_questions_and_name_sign
     with pytest.raises(ValueError, match="same questions"):
         paired_test(ref, ref[:-1], "correct")
     assert intervals(ref)["accuracy_ci"] == [0.5981, 0.8581]  # Wilson 30/40, by hand: 0.7281 -+ 0.1300
-    assert intervals([]) == {"accuracy_ci": None, "format_compliance_ci": None}
+    assert intervals([]) == {"accuracy_ci": None, "format_compliance_ci": None, "strict_accuracy_ci": None}
 
 
 # ------------------------------------------------------------------ run-health monitors

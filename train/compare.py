@@ -22,6 +22,9 @@ REFERENCE_RUN = "decoupled"
 DETAIL_KEYS = ("series", "items")
 #: What the paired tests compare: the row's metric -> the per-question field.
 PAIRED = {"accuracy": "correct", "format_compliance": "format_ok"}
+#: What gets a 95% interval: the paired metrics and strict accuracy (right answer in the strict format; it follows
+#: from the two, so it is not tested again).
+INTERVALS = {**PAIRED, "strict_accuracy": "strict_correct"}
 
 
 def mcnemar_exact(b: int, c: int) -> float:
@@ -34,11 +37,11 @@ def mcnemar_exact(b: int, c: int) -> float:
 
 
 def intervals(items: list[dict[str, Any]]) -> dict[str, list[float] | None]:
-    """95% Wilson intervals of accuracy and format compliance over the scored items."""
+    """95% Wilson intervals of accuracy, format compliance and strict accuracy over the scored items."""
     from review.stats import wilson_interval
 
     out = {}
-    for metric, field in PAIRED.items():
+    for metric, field in INTERVALS.items():
         interval = wilson_interval(sum(1 for i in items if i[field]), len(items))
         out[f"{metric}_ci"] = [round(x, 4) for x in interval] if interval else None
     return out
@@ -109,6 +112,7 @@ def _key(name: str):
 TABLE = [
     ("run", _key("run")), ("status", _key("status")), ("n", _key("n")),
     ("accuracy [95% CI]", _with_ci("accuracy")), ("format [95% CI]", _with_ci("format_compliance")),
+    ("strict accuracy [95% CI]", _with_ci("strict_accuracy")),
     (f"Δ accuracy vs {REFERENCE_RUN}", _vs("accuracy", "diff")), ("McNemar p (accuracy)", _vs("accuracy", "p")),
     ("McNemar p (format)", _vs("format_compliance", "p")), (f"significant (p < {ALPHA})", _key("significant")),
     ("leakage", _key("answer_leakage")), ("reward first → last", _first_last("reward_first", "reward_last")),
@@ -121,6 +125,11 @@ TABLE = [
 def comparison_markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(title for title, _ in TABLE) + " |", "|" + "---|" * len(TABLE)]
     lines += ["| " + " | ".join(cell(row) for _, cell in TABLE) + " |" for row in rows]
+    engines = sorted({str(row["backend"]) for row in rows if row.get("backend")})
+    if len(engines) == 1:
+        lines += ["", f"Every row generated with {engines[0]}."]
+    elif engines:
+        lines += ["", f"Rows generated with different engines ({', '.join(engines)}): scores differ by engine too."]
     if any(f"vs_{REFERENCE_RUN}" in row for row in rows):
         lines += ["", f"Paired on the same questions: McNemar's exact test of each run against {REFERENCE_RUN}; "
                       "intervals are 95% Wilson."]

@@ -1,8 +1,10 @@
 """Evaluation: accuracy, format compliance and answer leakage on held-out questions, and stability from the training
 logs (the comparison table and the stability figure are in `train.compare`).
 
-Outputs are scored with the same strict parser the rewards use (`train.rewards.parse_completion`): an output that
-breaks the format has no answer and counts as wrong. Generation is greedy. Backends: transformers (any device), or
+Accuracy reads each output's answer with the filter's extractor (`curate.filter.extract`, the one home of answer
+extraction); format compliance is the strict parse the rewards use (`train.rewards.parse_completion`), reported beside
+it, and strict accuracy needs both, so a model that answers right in another format is not scored as wrong (which
+made base and GRPO-only score ~0 by construction). Generation is greedy. Backends: transformers (any device), or
 vLLM when installed and a GPU is present, or when asked for (`--backend vllm`; its CPU build works too): one adapter
 per request, so the run's `cat`-combined adapter is served.
 """
@@ -27,13 +29,21 @@ from train.rewards import answer_leaked, collapsed, parse_completion
 
 
 def score(outputs: list[str], questions: list[Question]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Per-question rows and the aggregate metrics (shares over all questions)."""
+    """Per-question rows and the aggregate metrics (shares over all questions). Accuracy reads the answer with the
+    filter's extractor (the one home of answer extraction), so a right answer in another format still counts;
+    format compliance (the strict `<think>…</think><answer>X</answer>` parse GRPO rewards) is reported beside it,
+    and strict_accuracy is both at once. With the strict parse alone a base model scores ~0 by construction."""
+    from curate.filter.extract import extract_answer
+
     items = []
     for text, question in zip(outputs, questions):
         parsed = parse_completion(text)
+        extracted = extract_answer(text, question.options)
         items.append({"question_id": question.id, "gold": question.answer, "output": text,
                       "format_ok": parsed.format_ok, "predicted": parsed.answer,
-                      "correct": parsed.format_ok and parsed.answer == question.answer,
+                      "extracted": extracted.letter, "extract_reason": extracted.reason,
+                      "correct": extracted.letter == question.answer,
+                      "strict_correct": parsed.format_ok and parsed.answer == question.answer,
                       "answer_leaked": answer_leaked(parsed), "collapsed": collapsed(text)})
     n = len(items)
 
@@ -41,7 +51,8 @@ def score(outputs: list[str], questions: list[Question]) -> tuple[dict[str, Any]
         return round(sum(1 for i in items if i[key]) / n, 4) if n else None
 
     metrics = {"n": n, "accuracy": share("correct"), "format_compliance": share("format_ok"),
-               "answer_leakage": share("answer_leaked"), "collapsed_outputs": share("collapsed")}
+               "strict_accuracy": share("strict_correct"), "answer_leakage": share("answer_leaked"),
+               "collapsed_outputs": share("collapsed")}
     return metrics, items
 
 
@@ -125,6 +136,19 @@ def _console():
     return Console(stderr=True)
 
 
+# The values vLLM accepts as `max_lora_rank` (vllm/config/lora.py's MaxLoRARanks); any other value is refused at
+# engine start, e.g. the rank 24 of the default reasoning r=16 + reward r=8 combined adapter.
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def vllm_lora_rank(rank: int) -> int:
+    """The smallest `max_lora_rank` vLLM accepts that serves an adapter of `rank`."""
+    for served in VLLM_LORA_RANKS:
+        if served >= rank:
+            return served
+    raise ValueError(f"LoRA rank {rank} is above the largest rank vLLM serves ({VLLM_LORA_RANKS[-1]})")
+
+
 def generate_vllm(base_model: str, adapter_dir: str | None, prompts: list[list[dict[str, str]]],
                   spec: EvalSpec, dtype: str = "auto") -> list[str]:
     """Greedy completions with vLLM, serving one LoRA adapter (the combined one) when given, in the precision the
@@ -135,7 +159,8 @@ def generate_vllm(base_model: str, adapter_dir: str | None, prompts: list[list[d
     rank = None
     if adapter_dir:
         rank = json.loads((Path(adapter_dir) / "adapter_config.json").read_text())["r"]
-    llm = LLM(model=base_model, enable_lora=adapter_dir is not None, max_lora_rank=max(rank or 16, 16), dtype=dtype)
+    llm = LLM(model=base_model, enable_lora=adapter_dir is not None, max_lora_rank=vllm_lora_rank(rank or 16),
+              dtype=dtype)
     request = LoRARequest("adapter", 1, str(adapter_dir)) if adapter_dir else None
     results = llm.chat(prompts, SamplingParams(temperature=0.0, max_tokens=spec.max_new_tokens), lora_request=request)
     return [r.outputs[0].text for r in results]
@@ -152,6 +177,15 @@ def _vllm_usable(spec: EvalSpec) -> bool:
             raise RuntimeError("backend 'vllm' asked for but vllm is not installed: pip install 'curate[vllm]'") from None
         return False
     return torch.cuda.is_available() or spec.backend == "vllm"
+
+
+def comparison_engine(targets: list[dict[str, Any]], spec: EvalSpec) -> str:
+    """The one engine every model of a comparison is generated with: vLLM only when it is usable and serves every
+    target (a base, or one combined adapter), since greedy outputs differ between engines and a row's score would
+    otherwise move with the engine, not the training."""
+    if spec.backend == "transformers" or any(t["adapters"] and not t["combined"] for t in targets):
+        return "transformers"
+    return "vllm" if _vllm_usable(spec) else "transformers"
 
 
 # ------------------------------------------------------------------ one model, one run
@@ -206,13 +240,15 @@ def training_overlap(target: dict[str, Any], questions: list[Question]) -> str |
 
 
 def evaluate_model(target: dict[str, Any], questions: list[Question], spec: EvalSpec, *,
-                   render: Render = default_render, dtype: str = "auto") -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Generate for every question with the target (base + active adapters) and score the outputs."""
+                   render: Render = default_render, dtype: str = "auto",
+                   engine: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Generate for every question with the target (base + active adapters) and score the outputs; `engine` (from
+    comparison_engine) fixes the backend, else it is chosen for this target alone."""
     from train.config import TrainConfig
 
     questions = questions[: spec.limit] if spec.limit else questions
     prompts = [render(q) for q in questions]
-    if _vllm_usable(spec) and (not target["adapters"] or target["combined"]):
+    if (engine or comparison_engine([target], spec)) == "vllm":
         from train.modeling import device_and_dtype
 
         precision = str(device_and_dtype(TrainConfig(dtype=dtype))[1]).removeprefix("torch.")
@@ -233,11 +269,11 @@ def evaluate_model(target: dict[str, Any], questions: list[Question], spec: Eval
 
 
 def evaluate_target(target: dict[str, Any], questions: list[Question], spec: EvalSpec, out_dir: Path, *,
-                    render: Render = default_render) -> dict[str, Any]:
+                    render: Render = default_render, engine: str | None = None) -> dict[str, Any]:
     """Evaluate one model and write out_dir/<name>/{items.jsonl, metrics.json}; returns its comparison row."""
     from train.compare import intervals
 
-    metrics, items = evaluate_model(target, questions, spec, render=render)
+    metrics, items = evaluate_model(target, questions, spec, render=render, engine=engine)
     run_dir = Path(target["run_dir"]) if target["run_dir"] else None
     logs = read_log(run_dir / "logs" / "train.jsonl") if run_dir else []
     run = json.loads((run_dir / "run.json").read_text()) if run_dir else {}

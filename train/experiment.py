@@ -36,7 +36,7 @@ def run_experiment(data: str | os.PathLike[str], base_model: str, output_dir: st
     from curate.io import write_json
     from train.compare import DETAIL_KEYS, add_significance, write_comparison
     from train.data import iter_data_rows
-    from train.evaluate import evaluate_target, resolve_model
+    from train.evaluate import comparison_engine, evaluate_target, resolve_model
 
     output_dir = Path(output_dir)
     band = teacher_band(config)
@@ -66,8 +66,10 @@ def run_experiment(data: str | os.PathLike[str], base_model: str, output_dir: st
         train_run(mode, training, base_model, run_dir, config=config, data_path=str(data),
                   questions_path=str(questions) if questions else None, overwrite=True)
         stats[mode] = "trained"
-    rows = [evaluate_target(resolve_model(output_dir / "runs" / mode), eval_questions, config.eval,
-                            output_dir / "eval", render=render) for mode in modes]
+    targets = [resolve_model(output_dir / "runs" / mode) for mode in modes]
+    engine = comparison_engine(targets, config.eval)  # one engine for every row: the table compares training alone
+    rows = [evaluate_target(target, eval_questions, config.eval, output_dir / "eval", render=render, engine=engine)
+            for target in targets]
     add_significance(rows)
     files = write_comparison(rows, output_dir)
     _add_results_to_cards(output_dir, modes, rows, config, eval_source)
