@@ -79,6 +79,17 @@ class OutputError(RuntimeError):
         super().__init__(f"cannot write {self.path}: {reason}")
 
 
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks: the one file hash (manifests, publish markers, data hashes)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def location(path: str | os.PathLike[str], loc: int) -> dict[str, int]:
     """Where a row of a table is, for an error message: its JSONL line (1-based) or Parquet row (0-based)."""
     return {"line": loc} if table_format(path) == "jsonl" else {"row": loc}

@@ -80,12 +80,12 @@ def iter_data_rows(data: str | os.PathLike[str]) -> Iterator[tuple[Path, int, di
 
 def data_sha256(data: str | os.PathLike[str]) -> str:
     """The content hash of the training data: one file's sha256; for several, a hash over each file's."""
-    from curate.pipeline.rundir import sha256_path
+    from curate.io import file_sha256
 
     files = data_files(data)
     if len(files) == 1:
-        return sha256_path(files[0])
-    return hashlib.sha256("".join(f"{f.name}\0{sha256_path(f)}\n" for f in files).encode()).hexdigest()
+        return file_sha256(files[0])
+    return hashlib.sha256("".join(f"{f.name}\0{file_sha256(f)}\n" for f in files).encode()).hexdigest()
 
 
 def dataset_card(data: str | os.PathLike[str]) -> Path | None:

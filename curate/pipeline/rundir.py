@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from curate.io import file_sha256
+
 MANIFEST = "manifest.json"
 
 
@@ -25,10 +27,7 @@ def sha256_path(path: str | os.PathLike[str]) -> str:
             digest.update(child.relative_to(path).as_posix().encode())
             digest.update(b"\0" + sha256_path(child).encode() + b"\n")
         return digest.hexdigest()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def count_rows(path: str | os.PathLike[str]) -> int | None:

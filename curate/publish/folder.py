@@ -14,14 +14,13 @@ folder someone has since added files to or edited) is refused by name before any
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from curate.io import OutputError
+from curate.io import OutputError, file_sha256
 from curate.stage import ConfigError
 
 #: The marker every folder curate publishes carries: {"written_by": "curate publish", "files": {path: sha256}}.
@@ -33,17 +32,9 @@ PROBE_BYTES = 1 << 20
 SHOWN = 5
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def written_files(folder: Path) -> dict[str, str]:
     """Every file under `folder` (the manifest aside) -> its sha256, by relative path."""
-    return {p.relative_to(folder).as_posix(): _sha256(p) for p in sorted(folder.rglob("*"))
+    return {p.relative_to(folder).as_posix(): file_sha256(p) for p in sorted(folder.rglob("*"))
             if p.is_file() and not p.is_symlink() and p.name != MANIFEST}
 
 
@@ -75,7 +66,7 @@ def foreign_entries(folder: Path) -> list[str] | None:
                 walk(path)
             elif entry not in files:
                 out.append(f"{entry}{'/' if path.is_dir() and not path.is_symlink() else ''} (added)")
-            elif path.is_symlink() or not path.is_file() or _sha256(path) != files[entry]:
+            elif path.is_symlink() or not path.is_file() or file_sha256(path) != files[entry]:
                 out.append(f"{entry} (changed)")
 
     walk(folder)
